@@ -1,0 +1,27 @@
+# credhelper build, test and demo targets. Every target is self-contained:
+# `make test` starts (and stops) the servers the tests need.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+TESTFLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: all build test demo vet clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/credhelper ./cmd/credhelper
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+test: build vet
+	scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
+
+demo: build
+	$(BIN)/credhelper demo
+
+clean:
+	rm -rf $(BIN)

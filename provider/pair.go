@@ -1,0 +1,110 @@
+package provider
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Pair is one credential as an issuer hands it out: an auth token that
+// clients present, a one-time refresh token, and the instant both expire.
+//
+// A Pair is a value; copying it is cheap and never shares mutable state.
+// Its String, GoString and LogValue methods redact both tokens, so a Pair
+// printed by mistake leaks nothing.
+type Pair struct {
+	// AuthToken is what clients present (a Momento API key, an OAuth2
+	// access token).
+	AuthToken string
+	// RefreshToken is spent exactly once to obtain the next Pair. It may be
+	// empty only for a pair that never expires.
+	RefreshToken string
+	// ValidUntil is when both tokens expire; the zero Time means never.
+	ValidUntil time.Time
+	// Endpoint is the region or cell the auth token is valid for. Empty
+	// means "decode it from the token when needed" (see Pair.ResolveEndpoint).
+	Endpoint string
+	// Generation counts committed refreshes of this credential's lineage.
+	Generation uint64
+}
+
+// Never reports whether the pair never expires.
+func (p Pair) Never() bool { return p.ValidUntil.IsZero() }
+
+// Remaining returns how long the pair stays valid after now; it is the
+// maximum Duration for a pair that never expires, and negative once expired.
+func (p Pair) Remaining(now time.Time) time.Duration {
+	if p.Never() {
+		return time.Duration(1<<63 - 1)
+	}
+	return p.ValidUntil.Sub(now)
+}
+
+// ValidFor reports whether the pair still has at least min validity at now.
+func (p Pair) ValidFor(now time.Time, min time.Duration) bool {
+	return p.Never() || p.ValidUntil.Sub(now) >= min
+}
+
+// ResolveEndpoint returns the endpoint the auth token is valid for: the
+// stored Endpoint if set, else the one decoded from the token.
+func (p Pair) ResolveEndpoint() (string, error) {
+	if p.Endpoint != "" {
+		return p.Endpoint, nil
+	}
+	info, err := ParseAuthToken(p.AuthToken)
+	if err != nil {
+		return "", err
+	}
+	if info.Endpoint == "" {
+		return "", fmt.Errorf("provider: the auth token (%s) does not name an endpoint: store one with the record's \"endpoint\" field: %w", info.Form, ErrInvalidToken)
+	}
+	return info.Endpoint, nil
+}
+
+// CheckEndpoint returns nil if the pair's auth token is valid for endpoint,
+// and an *EndpointMismatchError naming both endpoints if it is not.
+func (p Pair) CheckEndpoint(endpoint string) error {
+	have, err := p.ResolveEndpoint()
+	if err != nil {
+		return fmt.Errorf("provider: cannot check the credential against endpoint %q: %w", endpoint, err)
+	}
+	if !sameHost(have, endpoint) {
+		return &EndpointMismatchError{Want: endpoint, Have: have}
+	}
+	return nil
+}
+
+// String describes the pair without revealing either token.
+func (p Pair) String() string {
+	until := "never"
+	if !p.Never() {
+		until = p.ValidUntil.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("Pair{generation: %d, endpoint: %q, validUntil: %s, tokens: redacted}", p.Generation, p.Endpoint, until)
+}
+
+// GoString is String, so %#v redacts too.
+func (p Pair) GoString() string { return p.String() }
+
+// LogValue makes slog print the pair's public fields only.
+func (p Pair) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.Uint64("generation", p.Generation)}
+	if p.Endpoint != "" {
+		attrs = append(attrs, slog.String("endpoint", p.Endpoint))
+	}
+	if p.Never() {
+		attrs = append(attrs, slog.String("valid_until", "never"))
+	} else {
+		attrs = append(attrs, slog.Time("valid_until", p.ValidUntil))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Fingerprint returns a short, non-reversible identifier of a token for
+// logs and diagnostics: the first 8 hex digits of its SHA-256.
+func Fingerprint(token string) string {
+	if token == "" {
+		return "(empty)"
+	}
+	return fingerprint(token)
+}
