@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credhelper/credhelper/backendtest"
 	"github.com/credhelper/credhelper/backends/env"
+	"github.com/credhelper/credhelper/backendtest"
 	"github.com/credhelper/credhelper/provider"
 )
 
