@@ -26,6 +26,7 @@ const (
 	fieldEndpoint     = "endpoint"
 	fieldGeneration   = "generation"
 	fieldLease        = "lease"
+	fieldBroken       = "lineageBroken"
 )
 
 // Lease marks a refresh in flight: Holder claimed the right to spend the
@@ -36,11 +37,22 @@ type Lease struct {
 	Generation uint64
 }
 
+// Broken marks a lineage that cannot be continued: the issuer rejected the
+// refresh token of Generation. Engines that load such a record fail at once
+// instead of presenting the spent token again; storing a new pair (put,
+// generate) clears it.
+type Broken struct {
+	Generation uint64
+	// Reason is a short, non-secret explanation.
+	Reason string
+}
+
 // Record is the stored form of a credential: a Pair, an optional Lease, and
 // any fields credhelper does not know, which it preserves on every write.
 type Record struct {
-	Pair  Pair
-	Lease *Lease
+	Pair   Pair
+	Lease  *Lease
+	Broken *Broken
 	// extra holds unknown top-level fields verbatim.
 	extra map[string]json.RawMessage
 }
@@ -51,6 +63,10 @@ func (r *Record) Clone() *Record {
 	if r.Lease != nil {
 		l := *r.Lease
 		c.Lease = &l
+	}
+	if r.Broken != nil {
+		b := *r.Broken
+		c.Broken = &b
 	}
 	if r.extra != nil {
 		c.extra = make(map[string]json.RawMessage, len(r.extra))
@@ -136,7 +152,14 @@ func DecodeRecord(data []byte) (*Record, error) {
 		}
 		r.Lease = l
 	}
-	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease} {
+	if raw, ok := fields[fieldBroken]; ok && !isNull(raw) {
+		b, err := decodeBroken(raw)
+		if err != nil {
+			return nil, err
+		}
+		r.Broken = b
+	}
+	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease, fieldBroken} {
 		delete(fields, k)
 	}
 	if len(fields) > 0 {
@@ -172,6 +195,9 @@ func (r *Record) Encode() ([]byte, error) {
 			"expires":    r.Lease.Expires.Unix(),
 			"generation": r.Lease.Generation,
 		}
+	}
+	if r.Broken != nil {
+		out[fieldBroken] = map[string]any{"generation": r.Broken.Generation, "reason": r.Broken.Reason}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -228,6 +254,24 @@ func decodeLease(raw json.RawMessage) (*Lease, error) {
 		return nil, err
 	}
 	return &Lease{Holder: holder, Expires: time.Unix(int64(exp), 0), Generation: gen}, nil
+}
+
+func decodeBroken(raw json.RawMessage) (*Broken, error) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return nil, recordError("%q is not a JSON object", fieldBroken)
+	}
+	gen, _, err := uintField(fields, "generation")
+	if err != nil {
+		return nil, err
+	}
+	var reason string
+	if raw, ok := fields["reason"]; ok {
+		_ = json.Unmarshal(raw, &reason)
+	}
+	return &Broken{Generation: gen, Reason: reason}, nil
 }
 
 func stringField(fields map[string]json.RawMessage, name string, required bool) (string, error) {

@@ -35,6 +35,8 @@ type TokenInfo struct {
 	Endpoint string
 	// Expires is the JWT's exp claim; zero when absent.
 	Expires time.Time
+	// IssuedAt is the JWT's iat claim; zero when absent.
+	IssuedAt time.Time
 }
 
 // ParseAuthToken decodes an auth token without verifying any signature (a
@@ -79,6 +81,7 @@ func parseV1(raw []byte) (TokenInfo, error) {
 			return TokenInfo{}, fmt.Errorf("provider: v1 key's inner JWT: %w", err)
 		}
 		info.Expires = inner.Expires
+		info.IssuedAt = inner.IssuedAt
 	}
 	return info, nil
 }
@@ -96,16 +99,20 @@ func parseJWT(tok string) (TokenInfo, error) {
 		return TokenInfo{}, fmt.Errorf("provider: JWT payload is not a JSON object: %w", ErrInvalidToken)
 	}
 	info := TokenInfo{Form: TokenJWT}
-	if raw, ok := claims["exp"]; ok {
+	for name, dst := range map[string]*time.Time{"exp": &info.Expires, "iat": &info.IssuedAt} {
+		raw, ok := claims[name]
+		if !ok {
+			continue
+		}
 		var n json.Number
 		if json.Unmarshal(raw, &n) != nil {
-			return TokenInfo{}, fmt.Errorf("provider: JWT \"exp\" claim is not a number: %w", ErrInvalidToken)
+			return TokenInfo{}, fmt.Errorf("provider: JWT %q claim is not a number: %w", name, ErrInvalidToken)
 		}
 		f, err := n.Float64()
 		if err != nil || f < 0 || f > maxValidUntil {
-			return TokenInfo{}, fmt.Errorf("provider: JWT \"exp\" claim out of range: %w", ErrInvalidToken)
+			return TokenInfo{}, fmt.Errorf("provider: JWT %q claim out of range: %w", name, ErrInvalidToken)
 		}
-		info.Expires = time.Unix(int64(f), 0)
+		*dst = time.Unix(int64(f), 0)
 	}
 	// Hosts: an explicit endpoint claim, else cp (control host) or c (cache
 	// host) with their service prefix removed.
