@@ -193,6 +193,7 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 	case token:
 		// This very swap already happened (a retry after a lost reply):
 		// only CompareAndSwap(expected, value) creates this version id.
+		b.unstage(ctx, key, token)
 		return provider.Version(token), nil
 	case string(expected):
 	default:
