@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -112,7 +113,7 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if err := dec.Decode(&fields); err != nil || fields == nil {
 		return nil, recordError("not a JSON object (%s); expected {%q: ..., %q: ..., %q: ...}", jsonProblem(err), fieldAPIKey, fieldRefreshToken, fieldValidUntil)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, recordError("trailing data after the JSON object")
 	}
 	r := &Record{}

@@ -1,0 +1,139 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+func TestTransientNil(t *testing.T) {
+	if err := provider.Transient(nil); err != nil {
+		t.Errorf("Transient(nil) = %#v, want nil", err)
+	}
+	if provider.IsTransient(nil) {
+		t.Error("IsTransient(nil) = true, want false")
+	}
+}
+
+func TestIsTransient(t *testing.T) {
+	cause := errors.New("awssm: throttled")
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"plain", cause, false},
+		{"sentinel", provider.ErrConflict, false},
+		{"context deadline", context.DeadlineExceeded, false},
+		{"direct", provider.Transient(cause), true},
+		{"literal", &provider.TransientError{Err: cause}, true},
+		{"wrapped once", fmt.Errorf("load: %w", provider.Transient(cause)), true},
+		{"wrapped three times", fmt.Errorf("a: %w", fmt.Errorf("b: %w", fmt.Errorf("c: %w", provider.Transient(cause)))), true},
+		{"joined", errors.Join(errors.New("other"), provider.Transient(cause)), true},
+		{"multi-%w", fmt.Errorf("%w and %w", provider.ErrConflict, provider.Transient(cause)), true},
+		{"transient of transient", provider.Transient(provider.Transient(cause)), true},
+		{"formatted with %v loses the mark", fmt.Errorf("load: %v", provider.Transient(cause)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := provider.IsTransient(tt.err); got != tt.want {
+				t.Errorf("IsTransient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTransientKeepsCause(t *testing.T) {
+	cause := fmt.Errorf("vault: 503: %w", provider.ErrNotFound)
+	err := provider.Transient(cause)
+	if got, want := err.Error(), cause.Error(); got != want {
+		t.Errorf("Transient(cause).Error() = %q, want the cause's text %q", got, want)
+	}
+	if !errors.Is(err, provider.ErrNotFound) {
+		t.Error("errors.Is(Transient(cause), ErrNotFound) = false, want true")
+	}
+	var te *provider.TransientError
+	if !errors.As(fmt.Errorf("x: %w", err), &te) || te.Err != cause {
+		t.Errorf("errors.As found %#v, want a TransientError holding the cause", te)
+	}
+	if errors.Unwrap(err) != cause {
+		t.Errorf("Unwrap = %v, want the cause", errors.Unwrap(err))
+	}
+}
+
+func TestNotDeliveredInsideTransient(t *testing.T) {
+	dial := errors.New("dial tcp 127.0.0.1:1: connection refused")
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"wrapped cause", provider.Transient(fmt.Errorf("momento: %w: %w", provider.ErrNotDelivered, dial))},
+		{"joined cause", provider.Transient(errors.Join(provider.ErrNotDelivered, dial))},
+		{"outer wrap", fmt.Errorf("refresh: %w", provider.Transient(fmt.Errorf("oauth2: %w", provider.ErrNotDelivered)))},
+		{"sentinel itself", provider.Transient(provider.ErrNotDelivered)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !errors.Is(tt.err, provider.ErrNotDelivered) {
+				t.Errorf("errors.Is(%v, ErrNotDelivered) = false, want true", tt.err)
+			}
+			if !provider.IsTransient(tt.err) {
+				t.Errorf("IsTransient(%v) = false, want true", tt.err)
+			}
+			if errors.Is(tt.err, provider.ErrRefreshRejected) {
+				t.Errorf("errors.Is(%v, ErrRefreshRejected) = true, want false", tt.err)
+			}
+		})
+	}
+	// Not delivered without the transient mark is still detectable, but
+	// is not transient.
+	plain := fmt.Errorf("x: %w", provider.ErrNotDelivered)
+	if provider.IsTransient(plain) {
+		t.Error("IsTransient(ErrNotDelivered without Transient) = true, want false")
+	}
+}
+
+func TestSentinelsDistinct(t *testing.T) {
+	sentinels := map[string]error{
+		"ErrNotFound":        provider.ErrNotFound,
+		"ErrConflict":        provider.ErrConflict,
+		"ErrReadOnly":        provider.ErrReadOnly,
+		"ErrRefreshRejected": provider.ErrRefreshRejected,
+		"ErrLineageBroken":   provider.ErrLineageBroken,
+		"ErrExpired":         provider.ErrExpired,
+		"ErrInvalidRecord":   provider.ErrInvalidRecord,
+		"ErrInvalidToken":    provider.ErrInvalidToken,
+		"ErrNotDelivered":    provider.ErrNotDelivered,
+		"ErrUnsupported":     provider.ErrUnsupported,
+		"ErrPermission":      provider.ErrPermission,
+	}
+	for name, err := range sentinels {
+		msg := err.Error()
+		if msg == "" || msg != strings.ToLower(msg) || strings.ContainsAny(msg, "\n.") {
+			t.Errorf("%s text %q: want a non-empty lowercase phrase", name, msg)
+		}
+		for other, oerr := range sentinels {
+			if other != name && errors.Is(err, oerr) {
+				t.Errorf("errors.Is(%s, %s) = true, want false", name, other)
+			}
+		}
+	}
+}
+
+func TestEndpointMismatchError(t *testing.T) {
+	err := error(&provider.EndpointMismatchError{Want: "cell-2.example.com", Have: "cell-1.example.com"})
+	msg := err.Error()
+	for _, w := range []string{"provider: ", `"cell-1.example.com"`, `"cell-2.example.com"`} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("Error() = %q, want it to contain %q", msg, w)
+		}
+	}
+	var mm *provider.EndpointMismatchError
+	if !errors.As(fmt.Errorf("get: %w", err), &mm) || mm.Want != "cell-2.example.com" {
+		t.Errorf("errors.As through a wrap = %v, want the mismatch", mm)
+	}
+}
