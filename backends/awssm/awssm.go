@@ -291,7 +291,16 @@ func (b *Backend) create(ctx context.Context, key, token string, value []byte) (
 			return provider.Version(token), nil
 		}
 		if !isResourceExists(err) {
-			return "", classify("CreateSecret", key, err)
+			cerr := classify("CreateSecret", key, err)
+			if !errors.Is(cerr, provider.ErrPermission) {
+				return "", cerr
+			}
+			// CreateSecret is optional in the IAM policy: without it a
+			// secret that exists must still give a conflict, or take its
+			// first value.
+			if _, derr := b.describe(ctx, key); errors.Is(derr, provider.ErrNotFound) {
+				return "", cerr
+			}
 		}
 	}
 	// The secret exists (an ARN always names an existing one). It is

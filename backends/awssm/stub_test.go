@@ -387,3 +387,40 @@ func TestRegionFromARN(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateWithoutCreatePermission checks that secretsmanager:CreateSecret
+// is needed only to create a secret that does not exist.
+func TestCreateWithoutCreatePermission(t *testing.T) {
+	denied := opErr("CreateSecret", httpErr(400, &smithy.GenericAPIError{Code: "AccessDeniedException"}))
+	notFound := opErr("DescribeSecret", httpErr(400, &types.ResourceNotFoundException{}))
+	for _, tc := range []struct {
+		name   string
+		stages map[string][]string // nil: the secret does not exist
+		want   error
+	}{
+		{"secret exists", map[string][]string{"v1": {stageCurrent}}, provider.ErrConflict},
+		{"secret missing", nil, provider.ErrPermission},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &stubAPI{
+				create: func(*secretsmanager.CreateSecretInput) (*secretsmanager.CreateSecretOutput, error) {
+					return nil, denied
+				},
+				describe: func(*secretsmanager.DescribeSecretInput) (*secretsmanager.DescribeSecretOutput, error) {
+					if tc.stages == nil {
+						return nil, notFound
+					}
+					return &secretsmanager.DescribeSecretOutput{VersionIdsToStages: tc.stages}, nil
+				},
+			}
+			b := newStubBackend(t, s)
+			_, err := b.CompareAndSwap(context.Background(), "team/cred", "", []byte(secretValue))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if tc.want == provider.ErrPermission && !strings.Contains(err.Error(), "secretsmanager:CreateSecret") {
+				t.Errorf("error does not name secretsmanager:CreateSecret: %v", err)
+			}
+		})
+	}
+}
