@@ -1,0 +1,335 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// Engine is a provider.CredentialProvider that refreshes one key's pair
+// through the fleet-safe protocol. Create it with New; the zero value is not
+// usable. It is safe for concurrent use.
+type Engine struct {
+	backend  provider.Backend
+	issuer   provider.Issuer
+	key      string
+	opts     Options
+	jitter   float64 // this instance's share of Options.Jitter, fixed at New
+	readOnly bool
+	journal  *journal
+
+	// cur is the published pair; the hot path reads only this and the
+	// coarse clock.
+	cur    atomic.Pointer[cached]
+	coarse *atomic.Int64 // Options.Clock.Coarse(), read on the hot path
+
+	// commitMu serialises commit attempts of the pending pair.
+	commitMu sync.Mutex
+
+	mu        sync.Mutex    // guards the fields below
+	flight    *call         // the shared refresh in progress, or nil
+	notBefore time.Time     // no new refresh before this, after a failure
+	backoff   time.Duration // the next failure's delay
+	lastErr   error         // why the last refresh failed
+	pending   *pendingCommit
+	memPair   *provider.Pair // read-only backends: the in-memory chain head
+	warnedRO  bool
+	replayed  bool
+	closed    bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+var _ provider.CredentialProvider = (*Engine)(nil)
+
+// cached is one published pair and when to stop serving it blindly.
+type cached struct {
+	pair        provider.Pair
+	freshUntil  int64     // coarse Unix ms before which the hot path serves pair
+	refreshAt   time.Time // start of the refresh window
+	usableUntil time.Time // the pair has MinValidity left until then
+	firstSeen   time.Time
+}
+
+// call is one shared refresh; done is closed when pair and err are set.
+type call struct {
+	done chan struct{}
+	pair provider.Pair
+	err  error
+}
+
+// pendingCommit is an issued pair whose commit failed transiently.
+type pendingCommit struct {
+	spent    provider.Pair    // the pair whose refresh token was spent
+	next     *provider.Record // the record to commit
+	expected provider.Version // the version we claimed
+	entry    *journalEntry    // its journal entry, nil if journaling failed
+	retrying bool             // a background retry runs; guarded by Engine.mu
+}
+
+// New returns an Engine for key on backend, refreshing through issuer.
+func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ...func(*Options)) (*Engine, error) {
+	if backend == nil || issuer == nil {
+		return nil, errors.New("refresh: backend and issuer are required")
+	}
+	if key == "" {
+		return nil, errors.New("refresh: empty key")
+	}
+	o := defaultOptions()
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if err := o.finish(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		backend: backend,
+		issuer:  issuer,
+		key:     key,
+		opts:    o,
+		jitter:  rand.Float64() * o.Jitter,
+		journal: &journal{dir: o.JournalDir, key: key, holder: o.Holder},
+		backoff: o.RetryBackoff,
+		stop:    make(chan struct{}),
+		coarse:  o.Clock.Coarse(),
+	}
+	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
+		e.readOnly = true
+	}
+	return e, nil
+}
+
+// Key returns the backend key this engine serves.
+func (e *Engine) Key() string { return e.key }
+
+// Credential returns a pair with at least MinValidity left, refreshing
+// through the protocol when needed. A cached fresh pair is returned without
+// locking, allocating or reading the clock.
+func (e *Engine) Credential(ctx context.Context) (provider.Pair, error) {
+	if c := e.cur.Load(); c != nil && e.coarse.Load() < c.freshUntil {
+		return c.pair, nil
+	}
+	return e.slow(ctx, false)
+}
+
+// Refresh forces one refresh of the current generation through the same
+// protocol, unless another instance has already committed a newer one, and
+// returns the resulting pair.
+func (e *Engine) Refresh(ctx context.Context) (provider.Pair, error) {
+	return e.slow(ctx, true)
+}
+
+func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
+	now := e.opts.Clock.Now()
+	c := e.cur.Load()
+	if !force && c != nil {
+		if now.Before(c.refreshAt) {
+			return c.pair, nil // only the coarse clock's lag brought us here
+		}
+		if now.Before(c.usableUntil) {
+			// In the window but still valid: serve it and let one shared
+			// refresh run in the background.
+			e.start(false, 0)
+			return c.pair, nil
+		}
+	}
+	var gen uint64
+	if c != nil {
+		gen = c.pair.Generation
+	}
+	cl := e.start(force, gen)
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		return provider.Pair{}, fmt.Errorf("refresh: waiting for a refresh of %s: %w", e.key, ctx.Err())
+	}
+	if cl.err != nil {
+		return provider.Pair{}, cl.err
+	}
+	if now := e.opts.Clock.Now(); !cl.pair.ValidFor(now, e.opts.MinValidity) {
+		return provider.Pair{}, fmt.Errorf("refresh: the pair for %s has less than %v left: %w", e.key, e.opts.MinValidity, provider.ErrExpired)
+	}
+	return cl.pair, nil
+}
+
+// start joins the shared refresh in flight or starts one. It runs on a
+// context of its own so that no caller's cancellation stops it.
+func (e *Engine) start(force bool, gen uint64) *call {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.flight != nil {
+		return e.flight
+	}
+	cl := &call{done: make(chan struct{})}
+	if e.closed {
+		cl.err = errors.New("refresh: engine closed")
+		close(cl.done)
+		return cl
+	}
+	if !force && e.opts.Clock.Now().Before(e.notBefore) {
+		cl.err = fmt.Errorf("refresh: last refresh of %s failed, retrying after %s: %w", e.key, e.notBefore.Format(time.RFC3339), e.lastErr)
+		close(cl.done)
+		return cl
+	}
+	e.flight = cl
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), e.flightTimeout())
+		defer cancel()
+		var forceGen *uint64
+		if force {
+			forceGen = &gen
+		}
+		p, err := e.refresh(ctx, forceGen)
+		e.mu.Lock()
+		e.flight = nil
+		if err != nil {
+			d := e.backoff
+			d = d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
+			e.notBefore = e.opts.Clock.Now().Add(d)
+			e.backoff = min(e.backoff*2, e.opts.MaxRetryBackoff)
+			e.lastErr = err
+			e.event(EventFailed, slog.String("error", err.Error()), slog.Duration("retry_in", d))
+		} else {
+			e.backoff = e.opts.RetryBackoff
+			e.notBefore = time.Time{}
+			e.lastErr = nil
+		}
+		e.mu.Unlock()
+		cl.pair, cl.err = p, err
+		close(cl.done)
+	}()
+	return cl
+}
+
+func (e *Engine) flightTimeout() time.Duration {
+	return 2*e.opts.LeaseDuration + e.opts.ClockSkew + e.opts.IssuerTimeout
+}
+
+// Close stops background work. A commit that is still pending gets one
+// last attempt; its pair stays in the journal for the next start if that
+// fails too.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	close(e.stop)
+	e.mu.Unlock()
+	e.wg.Wait()
+	e.mu.Lock()
+	p := e.pending
+	e.mu.Unlock()
+	if p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.IssuerTimeout)
+		defer cancel()
+		if _, err := e.commitPending(ctx); err != nil {
+			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, e.key, err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil && e.pending.entry != nil {
+		e.pending.entry.release()
+	}
+	return nil
+}
+
+// schedule computes when a pair enters its window and stops being usable.
+func (e *Engine) schedule(p provider.Pair, firstSeen time.Time) *cached {
+	c := &cached{pair: p, firstSeen: firstSeen}
+	if p.Never() {
+		c.freshUntil = math.MaxInt64
+		c.refreshAt = time.Unix(1<<62, 0)
+		c.usableUntil = c.refreshAt
+		return c
+	}
+	issued := firstSeen
+	if info, err := provider.ParseAuthToken(p.AuthToken); err == nil && !info.IssuedAt.IsZero() && info.IssuedAt.Before(p.ValidUntil) && info.IssuedAt.Before(issued) {
+		issued = info.IssuedAt
+	}
+	lifetime := p.ValidUntil.Sub(issued)
+	window := max(e.opts.RefreshFloor, time.Duration(e.opts.RefreshFraction*float64(lifetime)))
+	window += time.Duration(e.jitter * float64(window))
+	c.refreshAt = p.ValidUntil.Add(-window)
+	c.usableUntil = p.ValidUntil.Add(-e.opts.MinValidity)
+	fresh := c.refreshAt
+	if hard := c.usableUntil.Add(-CoarseSlack); hard.Before(fresh) {
+		fresh = hard
+	}
+	c.freshUntil = fresh.UnixMilli()
+	return c
+}
+
+// sameLineage reports whether a and b are the same pair.
+func sameLineage(a, b provider.Pair) bool {
+	return a.Generation == b.Generation && a.AuthToken == b.AuthToken
+}
+
+// cachedFor returns the schedule for p, keeping the first-seen time when p
+// is the pair already published.
+func (e *Engine) cachedFor(p provider.Pair) *cached {
+	now := e.opts.Clock.Now()
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
+		return c
+	}
+	return e.schedule(p, now)
+}
+
+// publish makes p the pair callers get.
+func (e *Engine) publish(c *cached) {
+	e.cur.Store(c)
+	secs := math.Inf(1)
+	if !c.pair.Never() {
+		secs = c.pair.ValidUntil.Sub(e.opts.Clock.Now()).Seconds()
+	}
+	e.opts.Metrics.SecondsToExpiry(e.key, secs)
+}
+
+// event logs and counts one protocol event.
+func (e *Engine) event(ev Event, attrs ...slog.Attr) {
+	e.opts.Metrics.Count(e.key, ev)
+	level := slog.LevelInfo
+	switch ev {
+	case EventFailed, EventConflict, EventCommitDeferred:
+		level = slog.LevelWarn
+	case EventOrphaned, EventLineageBroken:
+		level = slog.LevelError
+	case EventLeaseWait:
+		level = slog.LevelDebug
+	}
+	attrs = append([]slog.Attr{slog.String("key", e.key), slog.String("holder", e.opts.Holder)}, attrs...)
+	e.opts.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
+}
+
+func (e *Engine) failpoint(step string) {
+	if e.opts.Failpoint != nil {
+		e.opts.Failpoint(step)
+	}
+}
+
+// sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.stop:
+		return errors.New("engine closed")
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,35 @@
+package refresh
+
+// Event names what happened to a credential; every event is logged and
+// counted.
+type Event string
+
+// Events the engine emits.
+const (
+	EventRefreshStarted Event = "refresh_started"
+	EventCommitted      Event = "committed"
+	EventAdopted        Event = "adopted"
+	EventConflict       Event = "conflict"
+	EventOrphaned       Event = "orphaned"
+	EventLineageBroken  Event = "lineage_broken"
+	EventFailed         Event = "failed"
+	EventLeaseWait      Event = "lease_wait"
+	EventJournalReplay  Event = "journal_replayed"
+	EventCommitDeferred Event = "commit_deferred"
+)
+
+// Metrics receives the engine's counters and gauges. Implementations must
+// be safe for concurrent use and fast; a Prometheus adapter implements it
+// with a CounterVec and a GaugeVec.
+type Metrics interface {
+	// Count adds one to the counter for event on key.
+	Count(key string, event Event)
+	// SecondsToExpiry sets the gauge of how long key's current pair stays
+	// valid; it is +Inf for a pair that never expires.
+	SecondsToExpiry(key string, seconds float64)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Count(string, Event)             {}
+func (nopMetrics) SecondsToExpiry(string, float64) {}

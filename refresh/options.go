@@ -1,0 +1,135 @@
+package refresh
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Options configure an Engine. Durations are validated by New.
+type Options struct {
+	// Holder names this instance in leases; default host-pid-random.
+	Holder string
+	// Clock tells time; default SystemClock.
+	Clock Clock
+	// Logger receives one structured line per event; nil is silent.
+	Logger *slog.Logger
+	// Metrics receives counters and the seconds-to-expiry gauge.
+	Metrics Metrics
+
+	// RefreshFraction and RefreshFloor size the refresh window: a pair is
+	// refreshed once less than max(RefreshFloor, RefreshFraction x
+	// lifetime) of it remains. Defaults 0.25 and 5 minutes.
+	RefreshFraction float64
+	RefreshFloor    time.Duration
+	// Jitter is the largest fraction of the window by which this instance
+	// refreshes earlier, chosen once per engine so a fleet spreads out.
+	// Default 0.1.
+	Jitter float64
+	// MinValidity is the least validity a returned pair has left; default
+	// 1 minute. It must be smaller than the window.
+	MinValidity time.Duration
+
+	// LeaseDuration is how long a claim lasts; default 60s.
+	LeaseDuration time.Duration
+	// IssuerTimeout bounds one issuer call; it must end well inside the
+	// lease. Default LeaseDuration/3.
+	IssuerTimeout time.Duration
+	// ClockSkew is how far other hosts' clocks may be off; a lease counts
+	// as expired only ClockSkew after its expiry. Default 30s.
+	ClockSkew time.Duration
+	// RetryBackoff is the first delay after a failed refresh, doubling to
+	// MaxRetryBackoff, with jitter. Defaults 1s and 1 minute.
+	RetryBackoff, MaxRetryBackoff time.Duration
+
+	// JournalDir holds the journal of issued but uncommitted pairs; default
+	// $XDG_STATE_HOME/credhelper/journal (or ~/.local/state/...).
+	JournalDir string
+
+	// Failpoint, when set, is called at each protocol step ("claimed",
+	// "issuing", "issued", "journaled", "committed"). Tests use it to crash
+	// a process at a precise step; production leaves it nil.
+	Failpoint func(step string)
+}
+
+func defaultOptions() Options {
+	return Options{
+		Clock:           SystemClock{},
+		Metrics:         nopMetrics{},
+		RefreshFraction: 0.25,
+		RefreshFloor:    5 * time.Minute,
+		Jitter:          0.1,
+		MinValidity:     time.Minute,
+		LeaseDuration:   60 * time.Second,
+		ClockSkew:       30 * time.Second,
+		RetryBackoff:    time.Second,
+		MaxRetryBackoff: time.Minute,
+	}
+}
+
+func (o *Options) finish() error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Holder == "" {
+		o.Holder = defaultHolder()
+	}
+	if o.IssuerTimeout == 0 {
+		o.IssuerTimeout = o.LeaseDuration / 3
+	}
+	if o.JournalDir == "" {
+		d, err := DefaultJournalDir()
+		if err != nil {
+			return err
+		}
+		o.JournalDir = d
+	}
+	switch {
+	case o.RefreshFraction < 0 || o.RefreshFraction >= 1:
+		return fmt.Errorf("refresh: RefreshFraction %v must be in [0, 1)", o.RefreshFraction)
+	case o.Jitter < 0 || o.Jitter >= 1:
+		return fmt.Errorf("refresh: Jitter %v must be in [0, 1)", o.Jitter)
+	case o.RefreshFloor <= 0 || o.MinValidity < 0:
+		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")
+	case o.MinValidity+CoarseSlack >= o.RefreshFloor:
+		return fmt.Errorf("refresh: MinValidity (%v) plus %v must be less than RefreshFloor (%v), or pairs would expire before they are refreshed", o.MinValidity, CoarseSlack, o.RefreshFloor)
+	case o.LeaseDuration <= 0 || o.IssuerTimeout <= 0 || o.IssuerTimeout >= o.LeaseDuration:
+		return fmt.Errorf("refresh: IssuerTimeout (%v) must be positive and shorter than LeaseDuration (%v)", o.IssuerTimeout, o.LeaseDuration)
+	case o.ClockSkew < 0:
+		return errors.New("refresh: ClockSkew must not be negative")
+	case o.RetryBackoff <= 0 || o.MaxRetryBackoff < o.RetryBackoff:
+		return errors.New("refresh: RetryBackoff must be positive and at most MaxRetryBackoff")
+	}
+	return nil
+}
+
+// DefaultJournalDir returns where journals live by default:
+// $XDG_STATE_HOME/credhelper/journal, else ~/.local/state/credhelper/journal.
+func DefaultJournalDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "credhelper", "journal"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("refresh: no journal directory: set JournalDir or $XDG_STATE_HOME: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "credhelper", "journal"), nil
+}
+
+func defaultHolder() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

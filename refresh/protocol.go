@@ -1,0 +1,395 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// load reads and decodes the record.
+func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
+	entry, err := e.backend.Load(ctx, e.key)
+	if errors.Is(err, provider.ErrNotFound) {
+		return entry, nil, fmt.Errorf("refresh: no credential stored under %s: store one with 'credhelper put' or 'credhelper generate': %w", e.key, err)
+	}
+	if err != nil {
+		return entry, nil, fmt.Errorf("refresh: load %s: %w", e.key, err)
+	}
+	rec, err := provider.DecodeRecord(entry.Value)
+	if err != nil {
+		return entry, nil, fmt.Errorf("refresh: record under %s: %w", e.key, err)
+	}
+	return entry, rec, nil
+}
+
+// refresh runs the protocol until it has a pair to publish. forceGen, when
+// set, demands a generation newer than *forceGen.
+func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, error) {
+	e.replayOnce(ctx)
+	if p, ok, err := e.finishPending(ctx); ok || err != nil {
+		return p, err
+	}
+	wait := 50 * time.Millisecond
+	for {
+		entry, rec, err := e.load(ctx)
+		if err != nil {
+			return provider.Pair{}, err
+		}
+		if e.readOnly {
+			return e.refreshInMemory(ctx, rec, forceGen)
+		}
+		pair := rec.Pair
+		now := e.opts.Clock.Now()
+		if forceGen != nil && *forceGen == 0 && e.cur.Load() == nil {
+			g := pair.Generation // forced with nothing cached: refresh what is stored
+			forceGen = &g
+		}
+		if rec.Broken != nil && rec.Broken.Generation == pair.Generation {
+			return provider.Pair{}, e.brokenError(pair.Generation, rec.Broken.Reason)
+		}
+		c := e.cachedFor(pair)
+		forced := forceGen != nil && pair.Generation <= *forceGen
+		if pair.Never() {
+			if forced {
+				return provider.Pair{}, fmt.Errorf("refresh: the pair under %s never expires and is not refreshed", e.key)
+			}
+			e.adopt(c)
+			return pair, nil
+		}
+		if !forced && now.Before(c.refreshAt) {
+			e.adopt(c)
+			return pair, nil
+		}
+		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && now.Before(l.Expires.Add(e.opts.ClockSkew)) {
+			// Someone else is spending this refresh token: wait for their
+			// generation. Callers keep getting the current pair meanwhile.
+			e.event(EventLeaseWait, slog.String("lease_holder", l.Holder), slog.Uint64("generation", pair.Generation))
+			if err := e.sleep(ctx, wait); err != nil {
+				return provider.Pair{}, fmt.Errorf("refresh: %s is being refreshed by %s, which has not finished: %w", e.key, l.Holder, provider.Transient(err))
+			}
+			wait = min(wait*2, time.Second)
+			continue
+		}
+		if !now.Before(pair.ValidUntil) {
+			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s (generation %d) expired at %s and can no longer be refreshed: store a new one with 'credhelper generate' or 'credhelper put': %w",
+				e.key, pair.Generation, pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+		}
+		if wc, ok := e.backend.(provider.WriteChecker); ok {
+			if err := wc.CheckWrite(ctx, e.key); err != nil {
+				return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
+			}
+		}
+		claim := rec.Clone()
+		claim.Lease = &provider.Lease{Holder: e.opts.Holder, Expires: now.Add(e.opts.LeaseDuration), Generation: pair.Generation}
+		claimed, err := e.swap(ctx, entry.Version, claim)
+		if errors.Is(err, provider.ErrConflict) {
+			e.event(EventConflict, slog.String("step", "claim"), slog.Uint64("generation", pair.Generation))
+			continue
+		}
+		if err != nil {
+			return provider.Pair{}, fmt.Errorf("refresh: claim %s: %w", e.key, err)
+		}
+		e.failpoint("claimed")
+		return e.spend(ctx, rec, claimed)
+	}
+}
+
+// swap encodes rec and compare-and-swaps it.
+func (e *Engine) swap(ctx context.Context, expected provider.Version, rec *provider.Record) (provider.Version, error) {
+	b, err := rec.Encode()
+	if err != nil {
+		return "", err
+	}
+	return e.backend.CompareAndSwap(ctx, e.key, expected, b)
+}
+
+// adopt publishes a pair this instance did not refresh itself.
+func (e *Engine) adopt(c *cached) {
+	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, c.pair) {
+		e.event(EventAdopted, slog.Uint64("generation", c.pair.Generation))
+	}
+	e.publish(c)
+}
+
+// callIssuer makes one issuer call inside the lease.
+func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.IssuerTimeout)
+	defer cancel()
+	e.failpoint("issuing")
+	return e.issuer.Refresh(ctx, p)
+}
+
+// spend presents the claimed pair's refresh token to the issuer, journals
+// the answer and commits it.
+func (e *Engine) spend(ctx context.Context, rec *provider.Record, claimed provider.Version) (provider.Pair, error) {
+	pair := rec.Pair
+	e.event(EventRefreshStarted, slog.Uint64("generation", pair.Generation))
+	next, err := e.callIssuer(ctx, pair)
+	if err != nil && !errors.Is(err, provider.ErrRefreshRejected) && !errors.Is(err, provider.ErrNotDelivered) {
+		// Maybe delivered: the issuer may have spent the token. Only the
+		// lease holder, at once, may present it again.
+		e.opts.Logger.Warn("credhelper refresh: issuer call may have been delivered; retrying once with the same token",
+			slog.String("key", e.key), slog.String("error", err.Error()))
+		next, err = e.callIssuer(ctx, pair)
+		if err != nil && !errors.Is(err, provider.ErrRefreshRejected) {
+			// Keep the lease: nobody else may present a maybe-spent token
+			// until it expires. This instance retries after its backoff.
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered; this instance keeps the claim and retries with the same refresh token: %w", e.key, err)
+		}
+	}
+	switch {
+	case errors.Is(err, provider.ErrRefreshRejected):
+		return e.rejected(ctx, rec, claimed, err)
+	case errors.Is(err, provider.ErrNotDelivered):
+		e.release(ctx, rec, claimed)
+		return provider.Pair{}, fmt.Errorf("refresh: issuer unreachable, the refresh token of %s is unspent: %w", e.key, err)
+	}
+	e.failpoint("issued")
+	next.Generation = pair.Generation + 1
+	nextRec := rec.Clone()
+	nextRec.Pair = next
+	nextRec.Lease = nil
+	nextRec.Broken = nil
+	if err := next.Validate(); err != nil {
+		// Should never happen with a sound issuer; the pair is lost, and
+		// the error says so without its content.
+		e.event(EventLineageBroken, slog.String("error", err.Error()))
+		return provider.Pair{}, fmt.Errorf("refresh: the issuer returned an unusable pair for %s: %w: %w", e.key, err, provider.ErrLineageBroken)
+	}
+	p := &pendingCommit{spent: pair, next: nextRec, expected: claimed}
+	entry, jerr := e.journal.write(p)
+	if jerr != nil {
+		// The backend is the more durable home anyway; commit at once.
+		e.opts.Logger.Error("credhelper refresh: could not journal the new pair; committing directly",
+			slog.String("key", e.key), slog.String("error", jerr.Error()))
+	}
+	p.entry = entry
+	e.failpoint("journaled")
+	e.mu.Lock()
+	e.pending = p
+	e.mu.Unlock()
+	committed, err := e.commitPending(ctx)
+	if err != nil && committed.AuthToken != "" {
+		// Deferred: the pair is journaled, published and being retried.
+		return committed, nil
+	}
+	return committed, err
+}
+
+// release drops an unspent claim so another instance need not wait for it
+// to expire.
+func (e *Engine) release(ctx context.Context, rec *provider.Record, claimed provider.Version) {
+	r := rec.Clone()
+	r.Lease = nil
+	if _, err := e.swap(ctx, claimed, r); err != nil {
+		e.opts.Logger.Warn("credhelper refresh: could not release the lease; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+	}
+}
+
+// rejected handles an issuer's refusal: adopt a newer generation if one was
+// committed meanwhile, else mark the lineage broken so that no instance
+// presents the spent token again.
+func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed provider.Version, cause error) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	if entry, cur, err := e.load(ctx); err == nil {
+		if cur.Pair.Generation > gen {
+			e.adopt(e.cachedFor(cur.Pair))
+			return cur.Pair, nil
+		}
+		if entry.Version != claimed && (cur.Lease == nil || cur.Lease.Holder != e.opts.Holder) {
+			claimed = "" // someone else's claim: do not overwrite it
+		}
+	}
+	reason := "the issuer rejected the refresh token"
+	e.event(EventLineageBroken, slog.Uint64("generation", gen), slog.String("error", cause.Error()))
+	if claimed != "" {
+		mark := rec.Clone()
+		mark.Lease = nil
+		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
+		if _, err := e.swap(ctx, claimed, mark); err != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
+		}
+	}
+	return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(gen, reason), cause)
+}
+
+func (e *Engine) brokenError(gen uint64, reason string) error {
+	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): store a new pair with 'credhelper generate' or 'credhelper put': %w", e.key, gen, reason, provider.ErrLineageBroken)
+}
+
+// finishPending retries a deferred commit before any new refresh, so this
+// process never presents a token it has already spent. ok reports that the
+// caller should use the returned pair (or error) rather than refresh.
+func (e *Engine) finishPending(ctx context.Context) (provider.Pair, bool, error) {
+	e.mu.Lock()
+	p := e.pending
+	e.mu.Unlock()
+	if p == nil {
+		return provider.Pair{}, false, nil
+	}
+	pair, err := e.commitPending(ctx)
+	if err == nil {
+		return pair, true, nil
+	}
+	if pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity) {
+		return pair, true, nil // keep serving it from memory
+	}
+	return provider.Pair{}, true, err
+}
+
+// commitPending commits the pending pair against the claimed version. On a
+// transient failure it publishes the pair anyway (it is valid and
+// journaled), starts a background retry and returns the pair with the
+// error.
+func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	e.mu.Lock()
+	p := e.pending
+	e.mu.Unlock()
+	if p == nil {
+		c := e.cur.Load()
+		if c == nil {
+			return provider.Pair{}, errors.New("refresh: nothing to commit")
+		}
+		return c.pair, nil
+	}
+	next := p.next.Pair
+	for {
+		_, err := e.swap(ctx, p.expected, p.next)
+		if err == nil {
+			e.failpoint("committed")
+			e.clearPending(p)
+			e.event(EventCommitted, slog.Uint64("generation", next.Generation))
+			e.publish(e.schedule(next, e.opts.Clock.Now()))
+			return next, nil
+		}
+		if errors.Is(err, provider.ErrConflict) {
+			e.event(EventConflict, slog.String("step", "commit"), slog.Uint64("generation", next.Generation))
+			entry, cur, lerr := e.load(ctx)
+			if lerr == nil {
+				if cur.Pair.Generation >= next.Generation {
+					// A newer generation won: ours is orphaned. Say so,
+					// with a fingerprint only, and adopt theirs.
+					e.event(EventOrphaned, slog.Uint64("orphaned_generation", next.Generation),
+						slog.String("orphaned_token_sha256", provider.Fingerprint(next.AuthToken)),
+						slog.Uint64("adopted_generation", cur.Pair.Generation))
+					e.clearPending(p)
+					e.adopt(e.cachedFor(cur.Pair))
+					return cur.Pair, nil
+				}
+				// Still at (or before) the generation we spent: our lease
+				// was taken over but nobody committed. Our pair is the
+				// lineage's legitimate successor; commit it over theirs,
+				// keeping whatever unknown fields the record now has.
+				merged := cur.Clone()
+				merged.Pair = next
+				merged.Lease = nil
+				merged.Broken = nil
+				p.next, p.expected = merged, entry.Version
+				continue
+			}
+			err = lerr
+		}
+		// Transient or permanent backend failure: serve the journaled
+		// pair from memory and keep retrying in the background.
+		e.event(EventCommitDeferred, slog.Uint64("generation", next.Generation), slog.String("error", err.Error()))
+		if c := e.cur.Load(); c == nil || !sameLineage(c.pair, next) {
+			e.publish(e.schedule(next, e.opts.Clock.Now()))
+		}
+		e.retryCommitLater()
+		return next, fmt.Errorf("refresh: commit of %s deferred: %w", e.key, err)
+	}
+}
+
+func (e *Engine) clearPending(p *pendingCommit) {
+	if p.entry != nil {
+		p.entry.remove()
+	}
+	e.mu.Lock()
+	if e.pending == p {
+		e.pending = nil
+	}
+	e.mu.Unlock()
+}
+
+// retryCommitLater starts (once) a goroutine that retries the pending
+// commit with backoff until it lands or the engine closes.
+func (e *Engine) retryCommitLater() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.pending == nil || e.pending.retrying {
+		return
+	}
+	e.pending.retrying = true
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		d := e.opts.RetryBackoff
+		for {
+			t := time.NewTimer(d)
+			select {
+			case <-e.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.IssuerTimeout)
+			_, err := e.commitPending(ctx)
+			cancel()
+			e.mu.Lock()
+			done := e.pending == nil
+			e.mu.Unlock()
+			if err == nil || done {
+				return
+			}
+			d = min(d*2, e.opts.MaxRetryBackoff)
+		}
+	}()
+}
+
+// refreshInMemory keeps a read-only backend's chain alive for this process.
+func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forceGen *uint64) (provider.Pair, error) {
+	e.mu.Lock()
+	base := rec.Pair
+	if e.memPair != nil && e.memPair.Generation >= base.Generation {
+		base = *e.memPair
+	}
+	e.mu.Unlock()
+	c := e.cachedFor(base)
+	now := e.opts.Clock.Now()
+	forced := forceGen != nil && base.Generation <= *forceGen
+	if base.Never() || (!forced && now.Before(c.refreshAt)) {
+		e.adopt(c)
+		return base, nil
+	}
+	if !now.Before(base.ValidUntil) {
+		return provider.Pair{}, fmt.Errorf("refresh: the pair under %s expired at %s: provide a new one: %w", e.key, base.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+	}
+	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
+	next, err := e.callIssuer(ctx, base)
+	if err != nil {
+		if errors.Is(err, provider.ErrRefreshRejected) {
+			e.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
+			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token"), err)
+		}
+		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", e.key, err)
+	}
+	next.Generation = base.Generation + 1
+	e.mu.Lock()
+	e.memPair = &next
+	warn := !e.warnedRO
+	e.warnedRO = true
+	e.mu.Unlock()
+	if warn {
+		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only, and the stored refresh token is now spent",
+			slog.String("key", e.key))
+	}
+	e.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
+	e.publish(e.schedule(next, now))
+	return next, nil
+}
