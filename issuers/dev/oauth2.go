@@ -68,7 +68,7 @@ func (s *Server) clientOK(w http.ResponseWriter, r *http.Request) bool {
 	}
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) == 1
 	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) == 1
-	if idOK && secretOK {
+	if idOK && secretOK && !(basic && s.opts.PostAuthOnly) {
 		return true
 	}
 	s.stats.rejected.Add(1)

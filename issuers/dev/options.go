@@ -46,6 +46,10 @@ type Options struct {
 	// endpoint accepts (HTTP Basic or in the form body); defaults
 	// DefaultClientID and DefaultClientSecret.
 	ClientID, ClientSecret string
+	// PostAuthOnly makes the token endpoint refuse HTTP Basic client
+	// authentication with invalid_client, as some servers do; only
+	// client_id and client_secret in the form body are accepted.
+	PostAuthOnly bool
 	// NoRotate makes refresh tokens reusable and the OAuth2 refresh grant
 	// answer without a refresh_token, as servers that do not rotate do.
 	// Reuse detection is then off.

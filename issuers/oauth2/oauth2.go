@@ -1,0 +1,292 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	xoauth2 "golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// DefaultTimeout bounds one refresh unless Options.Timeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
+// AuthStyle says how the client authenticates to the token endpoint.
+type AuthStyle string
+
+const (
+	// AuthBasic sends client_id and client_secret with HTTP Basic
+	// (RFC 6749 section 2.3.1; every server must support it). The default.
+	AuthBasic AuthStyle = "basic"
+	// AuthPost sends them in the form body.
+	AuthPost AuthStyle = "post"
+	// AuthAuto tries Basic and, only if the server answers invalid_client,
+	// the form body, then remembers what worked. The retry happens only on
+	// a client-authentication failure, so a refresh token is never
+	// presented twice because of it.
+	AuthAuto AuthStyle = "auto"
+)
+
+// Options configure an Issuer.
+type Options struct {
+	// ClientID and ClientSecret authenticate the client. A public client
+	// leaves ClientSecret empty.
+	ClientID, ClientSecret string
+	// AuthStyle is how they are sent; default AuthBasic.
+	AuthStyle AuthStyle
+	// Scopes, when set, are sent as the refresh request's scope.
+	Scopes []string
+	// ExtraParams are added to every refresh request's form (for example
+	// an audience or resource parameter). They may not replace grant_type,
+	// refresh_token or scope.
+	ExtraParams url.Values
+	// HTTPClient makes the requests; default a client with
+	// http.DefaultTransport's settings.
+	HTTPClient *http.Client
+	// Timeout bounds each refresh; default DefaultTimeout.
+	Timeout time.Duration
+	// DefaultLifetime is the lifetime of a pair whose response has no
+	// expires_in and whose access token carries no exp claim. Zero (the
+	// default) treats such a pair as never expiring: credhelper then never
+	// refreshes it, so set this when your server omits expires_in but its
+	// tokens do expire.
+	DefaultLifetime time.Duration
+	// Clock returns now, to turn expires_in into a time; default time.Now.
+	Clock func() time.Time
+	// Logger receives debug lines, never a token; default silent.
+	Logger *slog.Logger
+}
+
+// Issuer refreshes OAuth2 tokens at one token endpoint. It implements
+// provider.Issuer; it does not mint first pairs (OAuth2 first pairs come
+// from an interactive authorization flow), so store the first pair with
+// credhelper put.
+type Issuer struct {
+	tokenURL string
+	opts     Options
+	// postWorks records that AuthAuto fell back to the form body.
+	postWorks atomic.Bool
+}
+
+var _ provider.Issuer = (*Issuer)(nil)
+
+// New returns an Issuer for the token endpoint tokenURL, which must be
+// https, or http on a loopback host.
+func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
+	o := Options{AuthStyle: AuthBasic, Timeout: DefaultTimeout, Clock: time.Now, Logger: slog.New(slog.DiscardHandler)}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	u, err := url.Parse(tokenURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return nil, fmt.Errorf("oauth2: token URL %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", tokenURL)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return nil, fmt.Errorf("oauth2: token URL %q is plain http to a non-loopback host: use https", tokenURL)
+	case u.User != nil:
+		return nil, errors.New("oauth2: the token URL must not carry credentials: set ClientID and ClientSecret")
+	case o.ClientID == "":
+		return nil, errors.New("oauth2: ClientID is required")
+	case o.AuthStyle != AuthBasic && o.AuthStyle != AuthPost && o.AuthStyle != AuthAuto:
+		return nil, fmt.Errorf("oauth2: AuthStyle %q is not basic, post or auto", o.AuthStyle)
+	case o.Timeout <= 0:
+		return nil, fmt.Errorf("oauth2: Timeout %v must be positive", o.Timeout)
+	case o.DefaultLifetime < 0:
+		return nil, fmt.Errorf("oauth2: DefaultLifetime %v must not be negative", o.DefaultLifetime)
+	case o.Clock == nil || o.Logger == nil:
+		return nil, errors.New("oauth2: Clock and Logger must not be nil: leave them unset for the defaults")
+	}
+	for _, k := range []string{"grant_type", "refresh_token", "scope", "client_id", "client_secret"} {
+		if o.ExtraParams.Has(k) {
+			return nil, fmt.Errorf("oauth2: ExtraParams may not set %q", k)
+		}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	return &Issuer{tokenURL: tokenURL, opts: o}, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Refresh spends pair.RefreshToken with the refresh grant.
+//
+// Unlike Momento, OAuth2 refresh tokens commonly outlive access tokens, so
+// a pair whose access token has expired is still sent: the server decides.
+func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
+	if pair.RefreshToken == "" {
+		return provider.Pair{}, fmt.Errorf("oauth2: the pair has no refresh token: store one with credhelper put: %w", provider.ErrInvalidRecord)
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	defer cancel()
+
+	style := i.opts.AuthStyle
+	if style == AuthAuto {
+		style = AuthBasic
+		if i.postWorks.Load() {
+			style = AuthPost
+		}
+	}
+	tok, err := i.exchange(ctx, pair.RefreshToken, style)
+	if i.opts.AuthStyle == AuthAuto && style == AuthBasic && isInvalidClient(err) && !errors.Is(err, provider.ErrNotDelivered) {
+		i.opts.Logger.Debug("oauth2: basic client authentication refused; trying the form body")
+		if tok, err = i.exchange(ctx, pair.RefreshToken, AuthPost); err == nil {
+			i.postWorks.Store(true)
+		}
+	}
+	if err != nil {
+		i.opts.Logger.Debug("oauth2: refresh failed", "error", err)
+		return provider.Pair{}, err
+	}
+	return i.toPair(tok, pair)
+}
+
+// exchange performs one refresh request. The refresh grant is sent through
+// clientcredentials.Config, whose EndpointParams may replace grant_type
+// (x/oauth2 allows it for interoperability): unlike oauth2.Config's
+// TokenSource, it sends scopes and extra parameters and a fixed AuthStyle.
+func (i *Issuer) exchange(ctx context.Context, refreshToken string, style AuthStyle) (*xoauth2.Token, error) {
+	params := url.Values{}
+	for k, v := range i.opts.ExtraParams {
+		params[k] = append([]string(nil), v...)
+	}
+	params.Set("grant_type", "refresh_token")
+	params.Set("refresh_token", refreshToken)
+	cc := clientcredentials.Config{
+		ClientID:       i.opts.ClientID,
+		ClientSecret:   i.opts.ClientSecret,
+		TokenURL:       i.tokenURL,
+		Scopes:         i.opts.Scopes,
+		EndpointParams: params,
+		AuthStyle:      xoauth2.AuthStyleInHeader,
+	}
+	if style == AuthPost {
+		cc.AuthStyle = xoauth2.AuthStyleInParams
+	}
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	ctx = context.WithValue(ctx, xoauth2.HTTPClient, i.opts.HTTPClient)
+	tok, err := cc.Token(ctx)
+	if err != nil {
+		return nil, i.classify(ctx, err, wrote.Load(), refreshToken)
+	}
+	return tok, nil
+}
+
+// classify maps a token request's failure to credhelper's error kinds.
+// sent reports whether the request's headers were written.
+func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...string) error {
+	secrets = append(secrets, i.opts.ClientSecret)
+	var re *xoauth2.RetrieveError
+	if !errors.As(err, &re) {
+		msg := redact(err.Error(), secrets)
+		if !sent {
+			return provider.Transient(fmt.Errorf("oauth2: refresh not sent to %s: %s: %w", i.tokenURL, msg, provider.ErrNotDelivered))
+		}
+		e := fmt.Errorf("oauth2: refresh at %s failed after the request was sent, so it may have been processed: %s", i.tokenURL, msg)
+		if cerr := ctx.Err(); cerr != nil {
+			e = fmt.Errorf("%w: %w", e, cerr)
+		}
+		return provider.Transient(e)
+	}
+	status := 0
+	if re.Response != nil {
+		status = re.Response.StatusCode
+	}
+	desc := redact(re.ErrorDescription, secrets)
+	what := fmt.Sprintf("HTTP %d %s", status, re.ErrorCode)
+	if desc != "" {
+		what += ": " + desc
+	}
+	switch {
+	case re.ErrorCode == "invalid_grant":
+		return fmt.Errorf("oauth2: refresh token rejected by %s (%s): %w", i.tokenURL, what, provider.ErrRefreshRejected)
+	case re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client":
+		return &clientError{err: fmt.Errorf("oauth2: client authentication refused by %s (%s): check ClientID, ClientSecret and AuthStyle: %w", i.tokenURL, what, provider.ErrPermission)}
+	case status >= 500 || status == http.StatusTooManyRequests || re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "server_error":
+		return provider.Transient(fmt.Errorf("oauth2: refresh at %s failed after the request was sent, so it may have been processed (%s)", i.tokenURL, what))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("oauth2: refresh refused by %s (%s): %w", i.tokenURL, what, provider.ErrPermission)
+	default:
+		return fmt.Errorf("oauth2: refresh refused by %s (%s)", i.tokenURL, what)
+	}
+}
+
+// clientError marks a client-authentication failure (for AuthAuto).
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+func isInvalidClient(err error) bool {
+	var ce *clientError
+	return errors.As(err, &ce)
+}
+
+// toPair builds the new pair from a token response.
+func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, error) {
+	p := provider.Pair{AuthToken: tok.AccessToken, RefreshToken: prev.RefreshToken, Endpoint: prev.Endpoint}
+	// x/oauth2 fills an absent refresh_token in with the presented one, so
+	// look at the raw response to tell rotation from none.
+	if rt, _ := tok.Extra("refresh_token").(string); rt != "" {
+		p.RefreshToken = rt
+	} else {
+		i.opts.Logger.Debug("oauth2: the server did not rotate the refresh token; keeping it")
+	}
+	info, infoErr := provider.ParseAuthToken(tok.AccessToken)
+	if infoErr == nil && info.Endpoint != "" {
+		p.Endpoint = info.Endpoint
+	}
+	now := i.opts.Clock()
+	switch {
+	case tok.ExpiresIn > 0:
+		p.ValidUntil = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	case !tok.Expiry.IsZero():
+		p.ValidUntil = tok.Expiry
+	case infoErr == nil && !info.Expires.IsZero():
+		p.ValidUntil = info.Expires
+	case i.opts.DefaultLifetime > 0:
+		p.ValidUntil = now.Add(i.opts.DefaultLifetime)
+	}
+	p.ValidUntil = p.ValidUntil.Truncate(time.Second)
+	if err := p.Validate(); err != nil {
+		return provider.Pair{}, fmt.Errorf("oauth2: %s returned an unusable token: %w", i.tokenURL, err)
+	}
+	return p, nil
+}
+
+// redact removes secrets from server-supplied text and bounds its length.
+func redact(msg string, secrets []string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	msg = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg)
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
+}
