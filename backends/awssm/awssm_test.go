@@ -564,3 +564,32 @@ func reportMedian(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/float64(time.Millisecond), "median-ms")
 }
+
+// TestEndpointSettings checks the ways to point the backend at an endpoint:
+// AWS_ENDPOINT_URL_SECRETS_MANAGER (every other test), the global
+// AWS_ENDPOINT_URL, and Options.EndpointURL over both.
+func TestEndpointSettings(t *testing.T) {
+	requireMoto(t)
+	moto := os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+	load := func(t *testing.T, optFns ...func(*awssm.Options)) error {
+		b, err := awssm.NewFromConfig(ctxFor(t), optFns...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Load(ctxFor(t), secretName(t))
+		return err
+	}
+	t.Run("AWS_ENDPOINT_URL", func(t *testing.T) {
+		t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
+		t.Setenv("AWS_ENDPOINT_URL", moto)
+		if err := load(t); !errors.Is(err, provider.ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound from moto", err)
+		}
+	})
+	t.Run("EndpointURL", func(t *testing.T) {
+		t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:1")
+		if err := load(t, func(o *awssm.Options) { o.EndpointURL = moto }); !errors.Is(err, provider.ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound from moto", err)
+		}
+	})
+}
