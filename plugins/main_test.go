@@ -47,8 +47,9 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	for name, pkg := range map[string]string{
-		"fileplugin": "github.com/credhelper/credhelper/examples/fileplugin",
-		"testplugin": "github.com/credhelper/credhelper/plugins/internal/testplugin",
+		"fileplugin":      "github.com/credhelper/credhelper/examples/fileplugin",
+		"testplugin":      "github.com/credhelper/credhelper/plugins/internal/testplugin",
+		"devissuerplugin": "github.com/credhelper/credhelper/examples/devissuerplugin",
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

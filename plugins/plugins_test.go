@@ -244,7 +244,13 @@ func TestPluginCrashBetweenCalls(t *testing.T) {
 	p := open(t, "testplugin", nil)
 	first := pluginPID(t, p.Backend())
 	syscall.Kill(first, syscall.SIGKILL)
-	waitGone(t, first)
+	// Between calls: wait until the host could know (the exit is
+	// reported to the parent a moment after the process stops running).
+	for deadline := time.Now().Add(5 * time.Second); !processExited(first); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("killed plugin %d not reported exited", first)
+		}
+	}
 	if second := pluginPID(t, p.Backend()); second == first {
 		t.Errorf("the dead plugin was not restarted")
 	}
