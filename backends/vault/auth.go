@@ -15,17 +15,26 @@ import (
 // errClosed reports use of a Backend after Close.
 var errClosed = errors.New("vault: the backend is closed: build a new one")
 
+func (b *Backend) isClosed() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // authenticate logs in with AppRole on first use and starts the goroutine
 // that keeps the token alive. With a plain token it does nothing.
 func (b *Backend) authenticate(ctx context.Context) error {
 	if b.approle == nil {
 		return nil
 	}
-	b.authMu.Lock()
-	defer b.authMu.Unlock()
-	if b.closed {
+	if b.isClosed() {
 		return errClosed
 	}
+	b.authMu.Lock()
+	defer b.authMu.Unlock()
 	if b.loggedIn {
 		return nil
 	}
@@ -39,8 +48,55 @@ func (b *Backend) authenticate(ctx context.Context) error {
 	return nil
 }
 
+// withAuth runs op and, if Vault refused it with 403 while the backend
+// logs in with AppRole, logs in again and runs op once more. A token can
+// die before the lifetime watcher replaces it: Vault cuts a renewal short
+// at the role's maximum TTL, and an operator may revoke it. A 403 means
+// Vault did nothing, so running op again is safe.
+func (b *Backend) withAuth(ctx context.Context, op func() error) error {
+	if err := b.authenticate(ctx); err != nil {
+		return err
+	}
+	used := b.client.Token()
+	err := op()
+	if err == nil || b.approle == nil || statusOf(err) != http.StatusForbidden {
+		return err
+	}
+	b.logger.Info("vault: Vault refused the AppRole token (403); logging in again and retrying once")
+	if rerr := b.reauthenticate(ctx, used); rerr != nil {
+		b.logger.Warn("vault: AppRole login after a 403 failed", "error", rerr)
+		return err
+	}
+	return op()
+}
+
+// reauthenticate logs in again unless another goroutine already replaced
+// the token that failed, and hands the new token to the watcher.
+func (b *Backend) reauthenticate(ctx context.Context, failed string) error {
+	if b.isClosed() {
+		return errClosed
+	}
+	b.authMu.Lock()
+	defer b.authMu.Unlock()
+	if b.client.Token() != failed {
+		return nil
+	}
+	sec, err := b.login(ctx)
+	if err != nil {
+		return err
+	}
+	// Only holders of authMu send, and only the watcher receives, so after
+	// draining the send cannot block.
+	select {
+	case <-b.newAuth:
+	default:
+	}
+	b.newAuth <- sec
+	return nil
+}
+
 // login performs an AppRole login; on success the API client uses the new
-// token from then on.
+// token from then on. The caller holds authMu.
 func (b *Backend) login(ctx context.Context) (*api.Secret, error) {
 	path := "auth/" + b.approleMount + "/login"
 	sec, err := b.client.Auth().Login(ctx, b.approle)
@@ -61,53 +117,67 @@ func (b *Backend) login(ctx context.Context) (*api.Secret, error) {
 
 // watch keeps the AppRole token alive until Close: the API's lifetime
 // watcher renews it while Vault allows, and when it stops (the token reached
-// its maximum TTL, or renewal kept failing) the backend logs in again.
+// its maximum TTL, or renewal kept failing) the backend logs in again. A
+// login made elsewhere (after a 403) replaces the token being watched.
 func (b *Backend) watch(sec *api.Secret) {
 	defer b.watching.Done()
 	for {
-		if sec.Auth.LeaseDuration <= 0 {
-			// A token without a TTL never expires: nothing to renew.
-			<-b.stop
-			return
-		}
 		loggedInAt := time.Now()
-		w, err := b.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: sec})
-		if err != nil {
-			b.logger.Error("vault: cannot watch the AppRole token; it will not be renewed", "error", err)
-			<-b.stop
+		var w *api.LifetimeWatcher
+		if sec.Auth.LeaseDuration > 0 { // a token without a TTL needs no renewal
+			var err error
+			if w, err = b.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: sec}); err != nil {
+				b.logger.Error("vault: cannot watch the AppRole token; it will not be renewed", "error", err)
+				w = nil
+			} else {
+				go w.Start()
+			}
+		}
+		next, open := b.await(w)
+		if w != nil {
+			w.Stop()
+		}
+		if !open {
 			return
 		}
-		go w.Start()
-		stopped := b.renewUntilDone(w)
-		w.Stop()
-		if stopped {
-			return
+		if next == nil {
+			// Never log in more than once a second, whatever the TTLs say.
+			if wait := time.Second - time.Since(loggedInAt); wait > 0 && !b.sleep(wait) {
+				return
+			}
+			if next = b.relogin(); next == nil {
+				return
+			}
 		}
-		// Never log in more than once a second, whatever the TTLs say.
-		if wait := time.Second - time.Since(loggedInAt); wait > 0 && !b.sleep(wait) {
-			return
-		}
-		if sec = b.relogin(); sec == nil {
-			return
-		}
+		sec = next
 	}
 }
 
-// renewUntilDone relays the watcher's events to the log until the watcher
-// ends (false) or Close is called (true).
-func (b *Backend) renewUntilDone(w *api.LifetimeWatcher) bool {
+// await relays the watcher's events to the log until the watcher ends
+// (nil, true), another login hands over a new token (secret, true), or
+// Close is called (nil, false). A nil watcher never ends.
+func (b *Backend) await(w *api.LifetimeWatcher) (*api.Secret, bool) {
+	var (
+		done    <-chan error
+		renewed <-chan *api.RenewOutput
+	)
+	if w != nil {
+		done, renewed = w.DoneCh(), w.RenewCh()
+	}
 	for {
 		select {
 		case <-b.stop:
-			return true
-		case err := <-w.DoneCh():
+			return nil, false
+		case sec := <-b.newAuth:
+			return sec, true
+		case err := <-done:
 			if err != nil {
 				b.logger.Warn("vault: AppRole token renewal failed; logging in again", "error", oneLine(err.Error()))
 			} else {
 				b.logger.Info("vault: AppRole token cannot be renewed further; logging in again")
 			}
-			return false
-		case r := <-w.RenewCh():
+			return nil, true
+		case r := <-renewed:
 			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
 				b.logger.Debug("vault: AppRole token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
 			}
@@ -128,7 +198,16 @@ func (b *Backend) relogin() *api.Secret {
 			case <-ctx.Done():
 			}
 		}()
+		b.authMu.Lock()
 		sec, err := b.login(ctx)
+		if err == nil {
+			// A login after a 403 that raced this one is superseded.
+			select {
+			case <-b.newAuth:
+			default:
+			}
+		}
+		b.authMu.Unlock()
 		cancel()
 		if err == nil {
 			return sec

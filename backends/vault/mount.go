@@ -45,15 +45,11 @@ func splitKey(key string) error {
 	return nil
 }
 
-// locate checks key, logs in if the backend uses AppRole and has not yet,
-// and resolves key to its mount, asking Vault the first time a mount is
+// locate checks key and resolves it to its mount, asking Vault the first time a mount is
 // met. Vault refuses a mount nested in another, so a cached mount that
 // prefixes the key is the key's mount.
 func (b *Backend) locate(ctx context.Context, key string) (location, error) {
 	if err := splitKey(key); err != nil {
-		return location{}, err
-	}
-	if err := b.authenticate(ctx); err != nil {
 		return location{}, err
 	}
 	b.mu.Lock()

@@ -27,9 +27,10 @@ type Backend struct {
 	mu     sync.Mutex          // guards mounts
 	mounts map[string]struct{} // KV v2 mount paths met so far, "team/kv/"
 
-	authMu   sync.Mutex // guards loggedIn and closed; held during a login
+	authMu   sync.Mutex // serialises logins; guards loggedIn
 	loggedIn bool
-	closed   bool
+	newAuth  chan *api.Secret // logins after a 403, for the watcher; capacity 1
+	stopOnce sync.Once
 	stop     chan struct{} // closed by Close: ends the token watcher
 	watching sync.WaitGroup
 }
@@ -77,10 +78,11 @@ func New(client *api.Client, optFns ...func(*Options)) (*Backend, error) {
 		client.SetToken(tok)
 	}
 	b := &Backend{
-		client: client,
-		logger: o.Logger,
-		mounts: make(map[string]struct{}),
-		stop:   make(chan struct{}),
+		client:  client,
+		logger:  o.Logger,
+		mounts:  make(map[string]struct{}),
+		stop:    make(chan struct{}),
+		newAuth: make(chan *api.Secret, 1),
 	}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
@@ -126,12 +128,7 @@ func NewFromEnv(optFns ...func(*Options)) (*Backend, error) {
 // Close stops the background renewal of an AppRole token. The backend must
 // not be used after Close. It does not revoke the token.
 func (b *Backend) Close() error {
-	b.authMu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.stop)
-	}
-	b.authMu.Unlock()
+	b.stopOnce.Do(func() { close(b.stop) })
 	b.watching.Wait()
 	return nil
 }
@@ -171,6 +168,15 @@ func (b *Backend) read(ctx context.Context, loc location) (kvState, error) {
 // A secret that was never written, or whose current version is deleted or
 // destroyed, is provider.ErrNotFound.
 func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) {
+	var e provider.Entry
+	err := b.withAuth(ctx, func() (err error) {
+		e, err = b.load(ctx, key)
+		return err
+	})
+	return e, err
+}
+
+func (b *Backend) load(ctx context.Context, key string) (provider.Entry, error) {
 	loc, err := b.locate(ctx, key)
 	if err != nil {
 		return provider.Entry{}, err
@@ -200,6 +206,15 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 	if err != nil {
 		return "", err
 	}
+	var v provider.Version
+	err = b.withAuth(ctx, func() (err error) {
+		v, err = b.compareAndSwap(ctx, key, expected, data)
+		return err
+	})
+	return v, err
+}
+
+func (b *Backend) compareAndSwap(ctx context.Context, key string, expected provider.Version, data map[string]any) (provider.Version, error) {
 	loc, err := b.locate(ctx, key)
 	if err != nil {
 		return "", err
@@ -277,6 +292,10 @@ func conflict(path string, cas uint64, cause error) error {
 // "root". It returns an error wrapping provider.ErrPermission naming the
 // policy rule to add when the capability is missing.
 func (b *Backend) CheckWrite(ctx context.Context, key string) error {
+	return b.withAuth(ctx, func() error { return b.checkWrite(ctx, key) })
+}
+
+func (b *Backend) checkWrite(ctx context.Context, key string) error {
 	loc, err := b.locate(ctx, key)
 	if err != nil {
 		return err
