@@ -59,24 +59,6 @@ func New(client *api.Client, optFns ...func(*Options)) (*Backend, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if o.Address != "" {
-		if err := client.SetAddress(o.Address); err != nil {
-			return nil, fmt.Errorf("vault: Address: %w", err)
-		}
-	}
-	if o.Namespace != "" {
-		client.SetNamespace(o.Namespace)
-	}
-	switch {
-	case o.Token != "":
-		client.SetToken(o.Token)
-	case o.TokenFile != "":
-		tok, err := readTokenFile(o.TokenFile)
-		if err != nil {
-			return nil, err
-		}
-		client.SetToken(tok)
-	}
 	b := &Backend{
 		client:  client,
 		logger:  o.Logger,
@@ -87,6 +69,7 @@ func New(client *api.Client, optFns ...func(*Options)) (*Backend, error) {
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
+	// Everything that can fail runs before the client is changed.
 	if o.useAppRole() {
 		secretID := &approle.SecretID{FromString: o.AppRole.SecretID, FromFile: o.AppRole.SecretIDFile}
 		var opts []approle.LoginOption
@@ -102,9 +85,30 @@ func New(client *api.Client, optFns ...func(*Options)) (*Backend, error) {
 		if b.approleMount == "" {
 			b.approleMount = "approle"
 		}
-		client.ClearToken()
-	} else if client.Token() == "" {
+	}
+	token := o.Token
+	if o.TokenFile != "" {
+		var err error
+		if token, err = readTokenFile(o.TokenFile); err != nil {
+			return nil, err
+		}
+	}
+	if b.approle == nil && token == "" && client.Token() == "" {
 		return nil, errors.New("vault: no Vault token: set VAULT_TOKEN, or use the Token, TokenFile or AppRole options")
+	}
+	if o.Address != "" {
+		if err := client.SetAddress(o.Address); err != nil {
+			return nil, fmt.Errorf("vault: Address: %w", err)
+		}
+	}
+	if o.Namespace != "" {
+		client.SetNamespace(o.Namespace)
+	}
+	switch {
+	case b.approle != nil:
+		client.ClearToken() // the AppRole login supplies the token
+	case token != "":
+		client.SetToken(token)
 	}
 	return b, nil
 }
