@@ -160,6 +160,13 @@ func TestMinimumPolicy(t *testing.T) {
 	if err != nil || e.Version != v2 {
 		t.Fatalf("Load = %q, %v; want version %q", e.Version, err, v2)
 	}
+	// Without the sys/capabilities-self rule (and without the default
+	// policy that grants it) CheckWrite says which rule is missing.
+	bare := tokenWithPolicy(t, fmt.Sprintf(`path "%s/data/%s" { capabilities = ["create", "read", "update"] }`, mount, secret), true)
+	nb := newBackend(t, func(o *vault.Options) { o.Token = bare })
+	if err := nb.CheckWrite(ctxFor(t), key); !errors.Is(err, provider.ErrPermission) || !strings.Contains(err.Error(), `path "sys/capabilities-self"`) {
+		t.Fatalf("CheckWrite without sys/capabilities-self: err = %v, want ErrPermission naming that path", err)
+	}
 	// The same token may not touch another secret in the mount.
 	if _, err := b.Load(ctxFor(t), keyIn(t, mount)); !errors.Is(err, provider.ErrPermission) {
 		t.Fatalf("Load outside the policy: %v, want ErrPermission", err)
