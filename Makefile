@@ -7,6 +7,9 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 
 .PHONY: all build test demo vet clean
 
+include Makefile.proto
+include Makefile.plugins
+
 all: build
 
 build:

@@ -75,10 +75,12 @@ type pendingCommit struct {
 	retrying bool             // a background retry runs; guarded by Engine.mu
 }
 
-// New returns an Engine for key on backend, refreshing through issuer.
+// New returns an Engine for key on backend, refreshing through issuer. A nil
+// issuer serves the stored pair while it is valid and reports that it
+// cannot be refreshed once it is due.
 func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ...func(*Options)) (*Engine, error) {
-	if backend == nil || issuer == nil {
-		return nil, errors.New("refresh: backend and issuer are required")
+	if backend == nil {
+		return nil, errors.New("refresh: a backend is required")
 	}
 	if key == "" {
 		return nil, errors.New("refresh: empty key")
@@ -306,7 +308,7 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 		level = slog.LevelWarn
 	case EventOrphaned, EventLineageBroken:
 		level = slog.LevelError
-	case EventLeaseWait:
+	case EventLeaseWait, EventClaimLost:
 		level = slog.LevelDebug
 	}
 	attrs = append([]slog.Attr{slog.String("key", e.key), slog.String("holder", e.opts.Holder)}, attrs...)

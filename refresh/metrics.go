@@ -10,6 +10,7 @@ const (
 	EventCommitted      Event = "committed"
 	EventAdopted        Event = "adopted"
 	EventConflict       Event = "conflict"
+	EventClaimLost      Event = "claim_lost"
 	EventOrphaned       Event = "orphaned"
 	EventLineageBroken  Event = "lineage_broken"
 	EventFailed         Event = "failed"

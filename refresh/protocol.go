@@ -78,6 +78,13 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s (generation %d) expired at %s and can no longer be refreshed: store a new one with 'credhelper generate' or 'credhelper put': %w",
 				e.key, pair.Generation, pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
 		}
+		if e.issuer == nil {
+			if pair.ValidFor(now, e.opts.MinValidity) {
+				e.adopt(c) // serve it until it is no longer usable
+				return pair, nil
+			}
+			return provider.Pair{}, e.errNoIssuer(pair)
+		}
 		if wc, ok := e.backend.(provider.WriteChecker); ok {
 			if err := wc.CheckWrite(ctx, e.key); err != nil {
 				return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
@@ -87,7 +94,9 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 		claim.Lease = &provider.Lease{Holder: e.opts.Holder, Expires: now.Add(e.opts.LeaseDuration), Generation: pair.Generation}
 		claimed, err := e.swap(ctx, entry.Version, claim)
 		if errors.Is(err, provider.ErrConflict) {
-			e.event(EventConflict, slog.String("step", "claim"), slog.Uint64("generation", pair.Generation))
+			// Another instance claimed first: the usual outcome of a race,
+			// logged at debug level by event.
+			e.event(EventClaimLost, slog.Uint64("generation", pair.Generation))
 			continue
 		}
 		if err != nil {
@@ -113,6 +122,11 @@ func (e *Engine) adopt(c *cached) {
 		e.event(EventAdopted, slog.Uint64("generation", c.pair.Generation))
 	}
 	e.publish(c)
+}
+
+// errNoIssuer explains a due refresh without an issuer.
+func (e *Engine) errNoIssuer(p provider.Pair) error {
+	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh but no issuer is configured: pass --issuer or set issuer in the profile: %w", e.key, p.Generation, provider.ErrUnsupported)
 }
 
 // callIssuer makes one issuer call inside the lease.
@@ -369,6 +383,13 @@ func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forc
 	}
 	if !now.Before(base.ValidUntil) {
 		return provider.Pair{}, fmt.Errorf("refresh: the pair under %s expired at %s: provide a new one: %w", e.key, base.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+	}
+	if e.issuer == nil {
+		if base.ValidFor(now, e.opts.MinValidity) {
+			e.adopt(c)
+			return base, nil
+		}
+		return provider.Pair{}, e.errNoIssuer(base)
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
 	next, err := e.callIssuer(ctx, base)

@@ -1,0 +1,299 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// File is a parsed configuration file.
+type File struct {
+	// Defaults apply to every profile; a profile's own settings win.
+	Defaults Profile `toml:"defaults"`
+	// Profiles by name.
+	Profiles map[string]Profile `toml:"profiles"`
+	// Plugins by name, referenced as plugin:NAME:KEY.
+	Plugins map[string]Plugin `toml:"plugins"`
+	// Agent configures `credhelper agent`.
+	Agent Agent `toml:"agent"`
+	// Path is where the file was read from; empty if none.
+	Path string `toml:"-"`
+}
+
+// Profile is one credential: where it is stored, who refreshes it, and how
+// the faces present it.
+type Profile struct {
+	// Backend is SCHEME:KEY: file:PATH, env:PREFIX, awssm:NAME_OR_ARN,
+	// vault:MOUNT/PATH or plugin:NAME:KEY.
+	Backend string `toml:"backend"`
+	// Issuer is SCHEME:ADDRESS: dev:HOST:PORT, momento:HOST:PORT (or
+	// "momento" to derive the control endpoint from the key) or
+	// oauth2:TOKEN_URL. Empty means the pair is never refreshed.
+	Issuer string `toml:"issuer"`
+	// Endpoint, when set, is the endpoint callers need; a credential for
+	// another endpoint is refused.
+	Endpoint string `toml:"endpoint"`
+
+	// AWS settings for awssm backends.
+	Region     string `toml:"region"`
+	AWSProfile string `toml:"aws_profile"`
+
+	// OAuth2 client settings for oauth2 issuers.
+	ClientID         string   `toml:"client_id"`
+	ClientSecretEnv  string   `toml:"client_secret_env"`
+	ClientSecretFile string   `toml:"client_secret_file"`
+	Scopes           []string `toml:"scopes"`
+	AuthStyle        string   `toml:"auth_style"`
+
+	// TLS for momento issuers: a CA bundle to trust instead of the system
+	// roots, and plaintext for a loopback dev issuer.
+	CAFile   string `toml:"ca_file"`
+	Insecure bool   `toml:"insecure"`
+
+	// Refresh engine settings; zero means the engine's default.
+	MinValidity     Duration `toml:"min_validity"`
+	RefreshFloor    Duration `toml:"refresh_floor"`
+	RefreshFraction float64  `toml:"refresh_fraction"`
+	LeaseDuration   Duration `toml:"lease_duration"`
+	IssuerTimeout   Duration `toml:"issuer_timeout"`
+	ClockSkew       Duration `toml:"clock_skew"`
+	JournalDir      string   `toml:"journal_dir"`
+
+	// Faces.
+	Docker Docker `toml:"docker"`
+	Git    Git    `toml:"git"`
+	Env    Env    `toml:"env"`
+}
+
+// Docker maps registries to this profile for the docker credential helper.
+type Docker struct {
+	// ServerURLs this profile answers for.
+	ServerURLs []string `toml:"server_urls"`
+	// Username to report; default "<token>" (Secret is an identity token).
+	Username string `toml:"username"`
+}
+
+// Git matches git credential requests to this profile.
+type Git struct {
+	Protocol string `toml:"protocol"`
+	Host     string `toml:"host"`
+	Path     string `toml:"path"`
+	Username string `toml:"username"`
+}
+
+// Env names the variables `credhelper env` and `exec` set.
+type Env struct {
+	TokenVar    string `toml:"token_var"`
+	EndpointVar string `toml:"endpoint_var"`
+	ExpiryVar   string `toml:"expiry_var"`
+}
+
+// Plugin is an out-of-process backend or issuer.
+type Plugin struct {
+	// Path is the plugin binary; default PluginDir()/credhelper-plugin-NAME.
+	Path string `toml:"path"`
+	// Args are passed to the plugin.
+	Args []string `toml:"args"`
+	// SHA256 is the binary's hex digest; a binary that does not match is
+	// refused.
+	SHA256 string `toml:"sha256"`
+	// Env lists variables the plugin gets: "NAME" passes the caller's value,
+	// "NAME=value" sets one. Otherwise it sees only PATH, HOME and TMPDIR.
+	Env []string `toml:"env"`
+}
+
+// PluginDir is where plugin binaries live by default:
+// $XDG_CONFIG_HOME/credhelper/plugins (~/.config/credhelper/plugins).
+func PluginDir() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "credhelper", "plugins")
+}
+
+// Agent configures the local agent.
+type Agent struct {
+	Socket      string `toml:"socket"`
+	MetricsAddr string `toml:"metrics_addr"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration such as \"90s\" or \"5m\"", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultPath returns $CREDHELPER_CONFIG, else the XDG location.
+func DefaultPath() string {
+	if p := os.Getenv("CREDHELPER_CONFIG"); p != "" {
+		return p
+	}
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "credhelper", "config.toml")
+}
+
+// Load reads the file at path. A missing file at the default location is an
+// empty configuration; a missing file the user named explicitly is an error.
+func Load(path string, explicit bool) (*File, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return &File{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	f.Path = path
+	return f, nil
+}
+
+// Parse decodes a configuration, refusing unknown settings.
+func Parse(data []byte) (*File, error) {
+	var f File
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("unknown setting %s: check the spelling against the README", strings.Join(keys, ", "))
+	}
+	for name, p := range f.Profiles {
+		if err := p.check(); err != nil {
+			return nil, fmt.Errorf("profile %q: %w", name, err)
+		}
+	}
+	if err := f.Defaults.check(); err != nil {
+		return nil, fmt.Errorf("defaults: %w", err)
+	}
+	return &f, nil
+}
+
+func (p Profile) check() error {
+	if p.Backend != "" {
+		if _, err := ParseSpec(p.Backend, BackendSchemes); err != nil {
+			return err
+		}
+	}
+	if p.Issuer != "" {
+		if _, err := ParseSpec(p.Issuer, IssuerSchemes); err != nil {
+			return err
+		}
+	}
+	if p.RefreshFraction < 0 || p.RefreshFraction >= 1 {
+		return fmt.Errorf("refresh_fraction %v must be in [0, 1)", p.RefreshFraction)
+	}
+	return nil
+}
+
+// ProfileNames returns the profile names, sorted.
+func (f *File) ProfileNames() []string {
+	names := make([]string, 0, len(f.Profiles))
+	for n := range f.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Profile returns the named profile with defaults applied. An unknown name
+// is an error unless the file has no profiles at all and name is "default"
+// (flags then supply everything).
+func (f *File) Profile(name string) (Profile, error) {
+	p, ok := f.Profiles[name]
+	if !ok {
+		if name == "default" || name == "" {
+			return f.Defaults, nil
+		}
+		return Profile{}, fmt.Errorf("config: no profile %q%s: add [profiles.%s] or choose one of: %s", name, f.where(), name, strings.Join(f.ProfileNames(), ", "))
+	}
+	return p.withDefaults(f.Defaults), nil
+}
+
+func (f *File) where() string {
+	if f.Path == "" {
+		return ""
+	}
+	return " in " + f.Path
+}
+
+// withDefaults fills p's zero fields from d.
+func (p Profile) withDefaults(d Profile) Profile {
+	str := func(v *string, dv string) {
+		if *v == "" {
+			*v = dv
+		}
+	}
+	dur := func(v *Duration, dv Duration) {
+		if v.Duration == 0 {
+			*v = dv
+		}
+	}
+	str(&p.Backend, d.Backend)
+	str(&p.Issuer, d.Issuer)
+	str(&p.Endpoint, d.Endpoint)
+	str(&p.Region, d.Region)
+	str(&p.AWSProfile, d.AWSProfile)
+	str(&p.ClientID, d.ClientID)
+	str(&p.ClientSecretEnv, d.ClientSecretEnv)
+	str(&p.ClientSecretFile, d.ClientSecretFile)
+	str(&p.AuthStyle, d.AuthStyle)
+	str(&p.CAFile, d.CAFile)
+	str(&p.JournalDir, d.JournalDir)
+	if len(p.Scopes) == 0 {
+		p.Scopes = d.Scopes
+	}
+	p.Insecure = p.Insecure || d.Insecure
+	dur(&p.MinValidity, d.MinValidity)
+	dur(&p.RefreshFloor, d.RefreshFloor)
+	dur(&p.LeaseDuration, d.LeaseDuration)
+	dur(&p.IssuerTimeout, d.IssuerTimeout)
+	dur(&p.ClockSkew, d.ClockSkew)
+	if p.RefreshFraction == 0 {
+		p.RefreshFraction = d.RefreshFraction
+	}
+	str(&p.Env.TokenVar, d.Env.TokenVar)
+	str(&p.Env.EndpointVar, d.Env.EndpointVar)
+	str(&p.Env.ExpiryVar, d.Env.ExpiryVar)
+	return p
+}
