@@ -7,10 +7,10 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 
 .PHONY: all build test demo vet clean
 
+all: build
+
 include Makefile.proto
 include Makefile.plugins
-
-all: build
 
 build:
 	@mkdir -p $(BIN)
