@@ -273,9 +273,13 @@ func (a *app) engine(w *wired) (*refresh.Engine, error) {
 	return e, nil
 }
 
-// credential resolves one profile's current pair through the engine,
-// checking the endpoint if one is required.
+// credential resolves one profile's current pair, from a running agent if
+// there is one, else directly through the engine, checking the endpoint if
+// one is required. Every face resolves credentials through it.
 func (a *app) credential(ctx context.Context, name string) (provider.Pair, error) {
+	if p, ok, err := a.viaAgent(ctx, name); ok {
+		return p, err
+	}
 	w, err := a.wire(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
