@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/credhelper/credhelper/backendtest"
 	"github.com/credhelper/credhelper/backends/file"
+	"github.com/credhelper/credhelper/backendtest"
 	"github.com/credhelper/credhelper/provider"
 )
 
