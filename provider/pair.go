@@ -1,7 +1,9 @@
 package provider
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -85,6 +87,26 @@ func (p Pair) String() string {
 
 // GoString is String, so %#v redacts too.
 func (p Pair) GoString() string { return p.String() }
+
+// Format prints String for every verb, so no fmt verb can reveal a token.
+// (fmt cannot call methods on a Pair held in an unexported struct field;
+// never format such a struct.)
+func (p Pair) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }
+
+// MarshalJSON encodes the pair's public fields only; the stored form with
+// its tokens is Record.Encode.
+func (p Pair) MarshalJSON() ([]byte, error) {
+	v := struct {
+		Generation uint64 `json:"generation"`
+		Endpoint   string `json:"endpoint,omitempty"`
+		ValidUntil string `json:"validUntil"`
+		Tokens     string `json:"tokens"`
+	}{p.Generation, p.Endpoint, "never", "redacted"}
+	if !p.Never() {
+		v.ValidUntil = p.ValidUntil.UTC().Format(time.RFC3339)
+	}
+	return json.Marshal(v)
+}
 
 // LogValue makes slog print the pair's public fields only.
 func (p Pair) LogValue() slog.Value {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -174,6 +175,14 @@ func DecodeRecord(data []byte) (*Record, error) {
 func (r *Record) Encode() ([]byte, error) {
 	if err := r.Pair.validate(); err != nil {
 		return nil, err
+	}
+	if r.Pair.Generation > math.MaxInt64 {
+		return nil, recordError("%q out of range", fieldGeneration)
+	}
+	if l := r.Lease; l != nil {
+		if l.Holder == "" || !printable(l.Holder) || l.Expires.Unix() < 0 || l.Expires.Unix() > maxValidUntil || l.Generation > math.MaxInt64 {
+			return nil, recordError("lease needs a holder name and an expiry in range")
+		}
 	}
 	out := make(map[string]any, len(r.extra)+6)
 	for k, v := range r.extra {
@@ -360,7 +369,7 @@ func jsonProblem(err error) string {
 
 func printable(s string) bool {
 	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
+		if r <= ' ' || r == 0x7f || r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r) {
 			return false
 		}
 	}

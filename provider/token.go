@@ -57,7 +57,7 @@ func ParseAuthToken(tok string) (TokenInfo, error) {
 	if strings.Count(tok, ".") == 2 {
 		return parseJWT(tok)
 	}
-	if raw, err := base64.StdEncoding.DecodeString(tok); err == nil && len(raw) > 0 && raw[0] == '{' {
+	if raw, err := base64.StdEncoding.DecodeString(tok); err == nil && (bytes.HasPrefix(raw, []byte(`{"`)) || json.Valid(raw)) {
 		return parseV1(raw)
 	}
 	return TokenInfo{Form: TokenOpaque}, nil
