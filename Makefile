@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test demo vet clean
+.PHONY: all build test demo vet bench clean
 
 all: build
 
@@ -25,6 +25,11 @@ test: build vet
 
 demo: build
 	$(BIN)/credhelper demo
+
+# bench writes bench/report.md, bench/results.json, bench/hotpath.txt and
+# bench/fleet.svg; it starts moto_server itself, like test.
+bench: build
+	scripts/testenv.sh $(GO) run ./bench/cmd/credbench -out bench -bin $(BIN)/credhelper
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,94 @@
+// Command credbench measures credhelper against the tools users would use
+// instead and writes bench/report.md, bench/results.json and the fleet
+// chart. `make bench` runs it inside scripts/testenv.sh, which provides
+// moto_server.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Results is everything one run measured; results.json holds it.
+type Results struct {
+	Date      time.Time       `json:"date"`
+	GoVersion string          `json:"go_version"`
+	CPU       string          `json:"cpu"`
+	Cores     int             `json:"cores"`
+	HotPath   []HotPathResult `json:"hot_path"`
+	Helper    []ProcessResult `json:"helper_latency"`
+	Plugin    []BoundaryResult `json:"plugin_boundary"`
+	Fleet     []FleetResult   `json:"fleet_storm,omitempty"`
+	Scale     []ScaleResult   `json:"agent_scale,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
+}
+
+func main() {
+	out := flag.String("out", "bench", "directory for report.md, results.json and charts")
+	bin := flag.String("bin", "bin/credhelper", "the credhelper binary to measure")
+	runs := flag.Int("runs", 30, "process runs per helper-latency row")
+	quick := flag.Bool("quick", false, "fewer repetitions (a smoke test of the harness)")
+	flag.Parse()
+	if err := run(*out, *bin, *runs, *quick); err != nil {
+		fmt.Fprintln(os.Stderr, "credbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, bin string, runs int, quick bool) error {
+	ctx := context.Background()
+	absBin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(absBin); err != nil {
+		return fmt.Errorf("%s: build it first with make build", bin)
+	}
+	r := &Results{Date: time.Now().UTC(), GoVersion: runtime.Version(), CPU: cpuModel(), Cores: runtime.NumCPU()}
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"hot path", func() error { return hotPath(r, quick) }},
+		{"helper latency", func() error { return helperLatency(ctx, r, absBin, runs) }},
+		{"plugin boundary", func() error { return pluginBoundary(ctx, r, quick) }},
+		{"fleet storm", func() error { return fleetStorm(ctx, r, absBin, out, quick) }},
+		{"agent scale", func() error { return agentScale(ctx, r, absBin, quick) }},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		fmt.Fprintf(os.Stderr, "credbench: %s...\n", s.name)
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "credbench: %s done in %v\n", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "report.md"), []byte(report(r)), 0o644)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
