@@ -18,16 +18,16 @@ import (
 
 // Results is everything one run measured; results.json holds it.
 type Results struct {
-	Date      time.Time       `json:"date"`
-	GoVersion string          `json:"go_version"`
-	CPU       string          `json:"cpu"`
-	Cores     int             `json:"cores"`
-	HotPath   []HotPathResult `json:"hot_path"`
-	Helper    []ProcessResult `json:"helper_latency"`
+	Date      time.Time        `json:"date"`
+	GoVersion string           `json:"go_version"`
+	CPU       string           `json:"cpu"`
+	Cores     int              `json:"cores"`
+	HotPath   []HotPathResult  `json:"hot_path"`
+	Helper    []ProcessResult  `json:"helper_latency"`
 	Plugin    []BoundaryResult `json:"plugin_boundary"`
-	Fleet     []FleetResult   `json:"fleet_storm,omitempty"`
-	Scale     []ScaleResult   `json:"agent_scale,omitempty"`
-	Notes     []string        `json:"notes,omitempty"`
+	Fleet     []FleetResult    `json:"fleet_storm,omitempty"`
+	Scale     []ScaleResult    `json:"agent_scale,omitempty"`
+	Notes     []string         `json:"notes,omitempty"`
 }
 
 func main() {
