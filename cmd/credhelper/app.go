@@ -149,6 +149,7 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 		a.devIssuerCommand(),
 		a.demoCommand(),
 		a.demoWorkerCommand(),
+		a.agentCommand(),
 	)
 	a.addFaces(root)
 	return root

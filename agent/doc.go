@@ -1,0 +1,40 @@
+// Package agent is credhelper's local credential agent: a long-running
+// process that keeps every configured profile fresh ahead of expiry through
+// the refresh engine and answers local callers over a unix socket, and the
+// client those callers use.
+//
+// # Socket
+//
+// The socket lives in $XDG_RUNTIME_DIR/credhelper/agent.sock, or in
+// /tmp/credhelper-$UID/agent.sock when there is no runtime directory
+// (SocketPath; $CREDHELPER_AGENT_SOCKET overrides both). Its directory is
+// 0700 and owned by the user, the socket is 0600, and the server checks
+// every peer's UID with SO_PEERCRED, refusing other users; the client checks
+// the agent's UID the same way, so neither side talks to a stranger. One
+// agent per socket: Listen holds an exclusive lock next to the socket for
+// the agent's lifetime, replaces a stale socket left by a dead agent and
+// refuses to start while another agent holds the lock.
+//
+// # Protocol
+//
+// Newline-delimited JSON, one request and one response per line, several
+// requests per connection allowed (Request, Response). Every message
+// carries "v": ProtocolVersion; a server answers a version it does not
+// speak with the kind "bad_version". Operations: "get" returns a profile's
+// auth token, expiry, endpoint and generation (never the refresh token,
+// which only the agent may spend); "status" returns every profile's
+// generation, expiry and last error, never a token; "ping" returns the
+// agent's pid and version. Errors carry a kind that the client maps back to
+// the provider sentinel it stands for (KindNotFound to
+// provider.ErrNotFound, and so on), so callers branch with errors.Is across
+// the socket exactly as they would in process.
+//
+// # Concurrency and freshness
+//
+// A Server is safe for concurrent use and serves each connection on its own
+// goroutine. A get is answered from the engine's cache (one atomic load)
+// while the pair is fresh. For each profile with a Schedule the server runs
+// a keeper that calls Credential just after the pair enters its refresh
+// window, so the engine refreshes in the background before any caller
+// needs it; keepers sleep until that point and never poll a fresh pair.
+package agent
