@@ -266,6 +266,11 @@ func (e *Engine) schedule(p provider.Pair, firstSeen time.Time) *cached {
 	window += time.Duration(e.jitter * float64(window))
 	c.refreshAt = p.ValidUntil.Add(-window)
 	c.usableUntil = p.ValidUntil.Add(-e.opts.MinValidity)
+	if e.issuer == nil {
+		// Nothing to refresh with: serve the pair until it is no longer
+		// usable, then look for one another instance stored.
+		c.refreshAt = c.usableUntil
+	}
 	fresh := c.refreshAt
 	if hard := c.usableUntil.Add(-CoarseSlack); hard.Before(fresh) {
 		fresh = hard
