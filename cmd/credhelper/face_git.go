@@ -23,7 +23,8 @@ password, and password_expiry_utc for a token that expires.
 
 When no profile matches or anything fails, it prints nothing and exits 0 so
 git tries its next helper; the reason is logged on standard error at debug
-level (no match) or warn level (a matching profile could not be served).
+level (no match, malformed request) or warn level (a matching profile
+could not be served).
 store and erase do nothing: credhelper owns its credentials.`,
 		Example: `  # ~/.config/credhelper/config.toml:
   #   [profiles.git]
@@ -41,7 +42,7 @@ store and erase do nothing: credhelper owns its credentials.`,
 				err = h.Serve(cmd.Context(), args[0], a.stdin, a.stdout)
 			}
 			switch {
-			case errors.Is(err, git.ErrNoMatch):
+			case errors.Is(err, git.ErrNoMatch) || errors.Is(err, git.ErrBadRequest):
 				a.logger.Debug("credhelper: " + err.Error())
 			case err != nil:
 				a.logger.Warn("credhelper: " + oneLine(err.Error()))

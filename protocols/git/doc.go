@@ -41,8 +41,8 @@
 // Errors: git's convention is that a helper with nothing to say prints
 // nothing and exits 0, so that git tries the next helper. Serve therefore
 // writes nothing unless it has a complete answer; it returns ErrNoMatch
-// (wrapped) when no rule matches and another error when a match could not be
-// answered, and the command logs the reason on standard error (no match at
-// debug level, a failed match at warn level) and still exits 0. Errors never
-// contain a secret.
+// (wrapped) when no rule matches, ErrBadRequest for a malformed request and
+// another error when a matching profile could not be served, and the
+// command logs the reason on standard error (the first two at debug level,
+// the last at warn level) and still exits 0. Errors never contain a secret.
 package git

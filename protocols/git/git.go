@@ -26,8 +26,16 @@ const maxRequest = 1 << 20
 // mostly ignore the username.
 const DefaultUsername = "credhelper"
 
-// ErrNoMatch reports that no rule matches the request.
-var ErrNoMatch = errors.New("git: no credhelper profile matches the request")
+// Errors Serve returns for requests it does not answer by design; callers
+// log them quietly. Anything else means a matching profile could not be
+// served.
+var (
+	// ErrNoMatch reports that no rule matches the request.
+	ErrNoMatch = errors.New("git: no credhelper profile matches the request")
+	// ErrBadRequest reports a request that breaks the protocol's syntax or
+	// limits.
+	ErrBadRequest = errors.New("git: malformed credential request")
+)
 
 // Resolver returns the current pair of a named profile. It must be safe for
 // concurrent use; errors it returns must not contain a secret.
@@ -169,14 +177,14 @@ func ReadRequest(in io.Reader) (Request, error) {
 			break
 		}
 		if len(line) > MaxLine {
-			return Request{}, fmt.Errorf("git: request line over %d bytes", MaxLine)
+			return Request{}, fmt.Errorf("%w: a line is over %d bytes", ErrBadRequest, MaxLine)
 		}
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return Request{}, errors.New("git: request line without '=': git sends key=value lines")
+			return Request{}, fmt.Errorf("%w: a line has no '=': git sends key=value lines", ErrBadRequest)
 		}
 		if strings.ContainsRune(value, 0) {
-			return Request{}, fmt.Errorf("git: value of %q contains NUL", key)
+			return Request{}, fmt.Errorf("%w: the value of %q contains NUL", ErrBadRequest, key)
 		}
 		switch key {
 		case "protocol":
@@ -197,7 +205,7 @@ func ReadRequest(in io.Reader) (Request, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return Request{}, fmt.Errorf("git: request line over %d bytes", MaxLine)
+			return Request{}, fmt.Errorf("%w: a line is over %d bytes", ErrBadRequest, MaxLine)
 		}
 		return Request{}, fmt.Errorf("git: read request: %w", err)
 	}
@@ -210,7 +218,7 @@ func ReadRequest(in io.Reader) (Request, error) {
 func fromURL(raw string) (Request, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
-		return Request{}, errors.New("git: url= attribute is not a URL of the form protocol://host/path")
+		return Request{}, fmt.Errorf("%w: url= is not a URL of the form protocol://host/path", ErrBadRequest)
 	}
 	r := Request{Protocol: u.Scheme, Host: u.Host, Path: strings.TrimPrefix(u.Path, "/")}
 	if u.User != nil {

@@ -105,8 +105,8 @@ func TestGetNothing(t *testing.T) {
 			if err == nil || got != "" {
 				t.Fatalf("got %q, %v; want nothing and an error", got, err)
 			}
-			if errors.Is(err, ErrNoMatch) != tc.noMatch {
-				t.Errorf("errors.Is(%v, ErrNoMatch) = %v, want %v", err, !tc.noMatch, tc.noMatch)
+			if errors.Is(err, ErrNoMatch) != tc.noMatch || errors.Is(err, ErrBadRequest) == tc.noMatch {
+				t.Errorf("got %v; want ErrNoMatch: %v, else ErrBadRequest", err, tc.noMatch)
 			}
 		})
 	}
