@@ -38,6 +38,9 @@ type crashCase struct {
 	// lost: the step is after the issuer spent the refresh token and
 	// before the new pair reached the journal, so the lineage is lost.
 	lost bool
+	// noRestart leaves the dead instance dead: only the other instances,
+	// on the same host and journal directory, carry on.
+	noRestart bool
 }
 
 // runCrash SIGKILLs one instance at c.step of a forced refresh, while two
@@ -97,13 +100,16 @@ func runCrash(t *testing.T, c crashCase) *crashRun {
 
 	restartSpec := e.spec(1, 4, target, 20*time.Second)
 	restartSpec.StopOnLineageBroken = c.lost
-	restarted, err := fleet.Start(ctx, restartSpec)
-	if err != nil {
-		t.Fatal(err)
+	r2, err2 := &fleet.Result{}, error(nil)
+	if !c.noRestart {
+		restarted, err := fleet.Start(ctx, restartSpec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(restarted.Kill)
+		r2, err2 = restarted.Wait(false)
 	}
-	t.Cleanup(restarted.Kill)
 	r1, err1 := others.Wait(false)
-	r2, err2 := restarted.Wait(false)
 	store, regress, _ := poll.Stop()
 	if err1 != nil || err2 != nil {
 		t.Fatalf("fleet: others: %v; restarted: %v", err1, err2)

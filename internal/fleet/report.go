@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -87,7 +88,11 @@ type GenEvent struct {
 
 const maxErrorKinds = 20
 
+// timestamps in error messages would make every retry a kind of its own.
+var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+
 func (r *Report) addError(msg string, n int64) {
+	msg = timestamp.ReplaceAllString(msg, "<time>")
 	if r.ErrorKinds == nil {
 		r.ErrorKinds = make(map[string]int64)
 	}
