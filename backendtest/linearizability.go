@@ -43,6 +43,13 @@ type LinearizabilityOptions struct {
 	// OpTimeout bounds each operation; default 30s. An operation that
 	// runs out of time counts as one whose outcome is unknown.
 	OpTimeout time.Duration
+	// CancelRatio is the share of operations given a short random
+	// deadline, below CancelWithin, so that some fail part-way with an
+	// unknown outcome and the check covers what such failures leave
+	// behind; default 0, none.
+	CancelRatio float64
+	// CancelWithin bounds those short deadlines; default 50ms.
+	CancelWithin time.Duration
 	// CheckTimeout bounds the linearizability check; default 60s. A check
 	// that runs out of time fails the test: an undecided history proves
 	// nothing.
@@ -71,6 +78,9 @@ func (o *LinearizabilityOptions) defaults() {
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = 30 * time.Second
+	}
+	if o.CancelWithin <= 0 {
+		o.CancelWithin = 50 * time.Millisecond
 	}
 	if o.CheckTimeout <= 0 {
 		o.CheckTimeout = 60 * time.Second
@@ -124,6 +134,10 @@ func (o *LinearizabilityOptions) defaults() {
 //     version may match (a sound, slightly weaker check).
 //   - A Load that failed otherwise changes nothing and is left out.
 //
+// With LinearizabilityOptions.CancelRatio some operations get a deadline
+// short enough to cut them off part-way, so the history also shows what a
+// swap abandoned in flight leaves behind.
+//
 // Timestamps are wall-clock nanoseconds taken once per process and
 // advanced by the monotonic clock, so they are ordered within a process
 // and comparable across processes of one host.
@@ -157,15 +171,16 @@ type linReport struct {
 	loads, cas                      int
 	casOK, conflicts, notFound      int
 	loadOK, loadMissing, errs       int
+	errCAS, errSeen, shortDeadline  int
 	maxConcurrent                   int
 	workload, check                 time.Duration
 	htmlPath, historyPath, checkRes string
 }
 
 func (r linReport) String() string {
-	return fmt.Sprintf("%d ops (%d processes x %d goroutines; %d loads: %d found, %d not found; %d swaps: %d won, %d conflicts, %d not found; %d unknown outcomes), up to %d ops in flight, workload %v, check %v, seed %d",
-		r.loads+r.cas+r.errs, r.processes, r.goroutines, r.loads, r.loadOK, r.loadMissing, r.cas, r.casOK, r.conflicts, r.notFound, r.errs,
-		r.maxConcurrent, r.workload.Round(time.Millisecond), r.check.Round(time.Millisecond), r.seed)
+	return fmt.Sprintf("%d ops (%d processes x %d goroutines; %d loads: %d found, %d not found; %d swaps: %d won, %d conflicts, %d not found; %d with unknown outcome: %d swaps, %d of them seen to take effect; %d ops given a short deadline), up to %d ops in flight, workload %v, check %v, seed %d",
+		r.loads+r.cas+r.errs, r.processes, r.goroutines, r.loads, r.loadOK, r.loadMissing, r.cas, r.casOK, r.conflicts, r.notFound, r.errs, r.errCAS, r.errSeen,
+		r.shortDeadline, r.maxConcurrent, r.workload.Round(time.Millisecond), r.check.Round(time.Millisecond), r.seed)
 }
 
 // errNotLinearizable marks a history the checker refused.
@@ -193,9 +208,15 @@ func checkLinearizability(t testing.TB, cfg Config, o LinearizabilityOptions) (l
 		return rep, fmt.Errorf("backendtest: the history has %d operations, want %d (%d processes x %d goroutines x %d)", len(ops), want, o.Processes, o.Goroutines, o.Ops)
 	}
 	for _, op := range ops {
+		if op.Deadline > 0 {
+			rep.shortDeadline++
+		}
 		switch {
 		case op.Result == resError:
 			rep.errs++
+			if op.Kind == opCAS {
+				rep.errCAS++
+			}
 		case op.Kind == opLoad:
 			rep.loads++
 			if op.Result == resOK {
@@ -215,6 +236,17 @@ func checkLinearizability(t testing.TB, cfg Config, o LinearizabilityOptions) (l
 			}
 		}
 	}
+	read := map[string]bool{}
+	for _, op := range ops {
+		if op.Kind == opLoad && op.Result == resOK {
+			read[op.OutTag] = true
+		}
+	}
+	for _, op := range ops {
+		if op.Kind == opCAS && op.Result == resError && read[op.Tag] {
+			rep.errSeen++
+		}
+	}
 	rep.maxConcurrent = maxInFlight(ops)
 	start = time.Now()
 	res, info, err := checkHistory(ops, o.CheckTimeout)
@@ -226,10 +258,15 @@ func checkLinearizability(t testing.TB, cfg Config, o LinearizabilityOptions) (l
 	if err == nil {
 		return rep, nil
 	}
+	logged := 0
 	for _, op := range ops {
-		if op.Result == resError {
+		if op.Result == resError && logged < 5 {
+			logged++
 			t.Logf("operation with unknown outcome: process %d goroutine %d %s: %s", op.Proc, op.G, op.Kind, op.Err)
 		}
+	}
+	if rep.errs > logged {
+		t.Logf("... and %d more operations with unknown outcomes (see the history)", rep.errs-logged)
 	}
 	dir, derr := artifactDir(t)
 	if derr != nil {
@@ -332,6 +369,8 @@ type linOp struct {
 	Version string `json:"version,omitempty"`
 	// Err is the error of an operation whose outcome is unknown.
 	Err string `json:"err,omitempty"`
+	// Deadline is the short deadline CancelRatio gave the operation.
+	Deadline time.Duration `json:"deadline,omitempty"`
 }
 
 // undecodable is the OutTag of a loaded value that is not one this
@@ -377,8 +416,13 @@ func workload(b provider.Backend, key string, p, g int, o LinearizabilityOptions
 	}
 	for i := 0; i < o.Ops; i++ {
 		op := linOp{Proc: p, G: g}
+		timeout := o.OpTimeout
+		if o.CancelRatio > 0 && rng.Float64() < o.CancelRatio {
+			timeout = time.Duration(rng.Int64N(int64(o.CancelWithin)))
+			op.Deadline = timeout
+		}
 		r := rng.Float64()
-		ctx, cancel := context.WithTimeout(context.Background(), o.OpTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		if needLoad || r < o.LoadRatio {
 			needLoad = false
 			op.Kind = opLoad
