@@ -29,7 +29,7 @@ type fixture struct {
 	env           []string
 }
 
-func newFixture(t *testing.T, issOpts ...func(*dev.Options)) *fixture {
+func newFixture(t testing.TB, issOpts ...func(*dev.Options)) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -71,7 +71,7 @@ journal_dir = "%[1]s/journal"
 	return f
 }
 
-func (f *fixture) store(t *testing.T, name string, p provider.Pair) {
+func (f *fixture) store(t testing.TB, name string, p provider.Pair) {
 	t.Helper()
 	data, err := (&provider.Record{Pair: p}).Encode()
 	if err != nil {
@@ -84,7 +84,7 @@ func (f *fixture) store(t *testing.T, name string, p provider.Pair) {
 
 func (f *fixture) socket() string { return filepath.Join(f.run, "credhelper", "agent.sock") }
 
-func (f *fixture) stored(t *testing.T, name string) *provider.Record {
+func (f *fixture) stored(t testing.TB, name string) *provider.Record {
 	t.Helper()
 	b, err := file.New()
 	if err != nil {

@@ -170,7 +170,7 @@ type agentProc struct {
 
 // startAgent starts `credhelper agent --log-format json args...` with env
 // and waits until it serves.
-func startAgent(t *testing.T, env []string, args ...string) *agentProc {
+func startAgent(t testing.TB, env []string, args ...string) *agentProc {
 	t.Helper()
 	ap := &agentProc{done: make(chan struct{}), grew: make(chan struct{}, 1)}
 	ap.cmd = exec.Command(credhelperBin(t), append([]string{"agent", "--log-format", "json"}, args...)...)
@@ -219,7 +219,7 @@ func startAgent(t *testing.T, env []string, args ...string) *agentProc {
 }
 
 // waitLog waits for a log line whose msg starts with prefix and returns it.
-func (ap *agentProc) waitLog(t *testing.T, prefix string, timeout time.Duration) map[string]any {
+func (ap *agentProc) waitLog(t testing.TB, prefix string, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.After(timeout)
 	for i := 0; ; {
@@ -255,7 +255,7 @@ func (ap *agentProc) log() string {
 }
 
 // stop sends sig and waits for the exit code.
-func (ap *agentProc) stop(t *testing.T, sig os.Signal) int {
+func (ap *agentProc) stop(t testing.TB, sig os.Signal) int {
 	t.Helper()
 	if err := ap.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -270,7 +270,7 @@ func (ap *agentProc) stop(t *testing.T, sig os.Signal) int {
 
 // runCLI runs the credhelper binary and returns stdout, stderr and the
 // exit code.
-func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
+func runCLI(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(credhelperBin(t), args...)
 	cmd.Env = env
