@@ -264,8 +264,11 @@ func TestAgentEndToEnd(t *testing.T) {
 		if !strings.Contains(ap.log(), `"msg":"agent: stopped"`) {
 			t.Errorf("no clean stop in the log:\n%s", ap.log())
 		}
-		if strings.Contains(ap.log(), f.never.AuthToken) || strings.Contains(ap.log(), f.never.RefreshToken) {
-			t.Error("the agent's log contains a token")
+		exp := f.stored(t, "exp.json").Pair
+		for _, tok := range []string{f.never.AuthToken, f.never.RefreshToken, exp.AuthToken, exp.RefreshToken} {
+			if strings.Contains(ap.log(), tok) {
+				t.Error("the agent's log contains a token")
+			}
 		}
 	})
 

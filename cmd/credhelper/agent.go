@@ -34,8 +34,8 @@ func (a *app) agentCommand() *cobra.Command {
 		Long: `agent runs until SIGTERM or SIGINT. It keeps every profile of the config file
 (or those named by --profiles) fresh ahead of expiry through the refresh
 engine, and answers get, status and ping on a unix socket, so that
-'credhelper get' and every helper face answer from its cache in well under a
-millisecond of work. Callers use the agent whenever it runs and serves their
+'credhelper get' and every helper face answer from its cache without
+touching the backend or the issuer. Callers use the agent whenever it runs and serves their
 profile and config file, and resolve the credential themselves otherwise
 (also when --backend or --issuer is given, or CREDHELPER_NO_AGENT is set).
 
