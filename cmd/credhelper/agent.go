@@ -35,9 +35,10 @@ func (a *app) agentCommand() *cobra.Command {
 (or those named by --profiles) fresh ahead of expiry through the refresh
 engine, and answers get, status and ping on a unix socket, so that
 'credhelper get' and every helper face answer from its cache without
-touching the backend or the issuer. Callers use the agent whenever it runs and serves their
-profile and config file, and resolve the credential themselves otherwise
-(also when --backend or --issuer is given, or CREDHELPER_NO_AGENT is set).
+touching the backend or the issuer. Callers use the agent whenever it runs
+and serves their profile and config file, and resolve the credential
+themselves otherwise (also when --backend or --issuer is given, or when
+CREDHELPER_NO_AGENT is set).
 
 The socket is $XDG_RUNTIME_DIR/credhelper/agent.sock, else
 /tmp/credhelper-$UID/agent.sock ($CREDHELPER_AGENT_SOCKET, [agent] socket in
