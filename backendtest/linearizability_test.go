@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 
@@ -280,4 +282,69 @@ func TestArtifactDir(t *testing.T) {
 	if filepath.Dir(dir) != base {
 		t.Errorf("artifactDir = %q, want a directory directly under %q", dir, base)
 	}
+}
+
+// racyFile is a file store whose CompareAndSwap compares and writes
+// without a lock: correct in one goroutine, broken across processes.
+type racyFile struct{}
+
+func (racyFile) Load(ctx context.Context, key string) (provider.Entry, error) {
+	data, err := os.ReadFile(key)
+	if errors.Is(err, os.ErrNotExist) {
+		return provider.Entry{}, fmt.Errorf("racy: %w", provider.ErrNotFound)
+	}
+	if err != nil {
+		return provider.Entry{}, err
+	}
+	return provider.Entry{Value: data, Version: provider.Version(fmt.Sprintf("%x", sha256.Sum256(data)))}, nil
+}
+
+func (r racyFile) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
+	e, err := r.Load(ctx, key)
+	switch {
+	case errors.Is(err, provider.ErrNotFound):
+		if expected != "" {
+			return "", fmt.Errorf("racy: %w", provider.ErrConflict)
+		}
+	case err != nil:
+		return "", err
+	case e.Version != expected:
+		return "", fmt.Errorf("racy: %w", provider.ErrConflict)
+	}
+	time.Sleep(time.Millisecond) // widen the window between compare and write
+	f, err := os.CreateTemp(filepath.Dir(key), "tmp-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), key)
+	}
+	if err != nil {
+		return "", err
+	}
+	return provider.Version(fmt.Sprintf("%x", sha256.Sum256(value))), nil
+}
+
+// TestLinearizabilityDetectsRacyProcesses proves the multi-process path
+// can fail: child processes swapping a file without a lock lose updates.
+func TestLinearizabilityDetectsRacyProcesses(t *testing.T) {
+	cfg := Config{
+		New: func(testing.TB) provider.Backend { return racyFile{} },
+		Key: func(testing.TB) string { return filepath.Join(t.TempDir(), "cred.json") },
+	}
+	if runLinearizabilityChild(t, cfg) {
+		return
+	}
+	t.Setenv("TEST_ARTIFACTS", t.TempDir())
+	o := LinearizabilityOptions{Processes: 3, Goroutines: 2, Ops: 40}
+	o.defaults()
+	rep, err := checkLinearizability(t, cfg, o)
+	if !errors.Is(err, errNotLinearizable) {
+		t.Fatalf("unlocked swaps from %d processes passed: err = %v; %s", o.Processes, err, rep)
+	}
+	t.Logf("refused as expected: %v", err)
 }
