@@ -172,14 +172,15 @@ type linReport struct {
 	casOK, conflicts, notFound      int
 	loadOK, loadMissing, errs       int
 	errCAS, errSeen, shortDeadline  int
+	errPermanent                    int
 	maxConcurrent                   int
 	workload, check                 time.Duration
 	htmlPath, historyPath, checkRes string
 }
 
 func (r linReport) String() string {
-	return fmt.Sprintf("%d ops (%d processes x %d goroutines; %d loads: %d found, %d not found; %d swaps: %d won, %d conflicts, %d not found; %d with unknown outcome: %d swaps, %d of them seen to take effect; %d ops given a short deadline), up to %d ops in flight, workload %v, check %v, seed %d",
-		r.loads+r.cas+r.errs, r.processes, r.goroutines, r.loads, r.loadOK, r.loadMissing, r.cas, r.casOK, r.conflicts, r.notFound, r.errs, r.errCAS, r.errSeen,
+	return fmt.Sprintf("%d ops (%d processes x %d goroutines; %d loads: %d found, %d not found; %d swaps: %d won, %d conflicts, %d not found; %d with unknown outcome: %d swaps, %d of them seen to take effect, %d errors not transient; %d ops given a short deadline), up to %d ops in flight, workload %v, check %v, seed %d",
+		r.loads+r.cas+r.errs, r.processes, r.goroutines, r.loads, r.loadOK, r.loadMissing, r.cas, r.casOK, r.conflicts, r.notFound, r.errs, r.errCAS, r.errSeen, r.errPermanent,
 		r.shortDeadline, r.maxConcurrent, r.workload.Round(time.Millisecond), r.check.Round(time.Millisecond), r.seed)
 }
 
@@ -214,6 +215,9 @@ func checkLinearizability(t testing.TB, cfg Config, o LinearizabilityOptions) (l
 		switch {
 		case op.Result == resError:
 			rep.errs++
+			if !op.Transient {
+				rep.errPermanent++
+			}
 			if op.Kind == opCAS {
 				rep.errCAS++
 			}
@@ -369,6 +373,8 @@ type linOp struct {
 	Version string `json:"version,omitempty"`
 	// Err is the error of an operation whose outcome is unknown.
 	Err string `json:"err,omitempty"`
+	// Transient reports whether Err is a *provider.TransientError.
+	Transient bool `json:"transient,omitempty"`
 	// Deadline is the short deadline CancelRatio gave the operation.
 	Deadline time.Duration `json:"deadline,omitempty"`
 }
@@ -437,7 +443,7 @@ func workload(b provider.Backend, key string, p, g int, o LinearizabilityOptions
 				op.Result = resNotFound
 				last = ""
 			default:
-				op.Result, op.Err = resError, err.Error()
+				op.Result, op.Err, op.Transient = resError, err.Error(), provider.IsTransient(err)
 			}
 		} else {
 			op.Kind = opCAS
@@ -474,7 +480,7 @@ func workload(b provider.Backend, key string, p, g int, o LinearizabilityOptions
 				op.Result = resNotFound
 				needLoad = true
 			default:
-				op.Result, op.Err = resError, err.Error()
+				op.Result, op.Err, op.Transient = resError, err.Error(), provider.IsTransient(err)
 				needLoad = true
 			}
 		}
