@@ -1,5 +1,3 @@
-//go:build engine_replay_fix
-
 package refresh_test
 
 import (
@@ -14,14 +12,12 @@ import (
 // Expected: they recover the journaled pair (the successor of the spent
 // refresh token is on this host's disk) with no extra issuer call.
 //
-// On the engine as of this commit they do not: an engine replays journals
-// only once, before its first refresh, so the survivors (started before
+// A regression test: engines once replayed journals
+// only once, before their first refresh, so the survivors (started before
 // the crash) wait out the dead instance's lease, claim, and present the
-// spent refresh token again; the issuer rejects it (and revokes the
-// family) and the lineage is reported broken. Kept behind a build tag so
-// that `make test` stays green; remove the tag with the fix:
-//
-//	go test -race -tags engine_replay_fix -run TestCrashAfterJournalNoRestart ./refresh/
+// spent refresh token again, which the issuer rejected (revoking the
+// family), breaking the lineage. Survivors now replay a dead neighbour's
+// journal as soon as its claim stands in their way.
 func TestCrashAfterJournalNoRestart(t *testing.T) {
 	if fleet.Child(buildTarget) {
 		return

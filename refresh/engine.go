@@ -2,6 +2,8 @@ package refresh
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,11 +70,12 @@ type call struct {
 
 // pendingCommit is an issued pair whose commit failed transiently.
 type pendingCommit struct {
-	spent    provider.Pair    // the pair whose refresh token was spent
-	next     *provider.Record // the record to commit
-	expected provider.Version // the version we claimed
-	entry    *journalEntry    // its journal entry, nil if journaling failed
-	retrying bool             // a background retry runs; guarded by Engine.mu
+	spentGen  uint64           // generation whose refresh token was spent
+	spentHash string           // tokenDigest of that refresh token
+	next      *provider.Record // the record to commit
+	expected  provider.Version // the version we claimed
+	entry     *journalEntry    // its journal entry, nil if journaling failed
+	retrying  bool             // a background retry runs; guarded by Engine.mu
 }
 
 // New returns an Engine for key on backend, refreshing through issuer. A nil
@@ -264,6 +267,12 @@ func (e *Engine) schedule(p provider.Pair, firstSeen time.Time) *cached {
 	lifetime := p.ValidUntil.Sub(issued)
 	window := max(e.opts.RefreshFloor, time.Duration(e.opts.RefreshFraction*float64(lifetime)))
 	window += time.Duration(e.jitter * float64(window))
+	// A pair is never refreshed in the first half of its life, however
+	// large the floor: otherwise a pair shorter-lived than the floor is
+	// born inside its window and refreshed back to back. It must still be
+	// refreshed before it stops being usable.
+	window = min(window, lifetime/2)
+	window = max(window, e.opts.MinValidity+2*CoarseSlack)
 	c.refreshAt = p.ValidUntil.Add(-window)
 	c.usableUntil = p.ValidUntil.Add(-e.opts.MinValidity)
 	if e.issuer == nil {
@@ -277,6 +286,13 @@ func (e *Engine) schedule(p provider.Pair, firstSeen time.Time) *cached {
 	}
 	c.freshUntil = fresh.UnixMilli()
 	return c
+}
+
+// tokenDigest identifies a refresh token in journals and comparisons
+// without storing it twice.
+func tokenDigest(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
 }
 
 // sameLineage reports whether a and b are the same pair.

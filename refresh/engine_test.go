@@ -468,7 +468,7 @@ func TestJournalReplayCommitsDeadProcessesPair(t *testing.T) {
 	next := f.iss.mint()
 	next.Generation = 1
 	j := &journal{dir: f.dir, key: testKey, holder: "dead"}
-	en, err := j.write(&pendingCommit{spent: f.first, next: &provider.Record{Pair: next}, expected: claimed})
+	en, err := j.write(&pendingCommit{spentGen: f.first.Generation, spentHash: tokenDigest(f.first.RefreshToken), next: &provider.Record{Pair: next}, expected: claimed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestJournalSupersededIsDiscarded(t *testing.T) {
 	next := f.iss.mint()
 	next.Generation = 1
 	j := &journal{dir: f.dir, key: testKey, holder: "dead"}
-	en, err := j.write(&pendingCommit{spent: f.first, next: &provider.Record{Pair: next}, expected: "stale"})
+	en, err := j.write(&pendingCommit{spentGen: f.first.Generation, spentHash: tokenDigest(f.first.RefreshToken), next: &provider.Record{Pair: next}, expected: "stale"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,3 @@
-//go:build engine_window_fix
-
 package refresh_test
 
 import (
@@ -19,14 +17,9 @@ import (
 // RefreshFloor (5 minutes), and calls Credential for one second with the
 // default options. Every pair the issuer returns is then born inside its
 // own refresh window, so each caller on the slow path starts another
-// refresh at once: the engine refreshes back to back for as long as it is
+// refresh at once: the engine once refreshed back to back for as long as it was
 // called. Expected: at most one refresh (the window should be capped below
 // the lifetime, or such a pair refreshed once per lifetime).
-//
-// Kept behind a build tag so that `make test` stays green; remove the tag
-// with the fix:
-//
-//	go test -race -tags engine_window_fix -run TestShortLifetimeNoRefreshStorm ./refresh/
 func TestShortLifetimeNoRefreshStorm(t *testing.T) {
 	srv, err := dev.Listen(ctxFor(t, time.Minute), "127.0.0.1:0")
 	if err != nil {

@@ -40,6 +40,7 @@ type journalRecord struct {
 	Holder          string           `json:"holder"`
 	ClaimedVersion  provider.Version `json:"claimedVersion"`
 	SpentGeneration uint64           `json:"spentGeneration"`
+	SpentDigest     string           `json:"spentRefreshTokenSHA256"`
 	Record          json.RawMessage  `json:"record"`
 }
 
@@ -67,7 +68,7 @@ func (j *journal) write(p *pendingCommit) (*journalEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(journalRecord{Key: j.key, Holder: j.holder, ClaimedVersion: p.expected, SpentGeneration: p.spent.Generation, Record: rec})
+	data, err := json.Marshal(journalRecord{Key: j.key, Holder: j.holder, ClaimedVersion: p.expected, SpentGeneration: p.spentGen, SpentDigest: p.spentHash, Record: rec})
 	if err != nil {
 		return nil, err
 	}
@@ -119,72 +120,101 @@ func (en *journalEntry) remove() {
 // release unlocks the entry but keeps it for a later replay.
 func (en *journalEntry) release() { en.f.Close() }
 
-// replayOnce commits, or discards as superseded, journal entries for this
-// key left by processes that died between the issuer's answer and the
-// commit. It runs before this engine's first refresh.
+// replayOnce replays journals before this engine's first refresh.
 func (e *Engine) replayOnce(ctx context.Context) {
 	e.mu.Lock()
-	if e.replayed || e.readOnly {
+	if e.replayed {
 		e.mu.Unlock()
 		return
 	}
 	e.replayed = true
 	e.mu.Unlock()
+	e.replayJournals(ctx)
+}
+
+// replayJournals commits, or discards as superseded, journal entries for
+// this key left by processes on this host that died between the issuer's
+// answer and the commit, and reports how many it found. An entry whose
+// owner is alive is locked and left to its owner. The engine calls it at
+// start and whenever another instance's claim stands in its way, so a
+// survivor recovers a dead neighbour's pair without waiting for its lease.
+func (e *Engine) replayJournals(ctx context.Context) int {
+	if e.readOnly {
+		return 0
+	}
 	paths, _ := filepath.Glob(filepath.Join(e.journal.dir, e.journal.prefix()+".*.json"))
+	n := 0
 	for _, p := range paths {
 		if p == e.journal.path() {
 			continue
 		}
-		if err := e.replay(ctx, p); err != nil {
-			e.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry on next start",
+		found, err := e.replay(ctx, p)
+		if found {
+			n++
+		}
+		if err != nil {
+			e.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry",
 				slog.String("key", e.key), slog.String("journal", p), slog.String("error", err.Error()))
 		}
 	}
+	return n
 }
 
-func (e *Engine) replay(ctx context.Context, path string) error {
+// replay handles one journal file; found reports that it belonged to a
+// dead process and was acted on.
+func (e *Engine) replay(ctx context.Context, path string) (found bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return false, nil // gone meanwhile: its owner finished
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil // its owner is alive and will commit it
+		return false, nil // its owner is alive and will commit it
+	}
+	if _, err := os.Stat(path); err != nil {
+		f.Close()
+		return false, nil // removed between our open and our lock
 	}
 	entry := &journalEntry{path: path, f: f}
 	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		entry.release()
-		return err
+		return true, err
 	}
 	var jr journalRecord
 	if err := json.Unmarshal(data, &jr); err != nil || jr.Key != e.key {
 		os.Rename(path, path+".corrupt")
 		entry.release()
-		return fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), errors.Join(err, provider.ErrInvalidRecord))
+		return true, fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), errors.Join(err, provider.ErrInvalidRecord))
 	}
 	next, err := provider.DecodeRecord(jr.Record)
 	if err != nil {
 		os.Rename(path, path+".corrupt")
 		entry.release()
-		return fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), err)
+		return true, fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), err)
 	}
 	_, cur, err := e.load(ctx)
 	if err != nil {
 		entry.release()
-		return err
+		return true, err
 	}
 	if cur.Pair.Generation >= next.Pair.Generation {
 		e.opts.Logger.Info("credhelper refresh: journal entry superseded by a newer generation; discarded",
 			slog.String("key", e.key), slog.Uint64("journal_generation", next.Pair.Generation), slog.Uint64("current_generation", cur.Pair.Generation))
 		entry.remove()
-		return nil
+		return true, nil
 	}
 	e.event(EventJournalReplay, slog.Uint64("generation", next.Pair.Generation), slog.String("from_holder", jr.Holder))
-	p := &pendingCommit{spent: provider.Pair{Generation: jr.SpentGeneration}, next: next, expected: jr.ClaimedVersion, entry: entry}
+	p := &pendingCommit{spentGen: jr.SpentGeneration, spentHash: jr.SpentDigest, next: next, expected: jr.ClaimedVersion, entry: entry}
 	e.mu.Lock()
+	if e.pending != nil {
+		// This engine has its own pair to commit first; try again later.
+		e.mu.Unlock()
+		entry.release()
+		return false, nil
+	}
 	e.pending = p
 	e.mu.Unlock()
 	_, err = e.commitPending(ctx)
-	return err
+	return true, err
 }

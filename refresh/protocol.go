@@ -64,6 +64,9 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			e.adopt(c)
 			return pair, nil
 		}
+		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && e.replayJournals(ctx) > 0 {
+			continue // a dead neighbour's journaled pair was just handled
+		}
 		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && now.Before(l.Expires.Add(e.opts.ClockSkew)) {
 			// Someone else is spending this refresh token: wait for their
 			// generation. Callers keep getting the current pair meanwhile.
@@ -174,7 +177,7 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, claimed provid
 		e.event(EventLineageBroken, slog.String("error", err.Error()))
 		return provider.Pair{}, fmt.Errorf("refresh: the issuer returned an unusable pair for %s: %w: %w", e.key, err, provider.ErrLineageBroken)
 	}
-	p := &pendingCommit{spent: pair, next: nextRec, expected: claimed}
+	p := &pendingCommit{spentGen: pair.Generation, spentHash: tokenDigest(pair.RefreshToken), next: nextRec, expected: claimed}
 	entry, jerr := e.journal.write(p)
 	if jerr != nil {
 		// The backend is the more durable home anyway; commit at once.
@@ -286,9 +289,12 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			e.event(EventConflict, slog.String("step", "commit"), slog.Uint64("generation", next.Generation))
 			entry, cur, lerr := e.load(ctx)
 			if lerr == nil {
-				if cur.Pair.Generation >= next.Generation {
-					// A newer generation won: ours is orphaned. Say so,
-					// with a fingerprint only, and adopt theirs.
+				takenOver := cur.Pair.Generation == p.spentGen && tokenDigest(cur.Pair.RefreshToken) == p.spentHash
+				if cur.Pair.Generation >= next.Generation || !takenOver {
+					// A newer generation won, or someone stored another
+					// pair out of band (a person's put, another tool):
+					// ours is orphaned. Say so, with a fingerprint only,
+					// and adopt theirs.
 					e.event(EventOrphaned, slog.Uint64("orphaned_generation", next.Generation),
 						slog.String("orphaned_token_sha256", provider.Fingerprint(next.AuthToken)),
 						slog.Uint64("adopted_generation", cur.Pair.Generation))
@@ -296,10 +302,10 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 					e.adopt(e.cachedFor(cur.Pair))
 					return cur.Pair, nil
 				}
-				// Still at (or before) the generation we spent: our lease
-				// was taken over but nobody committed. Our pair is the
-				// lineage's legitimate successor; commit it over theirs,
-				// keeping whatever unknown fields the record now has.
+				// Still the pair we spent, under someone else's claim: our
+				// lease was taken over but nobody committed. Our pair is
+				// the lineage's legitimate successor; commit it over the
+				// claim, keeping whatever unknown fields the record has.
 				merged := cur.Clone()
 				merged.Pair = next
 				merged.Lease = nil

@@ -75,7 +75,7 @@ func versionOf(data []byte) provider.Version {
 // Load reads the credential file named by key.
 func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) {
 	if err := ctx.Err(); err != nil {
-		return provider.Entry{}, err
+		return provider.Entry{}, ctxError(err)
 	}
 	p, err := b.path(key)
 	if err != nil {
@@ -118,6 +118,12 @@ func readChecked(p string) ([]byte, error) {
 	return data, nil
 }
 
+// ctxError reports a caller's expired or canceled context as a transient
+// failure, as the other backends do.
+func ctxError(err error) error {
+	return provider.Transient(fmt.Errorf("file: %w", err))
+}
+
 func fileError(op, p string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("file: %s %s: permission denied: check the file's owner and mode: %w", op, p, provider.ErrPermission)
@@ -132,7 +138,7 @@ func fileError(op, p string, err error) error {
 // CompareAndSwap replaces the file's content if its version is expected.
 func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", ctxError(err)
 	}
 	p, err := b.path(key)
 	if err != nil {
@@ -165,7 +171,7 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 		return "", fmt.Errorf("file: %s changed since it was read: %w", p, provider.ErrConflict)
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", ctxError(err)
 	}
 	if err := writeAtomic(p, value); err != nil {
 		return "", err
