@@ -31,6 +31,9 @@ type fixture struct {
 
 func newFixture(t testing.TB, issOpts ...func(*dev.Options)) *fixture {
 	t.Helper()
+	// Build first: linking can take seconds on a busy machine, longer than
+	// the 4-second pair minted below lives.
+	credhelperBin(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	iss, err := dev.Listen(ctx, "127.0.0.1:0", issOpts...)
