@@ -5,7 +5,10 @@ BIN      := bin
 PKGS     := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test demo vet bench clean
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+
+.PHONY: all build test demo vet bench install uninstall clean
 
 all: build
 
@@ -30,6 +33,18 @@ demo: build
 # bench/fleet.svg; it starts moto_server itself, like test.
 bench: build
 	scripts/testenv.sh $(GO) run ./bench/cmd/credbench -out bench -bin $(BIN)/credhelper
+
+# docker finds docker-credential-credhelper and git finds
+# git-credential-credhelper; both are symlinks, and credhelper picks the
+# face from the name it runs as.
+install: build
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BIN)/credhelper $(DESTDIR)$(BINDIR)/credhelper
+	ln -sf credhelper $(DESTDIR)$(BINDIR)/docker-credential-credhelper
+	ln -sf credhelper $(DESTDIR)$(BINDIR)/git-credential-credhelper
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,credhelper docker-credential-credhelper git-credential-credhelper)
 
 clean:
 	rm -rf $(BIN)

@@ -63,18 +63,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if code, ok := a.dispatchByName(ctx, args); ok {
 		return code
 	}
-	root := a.rootCommand()
+	return a.execute(ctx, a.rootCommand(), args)
+}
+
+// execute runs the command tree and maps its error to an exit code: a
+// command's own status (exec returns its child's; docker prints its
+// message on standard output), 2 for usage errors, 1 otherwise. Every other
+// error is printed as one line on standard error.
+func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) int {
 	root.SetArgs(args[1:])
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "credhelper: %s\n", oneLine(err.Error()))
+	var st exitStatus
+	if errors.As(err, &st) {
+		return st.ExitCode() // the command already said what it had to
+	}
+	fmt.Fprintf(a.stderr, "credhelper: %s\n", oneLine(err.Error()))
+	var coder interface{ ExitCode() int } // e.g. exec's 126 and 127
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	switch {
+	case errors.As(err, &coder):
+		return coder.ExitCode()
+	case errors.As(err, &ue) || isCobraUsage(err):
 		return 2
 	}
 	return 1
@@ -200,9 +215,10 @@ func (a *app) loadConfig() (*config.File, error) {
 
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print credhelper's version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print credhelper's version",
+		Example: "  credhelper version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(a.stdout, "credhelper %s\n", version)
 			return nil

@@ -38,9 +38,8 @@ keychain".`,
   #   server_urls = ["registry.example.com"]
   echo registry.example.com | docker-credential-credhelper get
   credhelper docker list`,
-		Args:        cobra.ExactArgs(1),
-		ValidArgs:   []string{"get", "store", "erase", "list", "version"},
-		Annotations: map[string]string{ownExitStatus: "docker"},
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"get", "store", "erase", "list", "version"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if code := a.serveDocker(cmd.Context(), dockerHelperName, args[0]); code != 0 {
 				return exitStatus(code)

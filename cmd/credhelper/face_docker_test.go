@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker-credential-helpers/client"
 	"github.com/docker/docker-credential-helpers/credentials"
@@ -41,7 +42,8 @@ server_urls = ["registry.example.com", "localhost:5000"]
 [profiles.hub]
 backend = "file:%DIR%/hub.json"
 issuer = "%ISSUER%"
-refresh_floor = "2h"
+min_validity = "2500ms"
+refresh_floor = "3600ms"
 [profiles.hub.docker]
 server_urls = ["https://index.docker.io/v1/"]
 username = "robot"
@@ -53,7 +55,13 @@ server_urls = ["broken.example.com"]
 `
 
 func TestDockerCredentialHelpersClient(t *testing.T) {
-	srv, minted := startDev(t)
+	srv, _ := startDev(t)
+	// A 4s pair with less than the profile's 2.5s minimum validity left by
+	// the time docker asks: get must refresh it first.
+	minted, err := srv.Mint(provider.GenerateRequest{Lifetime: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := newFaceWorld(t, strings.ReplaceAll(dockerConfig, "%ISSUER%", "dev:"+srv.Addr()))
 	writeRecord(t, filepath.Join(w.dir, "reg.json"), neverPair())
 	writeRecord(t, filepath.Join(w.dir, "hub.json"), minted)
@@ -71,8 +79,9 @@ func TestDockerCredentialHelpersClient(t *testing.T) {
 			}
 		}
 
-		// The expiring profile is due (refresh_floor 2h > 1h lifetime): get
-		// refreshes it through the dev issuer.
+		// The expiring profile is due: get refreshes it through the dev
+		// issuer.
+		time.Sleep(time.Until(minted.ValidUntil.Add(-2400 * time.Millisecond)))
 		c, err := client.Get(prog, "https://index.docker.io/v1/")
 		if err != nil {
 			t.Fatalf("Get(hub): %v", err)

@@ -137,8 +137,7 @@ quarter of its remaining validity has passed.`,
 		Example: `  credhelper exec --profile prod -- ./server --port 8080
   credhelper exec --profile prod --on-rotate signal:SIGHUP -- ./worker
   credhelper exec --profile ci --on-rotate restart --token-var API_TOKEN -- python job.py`,
-		Args:        cobra.MinimumNArgs(1),
-		Annotations: map[string]string{ownExitStatus: "exec"},
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rot, err := envexec.ParseRotate(onRotate)
 			if err != nil {
