@@ -33,7 +33,7 @@
 //
 // A Server is safe for concurrent use and serves each connection on its own
 // goroutine. A get is answered from the engine's cache (one atomic load)
-// while the pair is fresh. For each profile with a Schedule the server runs
+// while the pair is fresh. For each profile marked Keep the server runs
 // a keeper that calls Credential just after the pair enters its refresh
 // window, so the engine refreshes in the background before any caller
 // needs it; keepers sleep until that point and never poll a fresh pair.

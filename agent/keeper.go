@@ -10,17 +10,11 @@ import (
 	"github.com/credhelper/credhelper/refresh"
 )
 
-// Schedule is the refresh window of a profile's engine, so that its keeper
-// can sleep until the pair is due instead of polling. The values must be
-// the engine's own (refresh.Options RefreshFraction, RefreshFloor and
-// MinValidity after defaults); an engine built with Jitter 0 then starts
-// refreshing exactly at RefreshAt. An engine with jitter starts earlier,
-// which is still correct: the keeper only ever wakes at or after the
-// engine's point, never before it, so its call always finds the pair due.
-type Schedule struct {
-	RefreshFraction float64
-	RefreshFloor    time.Duration
-	MinValidity     time.Duration
+// Scheduler is implemented by providers that know when their pair is next
+// due for refresh; *refresh.Engine does. A keeper sleeps until that point
+// instead of polling.
+type Scheduler interface {
+	NextRefresh() time.Time
 }
 
 // wakeSlack is how long after the refresh point the keeper calls the
@@ -37,36 +31,20 @@ const (
 	keeperMaxPoll    = 5 * time.Second
 )
 
-// RefreshAt returns when an engine with this schedule and no jitter starts
-// refreshing p, which it first saw at firstSeen. It mirrors the engine's
-// rule: the window is max(RefreshFloor, RefreshFraction x lifetime), the
-// lifetime counted from the token's issued-at time when it states one
-// earlier than firstSeen. A never-expiring pair is never due: the zero Time.
-func (s Schedule) RefreshAt(p provider.Pair, firstSeen time.Time) time.Time {
-	if p.Never() {
-		return time.Time{}
-	}
-	issued := firstSeen
-	if info, err := provider.ParseAuthToken(p.AuthToken); err == nil && !info.IssuedAt.IsZero() && info.IssuedAt.Before(p.ValidUntil) && info.IssuedAt.Before(issued) {
-		issued = info.IssuedAt
-	}
-	window := max(s.RefreshFloor, time.Duration(s.RefreshFraction*float64(p.ValidUntil.Sub(issued))))
-	return p.ValidUntil.Add(-window)
-}
-
 // keep keeps one profile fresh until ctx ends: it loads the pair at once,
-// then sleeps until just after the pair's refresh point and calls
+// then sleeps until just after the pair's refresh point (from Scheduler;
+// a provider without one is looked at with a growing delay) and calls
 // Credential, which serves the still-valid pair and starts the engine's
 // shared refresh in the background; it then looks again with a growing
 // delay until the new pair appears. A never-expiring pair is loaded once.
 func (s *Server) keep(ctx context.Context, prof *served) {
 	log := s.opts.Logger.With(slog.String("profile", prof.Name))
 	var (
-		last      provider.Pair
-		firstSeen time.Time
-		backoff   = keeperMinBackoff
-		poll      = keeperMinPoll
+		last    provider.Pair
+		backoff = keeperMinBackoff
+		poll    = keeperMinPoll
 	)
+	sched, _ := prof.Provider.(Scheduler)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		p, err := prof.Provider.Credential(cctx)
@@ -87,7 +65,7 @@ func (s *Server) keep(ctx context.Context, prof *served) {
 		}
 		backoff = keeperMinBackoff
 		if !samePair(p, last) {
-			last, firstSeen, poll = p, now, keeperMinPoll
+			last, poll = p, keeperMinPoll
 			log.Info("agent: credential ready", slog.Any("pair", p))
 		}
 		s.observe(prof, p)
@@ -96,9 +74,13 @@ func (s *Server) keep(ctx context.Context, prof *served) {
 			<-ctx.Done()
 			return
 		}
+		var at time.Time
+		if sched != nil {
+			at = sched.NextRefresh()
+		}
 		var wait time.Duration
-		if at := prof.Schedule.RefreshAt(p, firstSeen).Add(wakeSlack); at.After(now) {
-			wait = at.Sub(now)
+		if !at.IsZero() && at.Add(wakeSlack).After(now) {
+			wait = at.Add(wakeSlack).Sub(now)
 		} else {
 			// Due: the engine is refreshing in the background (or backing
 			// off after a failure). Look again soon, then less often.

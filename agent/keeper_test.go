@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,48 +16,6 @@ import (
 	"github.com/credhelper/credhelper/refresh"
 )
 
-// jwtWith returns an unsigned JWT carrying claims; the client never
-// verifies signatures, so this is a token ParseAuthToken reads.
-func jwtWith(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	b, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString(b) + ".sig"
-}
-
-func TestScheduleRefreshAt(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	s := agent.Schedule{RefreshFraction: 0.25, RefreshFloor: 5 * time.Second, MinValidity: time.Second}
-	cases := []struct {
-		name      string
-		pair      provider.Pair
-		firstSeen time.Time
-		want      time.Time
-	}{
-		{"never", provider.Pair{AuthToken: "x"}, now, time.Time{}},
-		{"fraction of the lifetime seen", provider.Pair{AuthToken: "opaque", ValidUntil: now.Add(100 * time.Second)}, now, now.Add(75 * time.Second)},
-		{"floor", provider.Pair{AuthToken: "opaque", ValidUntil: now.Add(10 * time.Second)}, now, now.Add(5 * time.Second)},
-		{"issued-at before first seen", provider.Pair{
-			AuthToken:  jwtWith(t, map[string]any{"iat": now.Add(-100 * time.Second).Unix(), "exp": now.Add(100 * time.Second).Unix(), "c": "cell"}),
-			ValidUntil: now.Add(100 * time.Second),
-		}, now, now.Add(50 * time.Second)},
-		{"issued-at after first seen is ignored", provider.Pair{
-			AuthToken:  jwtWith(t, map[string]any{"iat": now.Add(50 * time.Second).Unix(), "c": "cell"}),
-			ValidUntil: now.Add(100 * time.Second),
-		}, now, now.Add(75 * time.Second)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := s.RefreshAt(tc.pair, tc.firstSeen); !got.Equal(tc.want) {
-				t.Errorf("RefreshAt = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 // countingProvider counts Credential calls to prove the keeper sleeps.
 type countingProvider struct {
 	provider.CredentialProvider
@@ -72,6 +28,11 @@ func (c *countingProvider) Credential(ctx context.Context) (provider.Pair, error
 	default:
 	}
 	return c.CredentialProvider.Credential(ctx)
+}
+
+// NextRefresh passes the engine's schedule through, as the agent needs it.
+func (c *countingProvider) NextRefresh() time.Time {
+	return c.CredentialProvider.(agent.Scheduler).NextRefresh()
 }
 
 // TestKeeperRefreshesAhead runs a real engine on the file backend against
@@ -107,19 +68,17 @@ func TestKeeperRefreshesAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := agent.Schedule{RefreshFraction: 0.25, RefreshFloor: 2 * time.Second, MinValidity: 500 * time.Millisecond}
 	m := agent.NewMetrics()
 	eng, err := refresh.New(backend, issuer, key, func(o *refresh.Options) {
 		o.JournalDir = filepath.Join(dir, "journal")
-		o.Jitter = 0
-		o.RefreshFraction, o.RefreshFloor, o.MinValidity = sched.RefreshFraction, sched.RefreshFloor, sched.MinValidity
+		o.RefreshFraction, o.RefreshFloor, o.MinValidity = 0.25, 2*time.Second, 500*time.Millisecond
 		o.Metrics = m.Engine("exp")
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cp := &countingProvider{CredentialProvider: eng, calls: make(chan struct{}, 1000)}
-	ts := startServer(t, []agent.Profile{{Name: "exp", Provider: cp, Schedule: &sched}}, func(o *agent.Options) { o.Metrics = m })
+	ts := startServer(t, []agent.Profile{{Name: "exp", Provider: cp, Keep: true}}, func(o *agent.Options) { o.Metrics = m })
 
 	const run = 9 * time.Second
 	time.Sleep(run)

@@ -38,15 +38,6 @@ type eventKey struct {
 
 type requestKey struct{ op, result string }
 
-// engineEvents are the events every profile reports from the start, at
-// zero, so that rate() and absent-series alerts work before the first one.
-var engineEvents = []refresh.Event{
-	refresh.EventRefreshStarted, refresh.EventCommitted, refresh.EventAdopted,
-	refresh.EventConflict, refresh.EventClaimLost, refresh.EventOrphaned,
-	refresh.EventLineageBroken, refresh.EventFailed, refresh.EventLeaseWait,
-	refresh.EventJournalReplay, refresh.EventCommitDeferred,
-}
-
 // NewMetrics returns an empty collection.
 func NewMetrics() *Metrics {
 	return &Metrics{
@@ -63,7 +54,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Engine(profile string) refresh.Metrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, ev := range engineEvents {
+	for _, ev := range refresh.Events() {
 		k := eventKey{profile, ev}
 		m.events[k] += 0
 	}

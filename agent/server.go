@@ -26,10 +26,10 @@ type Profile struct {
 	// Endpoint, when set, is required of every pair served (checked with
 	// provider.Pair.CheckEndpoint).
 	Endpoint string
-	// Schedule, when set, makes the server keep the profile fresh ahead of
-	// expiry (see Schedule); nil means the profile is only resolved when
-	// asked.
-	Schedule *Schedule
+	// Keep makes the server keep the profile fresh ahead of expiry, waking
+	// when the provider (a Scheduler) says the pair is due; otherwise the
+	// profile is only resolved when asked.
+	Keep bool
 }
 
 // Options configure a Server.
@@ -138,7 +138,7 @@ func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 	return s, nil
 }
 
-// Serve keeps the profiles with a Schedule fresh and answers connections on
+// Serve keeps the profiles marked Keep fresh and answers connections on
 // l until ctx ends. It then stops accepting (closing l), lets requests in
 // flight finish (up to ShutdownTimeout), closes idle connections, stops the
 // keepers and returns nil. It returns an error only if accepting fails.
@@ -147,7 +147,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	kctx, stopKeepers := context.WithCancel(context.Background())
 	var keepers sync.WaitGroup
 	for _, name := range s.names {
-		if p := s.profiles[name]; p.Schedule != nil {
+		if p := s.profiles[name]; p.Keep {
 			keepers.Add(1)
 			go func() {
 				defer keepers.Done()

@@ -202,7 +202,7 @@ func (r *Record) Encode() ([]byte, error) {
 	if r.Lease != nil {
 		out[fieldLease] = map[string]any{
 			"holder":     r.Lease.Holder,
-			"expires":    r.Lease.Expires.Unix(),
+			"expires":    ceilUnix(r.Lease.Expires),
 			"generation": r.Lease.Generation,
 		}
 	}
@@ -264,6 +264,15 @@ func decodeLease(raw json.RawMessage) (*Lease, error) {
 		return nil, err
 	}
 	return &Lease{Holder: holder, Expires: time.Unix(int64(exp), 0), Generation: gen}, nil
+}
+
+// ceilUnix rounds up to whole seconds: a lease stored in seconds must never
+// look shorter to others than it is to its holder.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 func decodeBroken(raw json.RawMessage) (*Broken, error) {

@@ -112,6 +112,18 @@ func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ..
 	return e, nil
 }
 
+// NextRefresh returns when the cached pair enters its refresh window: the
+// first Credential call after it starts the shared refresh. It is the zero
+// Time when nothing is cached yet or the pair never expires. An agent uses
+// it to wake exactly when a refresh is due instead of polling.
+func (e *Engine) NextRefresh() time.Time {
+	c := e.cur.Load()
+	if c == nil || c.pair.Never() {
+		return time.Time{}
+	}
+	return c.refreshAt
+}
+
 // Key returns the backend key this engine serves.
 func (e *Engine) Key() string { return e.key }
 

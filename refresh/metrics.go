@@ -19,6 +19,13 @@ const (
 	EventCommitDeferred Event = "commit_deferred"
 )
 
+// Events lists every Event the engine emits, so that a metrics adapter can
+// export each counter from zero.
+func Events() []Event {
+	return []Event{EventRefreshStarted, EventCommitted, EventAdopted, EventConflict, EventClaimLost, EventOrphaned,
+		EventLineageBroken, EventFailed, EventLeaseWait, EventJournalReplay, EventCommitDeferred}
+}
+
 // Metrics receives the engine's counters and gauges. Implementations must
 // be safe for concurrent use and fast; a Prometheus adapter implements it
 // with a CounterVec and a GaugeVec.

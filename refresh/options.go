@@ -37,8 +37,9 @@ type Options struct {
 
 	// LeaseDuration is how long a claim lasts; default 60s.
 	LeaseDuration time.Duration
-	// IssuerTimeout bounds one issuer call; it must end well inside the
-	// lease. Default LeaseDuration/3.
+	// IssuerTimeout bounds one issuer call. The holder may make two (one
+	// retry of a call that may have been delivered), so it must be less
+	// than half the lease. Default LeaseDuration/3.
 	IssuerTimeout time.Duration
 	// ClockSkew is how far other hosts' clocks may be off; a lease counts
 	// as expired only ClockSkew after its expiry. Default 30s.
@@ -104,8 +105,10 @@ func (o *Options) finish() error {
 		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")
 	case o.MinValidity+CoarseSlack >= o.RefreshFloor:
 		return fmt.Errorf("refresh: MinValidity (%v) plus %v must be less than RefreshFloor (%v), or pairs would expire before they are refreshed", o.MinValidity, CoarseSlack, o.RefreshFloor)
-	case o.LeaseDuration <= 0 || o.IssuerTimeout <= 0 || o.IssuerTimeout >= o.LeaseDuration:
-		return fmt.Errorf("refresh: IssuerTimeout (%v) must be positive and shorter than LeaseDuration (%v)", o.IssuerTimeout, o.LeaseDuration)
+	case o.LeaseDuration <= 0 || o.IssuerTimeout <= 0 || 2*o.IssuerTimeout >= o.LeaseDuration:
+		// The holder may call twice (a maybe-delivered call is retried
+		// once), and both calls must end inside its lease.
+		return fmt.Errorf("refresh: IssuerTimeout (%v) must be positive and less than half of LeaseDuration (%v)", o.IssuerTimeout, o.LeaseDuration)
 	case o.ClockSkew < 0:
 		return errors.New("refresh: ClockSkew must not be negative")
 	case o.RetryBackoff <= 0 || o.MaxRetryBackoff < o.RetryBackoff:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -140,13 +139,26 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		if err != nil {
 			return fmt.Errorf("agent: profile %q: %w", name, err)
 		}
-		e, sched, err := a.agentEngine(w, metrics)
+		e, err := a.engine(w, func(o *refresh.Options) {
+			o.Logger = a.logger.With(slog.String("profile", w.name))
+			o.Metrics = metrics.Engine(w.name)
+		})
 		if err != nil {
 			w.Close()
 			return fmt.Errorf("agent: profile %q: %w", name, err)
 		}
 		opened = append(opened, agentProfile{w: w, e: e})
-		profiles = append(profiles, agent.Profile{Name: name, Provider: e, Endpoint: w.profile.Endpoint, Schedule: &sched})
+		profiles = append(profiles, agent.Profile{Name: name, Provider: e, Endpoint: w.profile.Endpoint, Keep: true})
+	}
+	// Warm every profile before the socket appears, so that the first
+	// caller is answered from memory; a profile that fails now is logged and
+	// retried by its keeper.
+	for _, p := range opened {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if _, err := p.e.Credential(wctx); err != nil {
+			a.logger.Warn("agent: profile "+p.w.name+" is not ready yet: "+err.Error(), slog.String("profile", p.w.name))
+		}
+		cancel()
 	}
 	srv, err := agent.New(profiles, func(o *agent.Options) {
 		o.Logger, o.Metrics, o.ConfigPath, o.Version = a.logger, metrics, cfgPath, version
@@ -173,53 +185,6 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	}
 	a.logger.Info("agent: stopped accepting; closing engines")
 	return nil
-}
-
-// agentEngine builds a profile's engine as a.engine does, plus the agent's
-// metrics, and with the engine's jitter folded into the window so that the
-// keeper knows the exact refresh point (the schedule returned).
-//
-// TODO(lead): once a.engine takes optFns ...func(*refresh.Options), this is
-// a.engine(w, <the last closure below>) and the profile mapping lives once.
-func (a *app) agentEngine(w *wired, m *agent.Metrics) (*refresh.Engine, agent.Schedule, error) {
-	p := w.profile
-	var sched agent.Schedule
-	e, err := refresh.New(w.backend, w.issuer, w.key, func(o *refresh.Options) {
-		o.Logger = a.logger.With(slog.String("profile", w.name))
-		o.JournalDir = p.JournalDir
-		if p.MinValidity.Duration != 0 {
-			o.MinValidity = p.MinValidity.Duration
-		}
-		if p.RefreshFloor.Duration != 0 {
-			o.RefreshFloor = p.RefreshFloor.Duration
-		}
-		if p.RefreshFraction != 0 {
-			o.RefreshFraction = p.RefreshFraction
-		}
-		if p.LeaseDuration.Duration != 0 {
-			o.LeaseDuration = p.LeaseDuration.Duration
-		}
-		if p.IssuerTimeout.Duration != 0 {
-			o.IssuerTimeout = p.IssuerTimeout.Duration
-		}
-		if p.ClockSkew.Duration != 0 {
-			o.ClockSkew = p.ClockSkew.Duration
-		}
-	}, func(o *refresh.Options) {
-		o.Metrics = m.Engine(w.name)
-		// The engine widens its window by a random share of Jitter so that
-		// a fleet spreads out; do the same here, visibly, so the keeper
-		// wakes exactly when the engine is due.
-		j := 1 + rand.Float64()*o.Jitter
-		o.Jitter = 0
-		o.RefreshFloor = time.Duration(float64(o.RefreshFloor) * j)
-		o.RefreshFraction = min(o.RefreshFraction*j, 0.99)
-		sched = agent.Schedule{RefreshFraction: o.RefreshFraction, RefreshFloor: o.RefreshFloor, MinValidity: o.MinValidity}
-	})
-	if err != nil {
-		return nil, sched, usageError{err}
-	}
-	return e, sched, nil
 }
 
 // agentLogger replaces the logger with the agent's: info by default (a

@@ -242,10 +242,10 @@ func expandHome(p string) string {
 }
 
 // engine wraps the wired backend and issuer in the refresh engine with the
-// profile's settings.
-func (a *app) engine(w *wired) (*refresh.Engine, error) {
+// profile's settings; optFns run after them.
+func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engine, error) {
 	p := w.profile
-	e, err := refresh.New(w.backend, w.issuer, w.key, func(o *refresh.Options) {
+	e, err := refresh.New(w.backend, w.issuer, w.key, append([]func(*refresh.Options){func(o *refresh.Options) {
 		o.Logger = a.logger
 		o.JournalDir = p.JournalDir
 		if p.MinValidity.Duration != 0 {
@@ -266,7 +266,7 @@ func (a *app) engine(w *wired) (*refresh.Engine, error) {
 		if p.ClockSkew.Duration != 0 {
 			o.ClockSkew = p.ClockSkew.Duration
 		}
-	})
+	}}, optFns...)...)
 	if err != nil {
 		return nil, usageError{err}
 	}
