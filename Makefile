@@ -15,9 +15,12 @@ all: build
 include Makefile.proto
 include Makefile.plugins
 
+# credhelper is a small front that answers `get` from a running agent and
+# executes credhelper-full, installed beside it, for everything else.
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/credhelper ./cmd/credhelper
+	$(GO) build -o $(BIN)/credhelper-full ./cmd/credhelper-full
 
 vet:
 	$(GO) vet $(PKGS)
@@ -39,12 +42,12 @@ bench: build
 # face from the name it runs as.
 install: build
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 $(BIN)/credhelper $(DESTDIR)$(BINDIR)/credhelper
+	install -m 0755 $(BIN)/credhelper $(BIN)/credhelper-full $(DESTDIR)$(BINDIR)/
 	ln -sf credhelper $(DESTDIR)$(BINDIR)/docker-credential-credhelper
 	ln -sf credhelper $(DESTDIR)$(BINDIR)/git-credential-credhelper
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,credhelper docker-credential-credhelper git-credential-credhelper)
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,credhelper credhelper-full docker-credential-credhelper git-credential-credhelper)
 
 clean:
 	rm -rf $(BIN)

@@ -89,7 +89,7 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	defer conn.Close()
 	// Only trust an agent run by this user: anyone may create a socket in
 	// a directory they control.
-	cred, err := peerCred(conn)
+	cred, err := PeerCred(conn)
 	if err != nil {
 		return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
 	}
@@ -133,7 +133,7 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 
 // readResponse reads one response line of at most MaxResponse bytes.
 func readResponse(br *bufio.Reader) (Response, error) {
-	line, err := readLine(br, MaxResponse)
+	line, err := ReadLine(br, MaxResponse)
 	if err != nil {
 		return Response{}, fmt.Errorf("agent: read response: %w", err)
 	}
@@ -147,16 +147,16 @@ func readResponse(br *bufio.Reader) (Response, error) {
 	return r, nil
 }
 
-// errTooLong reports a line over the limit.
-var errTooLong = errors.New("line too long")
+// ErrTooLong reports a line over the limit.
+var ErrTooLong = errors.New("line too long")
 
-// readLine reads up to and excluding '\n', refusing lines over max bytes.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+// ReadLine reads up to and excluding '\n', refusing lines over max bytes.
+func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
 	var buf []byte
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(buf)+len(frag) > max {
-			return nil, errTooLong
+			return nil, ErrTooLong
 		}
 		if err == nil {
 			if buf == nil {

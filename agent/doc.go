@@ -1,7 +1,11 @@
-// Package agent is credhelper's local credential agent: a long-running
-// process that keeps every configured profile fresh ahead of expiry through
-// the refresh engine and answers local callers over a unix socket, and the
-// client those callers use.
+// Package agent is the client side of credhelper's local credential agent,
+// and what client and server share: the socket's location and safety
+// checks, and the wire protocol. The agent itself (the server, its keepers
+// and metrics) is package agent/server.
+//
+// This package imports nothing but the standard library, x/sys and
+// provider, so that the small credhelper front binary can answer
+// `credhelper get` from the agent in a few milliseconds.
 //
 // # Socket
 //
@@ -29,12 +33,7 @@
 // provider.ErrNotFound, and so on), so callers branch with errors.Is across
 // the socket exactly as they would in process.
 //
-// # Concurrency and freshness
+// # Concurrency
 //
-// A Server is safe for concurrent use and serves each connection on its own
-// goroutine. A get is answered from the engine's cache (one atomic load)
-// while the pair is fresh. For each profile marked Keep the server runs
-// a keeper that calls Credential just after the pair enters its refresh
-// window, so the engine refreshes in the background before any caller
-// needs it; keepers sleep until that point and never poll a fresh pair.
+// A Client is safe for concurrent use and opens one connection per call.
 package agent

@@ -135,9 +135,9 @@ var sentinels = []struct {
 	{KindTimeout, context.DeadlineExceeded},
 }
 
-// errorResponse classifies err into a Response. The message is err's text:
+// ErrorResponse classifies err into a Response. The message is err's text:
 // every error in this module is free of secrets by contract.
-func errorResponse(err error) Response {
+func ErrorResponse(err error) Response {
 	r := Response{V: ProtocolVersion, Error: err.Error(), Kind: KindFailed, Transient: provider.IsTransient(err)}
 	var mm *provider.EndpointMismatchError
 	if errors.As(err, &mm) {

@@ -177,8 +177,8 @@ func pidNote(path string) string {
 	return fmt.Sprintf(" (pid %d)", r.PID)
 }
 
-// peerCred returns the credentials of the process at the other end of c.
-func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+// PeerCred returns the credentials of the process at the other end of c.
+func PeerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err

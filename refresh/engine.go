@@ -337,12 +337,16 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 	e.opts.Metrics.Count(e.key, ev)
 	level := slog.LevelInfo
 	switch ev {
-	case EventFailed, EventConflict, EventCommitDeferred:
+	case EventConflict, EventCommitDeferred:
 		level = slog.LevelWarn
 	case EventOrphaned, EventLineageBroken:
 		level = slog.LevelError
 	case EventLeaseWait, EventClaimLost:
 		level = slog.LevelDebug
+	case EventFailed:
+		// The caller that needs the pair gets the error itself; a
+		// long-running process logs at info to keep the record.
+		level = slog.LevelInfo
 	}
 	attrs = append([]slog.Attr{slog.String("key", e.key), slog.String("holder", e.opts.Holder)}, attrs...)
 	e.opts.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)

@@ -92,7 +92,7 @@ func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) 
 func readChecked(p string) ([]byte, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("file: no credential at %s: store one with 'credhelper put': %w", p, provider.ErrNotFound)
+		return nil, fmt.Errorf("file: no credential at %s: %w", p, provider.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fileError("open", p, err)

@@ -1,17 +1,100 @@
 // Command credhelper resolves, refreshes and hands out expiring token pairs.
 // Run `credhelper --help` for its commands.
+//
+// This binary is a small front. The whole command line lives in
+// credhelper-full, installed next to it, which links every backend, issuer
+// and SDK and so takes about ten milliseconds just to start. The front
+// answers the one call that must be fast, `credhelper get` for a profile a
+// running agent serves, by itself in a few milliseconds, and replaces
+// itself with credhelper-full (same arguments, same name, same
+// environment) for everything else, including every case the agent cannot
+// answer.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
-	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/credhelper/credhelper/agent"
+	"github.com/credhelper/credhelper/config"
 )
 
+// fullEnv names the full binary explicitly (tests, unusual installs).
+const fullEnv = "CREDHELPER_FULL"
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	if token, ok := fastGet(os.Args); ok {
+		os.Stdout.WriteString(token + "\n")
+		os.Exit(0)
+	}
+	full, err := fullPath()
+	if err == nil {
+		err = syscall.Exec(full, os.Args, os.Environ())
+	}
+	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, fullEnv)
+	os.Exit(1)
+}
+
+// fullPath finds credhelper-full: $CREDHELPER_FULL, else beside this
+// executable (after resolving symlinks such as docker-credential-credhelper).
+func fullPath() (string, error) {
+	if p := os.Getenv(fullEnv); p != "" {
+		return p, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if resolved, err := filepath.EvalSymlinks(self); err == nil {
+		self = resolved
+	}
+	return filepath.Join(filepath.Dir(self), "credhelper-full"), nil
+}
+
+// fastGet answers `credhelper get [--profile P]` from a running agent. It
+// declines (ok false) whenever anything else is asked or set that the
+// agent path does not handle exactly as credhelper-full would, and on any
+// failure, leaving credhelper-full to answer, or to explain the error.
+func fastGet(args []string) (token string, ok bool) {
+	if filepath.Base(args[0]) != "credhelper" || len(args) < 2 || args[1] != "get" {
+		return "", false
+	}
+	for _, v := range []string{"CREDHELPER_BACKEND", "CREDHELPER_ISSUER", "CREDHELPER_NO_AGENT"} {
+		if os.Getenv(v) != "" {
+			return "", false
+		}
+	}
+	profile := os.Getenv("CREDHELPER_PROFILE")
+	rest := args[2:]
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 2 && (rest[0] == "--profile" || rest[0] == "-p"):
+		profile = rest[1]
+	case len(rest) == 1 && strings.HasPrefix(rest[0], "--profile="):
+		profile = strings.TrimPrefix(rest[0], "--profile=")
+	default:
+		return "", false
+	}
+	if profile == "" {
+		profile = "default"
+	}
+	cfg := config.DefaultPath()
+	if cfg != "" {
+		if abs, err := filepath.Abs(cfg); err == nil {
+			cfg = abs
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := agent.Client{Path: agent.SocketPath()}
+	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv("CREDHELPER_ENDPOINT"), Config: cfg})
+	if err != nil || p.AuthToken == "" {
+		return "", false
+	}
+	return p.AuthToken, true
 }

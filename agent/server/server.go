@@ -1,0 +1,411 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/credhelper/credhelper/agent"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// Profile is one credential the agent serves.
+type Profile struct {
+	// Name is what callers ask for.
+	Name string
+	// Provider resolves the credential, normally a *refresh.Engine.
+	Provider provider.CredentialProvider
+	// Endpoint, when set, is required of every pair served (checked with
+	// provider.Pair.CheckEndpoint).
+	Endpoint string
+	// Keep makes the server keep the profile fresh ahead of expiry, waking
+	// when the provider (a Scheduler) says the pair is due; otherwise the
+	// profile is only resolved when asked.
+	Keep bool
+}
+
+// Options configure a Server.
+type Options struct {
+	// Logger receives structured logs; nil is silent. Tokens are never
+	// logged.
+	Logger *slog.Logger
+	// Metrics, when set, counts requests and refused peers and records
+	// each profile's generation.
+	Metrics *Metrics
+	// ConfigPath is the config file the profiles came from; a request
+	// naming another file gets agent.KindUnknownProfile. Empty accepts any.
+	ConfigPath string
+	// UID is the only user allowed to connect; default os.Geteuid().
+	UID int
+	// RequestTimeout bounds resolving one credential; default 20s.
+	RequestTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing; default 30s.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one response; default 5s.
+	WriteTimeout time.Duration
+	// ShutdownTimeout bounds waiting for requests in flight when Serve's
+	// context ends; default 30s.
+	ShutdownTimeout time.Duration
+	// Version is reported by ping and status.
+	Version string
+}
+
+// Server answers requests on a unix socket and keeps profiles fresh. Create
+// it with New.
+type Server struct {
+	opts     Options
+	profiles map[string]*served
+	names    []string
+	cfgInfo  os.FileInfo // the agent's config file, nil if none
+
+	mu    sync.Mutex // guards conns and down
+	conns map[*conn]struct{}
+	down  bool
+}
+
+// served is a Profile and what the agent knows about it.
+type served struct {
+	Profile
+	served atomic.Uint64
+
+	mu        sync.Mutex // guards the fields below
+	loaded    bool
+	gen       uint64
+	until     time.Time
+	next      time.Time
+	lastError string
+}
+
+func (p *served) failed(err error, next time.Time) {
+	p.mu.Lock()
+	p.lastError, p.next = err.Error(), next
+	p.mu.Unlock()
+}
+
+func (p *served) scheduled(next time.Time) {
+	p.mu.Lock()
+	p.next = next
+	p.mu.Unlock()
+}
+
+// New returns a Server for profiles.
+func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
+	o := Options{
+		UID:             os.Geteuid(),
+		RequestTimeout:  20 * time.Second,
+		IdleTimeout:     30 * time.Second,
+		WriteTimeout:    5 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+	}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RequestTimeout <= 0 || o.IdleTimeout <= 0 || o.WriteTimeout <= 0 || o.ShutdownTimeout <= 0 {
+		return nil, errors.New("agent: timeouts must be positive")
+	}
+	s := &Server{opts: o, profiles: make(map[string]*served, len(profiles)), conns: make(map[*conn]struct{})}
+	for _, p := range profiles {
+		switch {
+		case p.Name == "":
+			return nil, errors.New("agent: a profile has no name")
+		case p.Provider == nil:
+			return nil, fmt.Errorf("agent: profile %q has no provider", p.Name)
+		case s.profiles[p.Name] != nil:
+			return nil, fmt.Errorf("agent: profile %q given twice", p.Name)
+		}
+		s.profiles[p.Name] = &served{Profile: p}
+		s.names = append(s.names, p.Name)
+	}
+	sort.Strings(s.names)
+	if o.ConfigPath != "" {
+		fi, err := os.Stat(o.ConfigPath)
+		if err != nil {
+			return nil, fmt.Errorf("agent: config file: %w", err)
+		}
+		s.cfgInfo = fi
+	}
+	return s, nil
+}
+
+// Serve keeps the profiles marked Keep fresh and answers connections on
+// l until ctx ends. It then stops accepting (closing l), lets requests in
+// flight finish (up to ShutdownTimeout), closes idle connections, stops the
+// keepers and returns nil. It returns an error only if accepting fails.
+// Closing the providers is the caller's job, after Serve returns.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	kctx, stopKeepers := context.WithCancel(context.Background())
+	var keepers sync.WaitGroup
+	for _, name := range s.names {
+		if p := s.profiles[name]; p.Keep {
+			keepers.Add(1)
+			go func() {
+				defer keepers.Done()
+				s.keep(kctx, p)
+			}()
+		}
+	}
+	defer func() {
+		stopKeepers()
+		keepers.Wait()
+	}()
+
+	var handlers sync.WaitGroup
+	acceptErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			uc, ok := c.(*net.UnixConn)
+			if !ok {
+				c.Close()
+				continue
+			}
+			cn := &conn{c: uc}
+			if !s.track(cn) {
+				uc.Close()
+				continue
+			}
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				defer s.untrack(cn)
+				s.serveConn(cn)
+			}()
+		}
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-acceptErr:
+		err = fmt.Errorf("agent: accept: %w", err)
+	}
+	l.Close()
+	s.shutdown()
+	done := make(chan struct{})
+	go func() { handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.opts.ShutdownTimeout):
+		s.opts.Logger.Warn("agent: requests still in flight at shutdown timeout", slog.Duration("timeout", s.opts.ShutdownTimeout))
+	}
+	return err
+}
+
+// conn is one client connection; mu orders arming the read deadline
+// against shutdown, so an idle connection cannot miss it.
+type conn struct {
+	c       *net.UnixConn
+	mu      sync.Mutex
+	closing bool
+}
+
+// armRead sets the idle deadline for the next request, unless the server
+// is shutting down.
+func (c *conn) armRead(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(d))
+	return true
+}
+
+// stop wakes a connection waiting for a request; one busy with a request
+// finishes it and then sees closing.
+func (c *conn) stop() {
+	c.mu.Lock()
+	c.closing = true
+	_ = c.c.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.down = true
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+}
+
+// serveConn checks the peer and answers requests until the client hangs
+// up, goes idle, or the server shuts down.
+func (s *Server) serveConn(cn *conn) {
+	c := cn.c
+	defer c.Close()
+	cred, err := agent.PeerCred(c)
+	if err != nil || int(cred.Uid) != s.opts.UID {
+		attrs := []any{slog.Int("allowed_uid", s.opts.UID)}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		} else {
+			attrs = append(attrs, slog.Int("peer_uid", int(cred.Uid)), slog.Int("peer_pid", int(cred.Pid)))
+		}
+		s.opts.Logger.Warn("agent: refused a connection from another user", attrs...)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.refusedPeer()
+		}
+		return
+	}
+	br := bufio.NewReaderSize(c, 1024)
+	enc := json.NewEncoder(c)
+	for cn.armRead(s.opts.IdleTimeout) {
+		line, err := agent.ReadLine(br, agent.MaxRequest)
+		if err != nil {
+			if errors.Is(err, agent.ErrTooLong) {
+				s.write(c, enc, agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("agent: request over %d bytes", agent.MaxRequest), Kind: agent.KindBadRequest})
+			}
+			return
+		}
+		if !s.write(c, enc, s.handle(line)) {
+			return
+		}
+	}
+}
+
+func (s *Server) write(c *net.UnixConn, enc *json.Encoder, r agent.Response) bool {
+	_ = c.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	return enc.Encode(r) == nil
+}
+
+// handle answers one request line.
+func (s *Server) handle(line []byte) agent.Response {
+	var req agent.Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		s.count("invalid", agent.KindBadRequest)
+		return agent.Response{V: agent.ProtocolVersion, Error: "agent: the request is not a JSON object: send {\"v\":1,\"op\":\"get\",\"profile\":\"NAME\"}", Kind: agent.KindBadRequest}
+	}
+	if req.V != agent.ProtocolVersion {
+		s.count(req.Op, agent.KindBadVersion)
+		return agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("agent: protocol version %d is not spoken here (this agent speaks %d): upgrade the client or the agent", req.V, agent.ProtocolVersion), Kind: agent.KindBadVersion}
+	}
+	switch req.Op {
+	case agent.OpPing:
+		s.count(agent.OpPing, "ok")
+		return agent.Response{V: agent.ProtocolVersion, PID: os.Getpid(), AgentVersion: s.opts.Version}
+	case agent.OpStatus:
+		s.count(agent.OpStatus, "ok")
+		return agent.Response{V: agent.ProtocolVersion, PID: os.Getpid(), AgentVersion: s.opts.Version, Profiles: s.status()}
+	case agent.OpGet:
+		r := s.get(req)
+		result := "ok"
+		if r.Kind != "" {
+			result = r.Kind
+		}
+		s.count(agent.OpGet, result)
+		return r
+	}
+	s.count("unknown", agent.KindBadRequest)
+	return agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("agent: unknown operation %q: use get, status or ping", req.Op), Kind: agent.KindBadRequest}
+}
+
+func (s *Server) count(op, result string) {
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.request(op, result)
+	}
+}
+
+// get resolves one profile's pair.
+func (s *Server) get(req agent.Request) agent.Response {
+	prof := s.profiles[req.Profile]
+	if prof == nil {
+		return agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("profile %q is not served by this agent", req.Profile), Kind: agent.KindUnknownProfile}
+	}
+	if !s.sameConfig(req.Config) {
+		return agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("the agent serves profiles of another config file, not %s", req.Config), Kind: agent.KindUnknownProfile}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	p, err := prof.Provider.Credential(ctx)
+	if err != nil {
+		return agent.ErrorResponse(fmt.Errorf("agent: profile %q: %w", req.Profile, err))
+	}
+	s.observe(prof, p)
+	for _, want := range []string{prof.Endpoint, req.Endpoint} {
+		if want == "" {
+			continue
+		}
+		if err := p.CheckEndpoint(want); err != nil {
+			return agent.ErrorResponse(err)
+		}
+	}
+	prof.served.Add(1)
+	r := agent.Response{V: agent.ProtocolVersion, Token: p.AuthToken, Generation: p.Generation}
+	r.Endpoint, _ = p.ResolveEndpoint()
+	if !p.Never() {
+		r.ValidUntil = p.ValidUntil.Unix()
+	}
+	return r
+}
+
+// sameConfig reports whether path names the agent's config file.
+func (s *Server) sameConfig(path string) bool {
+	if path == "" || s.cfgInfo == nil || path == s.opts.ConfigPath {
+		return true
+	}
+	fi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, s.cfgInfo)
+}
+
+// observe records the public facts of the pair a profile now serves.
+func (s *Server) observe(prof *served, p provider.Pair) {
+	prof.mu.Lock()
+	prof.loaded, prof.gen, prof.until, prof.lastError = true, p.Generation, p.ValidUntil, ""
+	prof.mu.Unlock()
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.setGeneration(prof.Name, p.Generation)
+	}
+}
+
+func (s *Server) status() []agent.ProfileStatus {
+	out := make([]agent.ProfileStatus, 0, len(s.names))
+	for _, name := range s.names {
+		p := s.profiles[name]
+		p.mu.Lock()
+		st := agent.ProfileStatus{Name: name, Generation: p.gen, Loaded: p.loaded, LastError: p.lastError, Served: p.served.Load()}
+		if p.loaded && p.until.IsZero() {
+			st.Never = true
+		} else if !p.until.IsZero() {
+			st.ValidUntil = p.until.Unix()
+		}
+		if !p.next.IsZero() {
+			st.NextRefresh = p.next.Unix()
+		}
+		p.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,21 @@
+// Command credhelper-full is the whole credhelper command line. Users run
+// it through credhelper, the small front installed next to it, which
+// answers `credhelper get` from a running agent and executes this binary
+// for everything else.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/credhelper/credhelper/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

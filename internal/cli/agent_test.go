@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credhelper/credhelper/agent"
+	"github.com/credhelper/credhelper/agent/server"
+	"github.com/credhelper/credhelper/provider"
+)
+
+// inProcessAgent serves one profile "p" from fn on a fresh socket named by
+// $CREDHELPER_AGENT_SOCKET, for the config file it returns.
+func inProcessAgent(t *testing.T, fn provider.CredentialProviderFunc) (cfg string, calls *atomic.Int64) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chcli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[profiles.p]\nbackend = \"file:"+filepath.Join(dir, "missing.json")+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	calls = new(atomic.Int64)
+	counted := provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
+		calls.Add(1)
+		return fn(ctx)
+	})
+	srv, err := server.New([]server.Profile{{Name: "p", Provider: counted}}, func(o *server.Options) { o.ConfigPath = cfg })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := agent.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv(agent.SocketEnv, sock)
+	t.Setenv(noAgentEnv, "")
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	return cfg, calls
+}
+
+func testApp() *app {
+	return &app{stdout: io.Discard, stderr: io.Discard, logger: slog.New(slog.DiscardHandler), profile: "p"}
+}
+
+func TestViaAgent(t *testing.T) {
+	pair := provider.Pair{AuthToken: "tok", RefreshToken: "secret", ValidUntil: time.Now().Add(time.Hour).Truncate(time.Second), Endpoint: "cell.example.com", Generation: 4}
+	var fail atomic.Pointer[error]
+	cfg, calls := inProcessAgent(t, func(context.Context) (provider.Pair, error) {
+		if e := fail.Load(); e != nil {
+			return provider.Pair{}, *e
+		}
+		return pair, nil
+	})
+	other := filepath.Join(filepath.Dir(cfg), "other.toml")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		tweak   func(a *app)
+		profile string
+		fail    error
+		wantOK  bool
+		wantErr error
+		served  bool // the agent's provider was asked
+	}{
+		{name: "served", profile: "p", wantOK: true, served: true},
+		{name: "explicit config is the agent's", tweak: func(a *app) { a.configPath = cfg }, profile: "p", wantOK: true, served: true},
+		{name: "--backend bypasses", tweak: func(a *app) { a.backend = "file:x.json" }, profile: "p"},
+		{name: "--issuer bypasses", tweak: func(a *app) { a.issuer = "dev:127.0.0.1:1" }, profile: "p"},
+		{name: "another config falls back", tweak: func(a *app) { a.configPath = other }, profile: "p"},
+		{name: "unknown profile falls back", profile: "q"},
+		{name: "more validity than the agent keeps falls back", tweak: func(a *app) { a.minValid = 2 * time.Hour }, profile: "p", served: true},
+		{name: "agent error is final and typed", profile: "p", fail: fmt.Errorf("refresh: gone: %w", provider.ErrLineageBroken), wantOK: true, wantErr: provider.ErrLineageBroken, served: true},
+		{name: "endpoint checked by the agent", tweak: func(a *app) { a.endpoint = "cell-2.example.com" }, profile: "p", wantOK: true, wantErr: &provider.EndpointMismatchError{}, served: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testApp()
+			if tc.tweak != nil {
+				tc.tweak(a)
+			}
+			if tc.fail != nil {
+				fail.Store(&tc.fail)
+				defer fail.Store(nil)
+			}
+			before := calls.Load()
+			p, ok, err := a.viaAgent(context.Background(), tc.profile)
+			if ok != tc.wantOK {
+				t.Fatalf("ok = %v, want %v (err %v)", ok, tc.wantOK, err)
+			}
+			if served := calls.Load() > before; served != tc.served {
+				t.Errorf("agent asked = %v, want %v", served, tc.served)
+			}
+			switch want := tc.wantErr.(type) {
+			case nil:
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				if ok && (p.AuthToken != "tok" || p.Generation != 4 || !p.ValidUntil.Equal(pair.ValidUntil) || p.RefreshToken != "") {
+					t.Errorf("pair = %v", p)
+				}
+			case *provider.EndpointMismatchError:
+				if !errors.As(err, &want) || want.Want != "cell-2.example.com" {
+					t.Errorf("err = %v, want an endpoint mismatch", err)
+				}
+			default:
+				if !errors.Is(err, want) {
+					t.Errorf("err = %v, want %v", err, want)
+				}
+			}
+		})
+	}
+	t.Run("no agent", func(t *testing.T) {
+		t.Setenv(agent.SocketEnv, filepath.Join(t.TempDir(), "none.sock"))
+		start := time.Now()
+		if _, ok, err := testApp().viaAgent(context.Background(), "p"); ok || err != nil {
+			t.Errorf("viaAgent = %v, %v; want a quiet fallback", ok, err)
+		}
+		if d := time.Since(start); d > 50*time.Millisecond {
+			t.Errorf("fallback took %v", d)
+		}
+	})
+	t.Run("opt out", func(t *testing.T) {
+		t.Setenv(noAgentEnv, "1")
+		before := calls.Load()
+		if _, ok, _ := testApp().viaAgent(context.Background(), "p"); ok || calls.Load() != before {
+			t.Error("CREDHELPER_NO_AGENT did not bypass the agent")
+		}
+	})
+}
+
+// TestGetThroughAgent runs the get command in process: the token comes
+// from the agent although the profile's backend file does not exist.
+func TestGetThroughAgent(t *testing.T) {
+	_, calls := inProcessAgent(t, func(context.Context) (provider.Pair, error) {
+		return provider.Pair{AuthToken: "tok-from-agent"}, nil
+	})
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"credhelper", "get", "--profile", "p"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || out.String() != "tok-from-agent\n" || calls.Load() != 1 {
+		t.Errorf("get: code %d, stdout %q, stderr %q, agent calls %d", code, out.String(), errb.String(), calls.Load())
+	}
+	out.Reset()
+	errb.Reset()
+	t.Setenv(noAgentEnv, "1")
+	code = run(context.Background(), []string{"credhelper", "get", "--profile", "p"}, strings.NewReader(""), &out, &errb)
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "not found") {
+		t.Errorf("direct get of a missing file: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+func TestAgentCommandRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[profiles.p]\nbackend = \"file:"+filepath.Join(dir, "c.json")+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	t.Setenv("CREDHELPER_BACKEND", "")
+	t.Setenv("CREDHELPER_ISSUER", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "--backend", "file:x"}, "do not apply to the agent"},
+		{[]string{"agent", "--metrics-addr", "0.0.0.0:9464"}, "must be a loopback host:port"},
+		{[]string{"agent", "--metrics-addr", "example.com:9464"}, "must be a loopback host:port"},
+		{[]string{"agent", "--profiles", "p,nosuch"}, `"nosuch", which is not a profile`},
+		{[]string{"agent", "--log-format", "xml"}, "--log-format"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"credhelper"}, tc.args...), strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: code %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}

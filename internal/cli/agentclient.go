@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/credhelper/credhelper/agent"
+	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/provider"
+)
+
+// noAgentEnv, when set to anything, makes every command resolve
+// credentials itself without asking an agent.
+const noAgentEnv = "CREDHELPER_NO_AGENT"
+
+// viaAgent asks a running agent for the profile's pair. ok is false when no
+// agent answers, when it does not serve this profile of this config file,
+// or when the caller chose a backend or issuer by flag or environment; the
+// caller then resolves the credential directly. It is the first thing
+// every credential lookup does, so it reads no config file unless no agent
+// answers at the default socket.
+func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok bool, err error) {
+	if a.backend != "" || a.issuer != "" || os.Getenv(noAgentEnv) != "" {
+		return provider.Pair{}, false, nil
+	}
+	req := agent.Request{Profile: profile, Endpoint: a.endpoint, Config: a.agentConfigPath()}
+	c := agent.Client{Path: agent.SocketPath()}
+	p, err = c.Get(ctx, req)
+	if errors.Is(err, agent.ErrUnavailable) && os.Getenv(agent.SocketEnv) == "" {
+		// The config file may move the socket. Reading it costs nothing
+		// extra: direct resolution, which comes next, reads it anyway.
+		if cfg, cerr := a.loadConfig(); cerr == nil && cfg.Agent.Socket != "" {
+			if alt := expandHome(cfg.Agent.Socket); alt != c.Path {
+				c.Path = alt
+				p, err = c.Get(ctx, req)
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrUnknownProfile):
+		a.logger.Debug("credhelper: resolving directly, not through the agent", "reason", err.Error())
+		return provider.Pair{}, false, nil
+	case err != nil:
+		return provider.Pair{}, true, err
+	}
+	if a.minValid > 0 && !p.ValidFor(time.Now(), a.minValid) {
+		// The agent's engine works to the profile's minimum validity; a
+		// caller asking for more resolves it with its own.
+		a.logger.Debug("credhelper: the agent's pair has less than --min-validity left; resolving directly")
+		return provider.Pair{}, false, nil
+	}
+	return p, true, nil
+}
+
+// agentConfigPath is the absolute path of the config file this command
+// reads, so the agent can refuse to answer for another file's profiles.
+func (a *app) agentConfigPath() string {
+	path := a.configPath
+	if path == "" {
+		path = config.DefaultPath()
+	}
+	if path == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}

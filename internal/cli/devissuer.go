@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credhelper/credhelper/issuers/dev"
+)
+
+func (a *app) devIssuerCommand() *cobra.Command {
+	var (
+		listen   string
+		lifetime time.Duration
+		useTLS   bool
+		endpoint string
+	)
+	cmd := &cobra.Command{
+		Use:   "dev-issuer",
+		Short: "Run the built-in development issuer on a loopback address",
+		Long: `dev-issuer serves the built-in issuer until interrupted: Momento's control-plane
+gRPC protocol (GenerateApiToken, RefreshApiToken) and an OAuth2 token endpoint
+(POST /oauth2/token), both with one-time refresh tokens and reuse detection
+that revokes the whole token family, plus call counters at GET /stats. It
+mints real signed JWTs. It prints one JSON line with its addresses. Its
+session token and OAuth2 client credentials are fixed, public development
+values: never use it for anything but tests and demos.`,
+		Example: `  credhelper dev-issuer --listen 127.0.0.1:7777 &
+  MOMENTO_SESSION_TOKEN=dev-session-token credhelper generate --issuer dev:127.0.0.1:7777 \
+      --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
+				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
+			}
+			srv, err := dev.Listen(cmd.Context(), listen, func(o *dev.Options) {
+				o.Logger = a.logger
+				o.TLS = useTLS
+				if lifetime > 0 {
+					o.Lifetime = lifetime
+				}
+				if endpoint != "" {
+					o.Endpoint = endpoint
+				}
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			info := map[string]string{
+				"grpcAddr": srv.Addr(), "issuer": "dev:" + srv.Addr(), "tokenURL": srv.TokenURL(),
+				"statsURL": srv.StatsURL(), "endpoint": srv.Endpoint(),
+				"sessionToken": srv.SessionToken(), "clientID": srv.ClientID(),
+			}
+			b, _ := json.Marshal(info)
+			fmt.Fprintf(a.stdout, "%s\n", b)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:7777", "loopback address to listen on")
+	f.DurationVar(&lifetime, "lifetime", 0, "lifetime of OAuth2 client_credentials pairs (default 1h)")
+	f.BoolVar(&useTLS, "tls", false, "serve TLS with a generated self-signed certificate")
+	f.StringVar(&endpoint, "endpoint", "", "cell host embedded in minted tokens")
+	return cmd
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
