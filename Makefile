@@ -22,8 +22,11 @@ build:
 	$(GO) build -o $(BIN)/credhelper ./cmd/credhelper
 	$(GO) build -o $(BIN)/credhelper-full ./cmd/credhelper-full
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 test: build vet

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,10 +60,7 @@ func credhelperBin(t testing.TB) string {
 		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
 			return
 		}
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
+		gobin := "go"
 		binPath = filepath.Join(binDir, "credhelper")
 		// The front and the full binary side by side, as installed.
 		for name, pkg := range map[string]string{"credhelper": "cmd/credhelper", "credhelper-full": "cmd/credhelper-full"} {

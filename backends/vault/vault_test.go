@@ -443,7 +443,7 @@ func TestAppRoleLogin(t *testing.T) {
 		if err := rootClient(t).Auth().Token().RevokeTreeWithContext(ctxFor(t), revoked); err != nil {
 			t.Fatalf("revoke the backend's token: %v", err)
 		}
-		if ver, err = b.CompareAndSwap(ctxFor(t), key, ver, backendtest.Value("after-revoke")); err != nil {
+		if _, err = b.CompareAndSwap(ctxFor(t), key, ver, backendtest.Value("after-revoke")); err != nil {
 			t.Fatalf("swap after the token was revoked: %v", err)
 		}
 		if client.Token() == revoked {

@@ -67,8 +67,7 @@ func TestDockerCredentialHelpersClient(t *testing.T) {
 	writeRecord(t, filepath.Join(w.dir, "hub.json"), minted)
 	prog := client.NewShellProgramFunc(filepath.Join(binDir, dockerHelperName))
 
-	var stderr string
-	stderr = captureStderr(t, func() {
+	stderr := captureStderr(t, func() {
 		for _, url := range []string{"registry.example.com", "https://registry.example.com/", "localhost:5000"} {
 			c, err := client.Get(prog, url)
 			if err != nil {

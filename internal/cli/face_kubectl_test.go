@@ -142,8 +142,7 @@ backend = "file:%%DIR%%/missing.json"
 		defer resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	var stderr string
-	stderr = captureStderr(t, func() {
+	stderr := captureStderr(t, func() {
 		for _, v := range []string{"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"} {
 			code, err := get(v, "exp")
 			if err != nil || code != http.StatusOK {
