@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -568,7 +568,7 @@ func childHistories(t testing.TB, key string, o LinearizabilityOptions) ([]linOp
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1", "-test.timeout=5m")
+			cmd := testexec.Command(t.Name(), 5*time.Minute)
 			cmd.Env = append(os.Environ(), envChild+"=1", envLinearizability+"="+string(spec))
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

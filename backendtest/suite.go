@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -317,26 +317,6 @@ const (
 // need.
 func IsChild() bool { return os.Getenv(envChild) == "1" }
 
-// runPattern returns a -test.run pattern that selects exactly t's test.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexpQuote(p) + "$"
-	}
-	return strings.Join(parts, "/")
-}
-
-func regexpQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 func raceProcesses(t *testing.T, cfg Config, key string, ver provider.Version, round int) []string {
 	t.Helper()
 	// The parent test's name: the race runs the top-level function again.
@@ -353,7 +333,7 @@ func raceProcesses(t *testing.T, cfg Config, key string, ver provider.Version, r
 		wg.Add(1)
 		go func(p int) {
 			defer wg.Done()
-			cmd := exec.Command(os.Args[0], "-test.run="+runPattern(parent), "-test.count=1", "-test.timeout=2m")
+			cmd := testexec.Command(parent, 2*time.Minute)
 			cmd.Env = append(os.Environ(),
 				envChild+"=1",
 				envKey+"="+key,

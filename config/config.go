@@ -112,15 +112,23 @@ type Plugin struct {
 // PluginDir is where plugin binaries live by default:
 // $XDG_CONFIG_HOME/credhelper/plugins (~/.config/credhelper/plugins).
 func PluginDir() string {
-	dir := os.Getenv("XDG_CONFIG_HOME")
+	dir := configHome()
 	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".config")
+		return ""
 	}
 	return filepath.Join(dir, "credhelper", "plugins")
+}
+
+// configHome is $XDG_CONFIG_HOME, else ~/.config; empty if neither is known.
+func configHome() string {
+	if dir := os.Getenv("XDG_CONFIG_HOME"); dir != "" {
+		return dir
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".config")
 }
 
 // Agent configures the local agent.
@@ -150,13 +158,9 @@ func DefaultPath() string {
 	if p := os.Getenv("CREDHELPER_CONFIG"); p != "" {
 		return p
 	}
-	dir := os.Getenv("XDG_CONFIG_HOME")
+	dir := configHome()
 	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".config")
+		return ""
 	}
 	return filepath.Join(dir, "credhelper", "config.toml")
 }

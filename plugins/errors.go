@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -180,23 +179,7 @@ func (e *remoteError) Unwrap() []error { return e.errs }
 
 // cleanMessage makes relayed text one line of valid UTF-8 of at most
 // MaxErrorMessage bytes.
-func cleanMessage(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= MaxErrorMessage {
-		return s
-	}
-	cut := MaxErrorMessage - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func cleanMessage(s string) string { return provider.SanitizeMessage(s, MaxErrorMessage) }
 
 func boolString(b bool) string {
 	if b {

@@ -3,6 +3,8 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Implementations wrap them with %w so callers can branch
@@ -76,4 +78,31 @@ type EndpointMismatchError struct {
 
 func (e *EndpointMismatchError) Error() string {
 	return fmt.Sprintf("provider: credential is valid for endpoint %q, not %q: use a profile whose key was issued for %q", e.Have, e.Want, e.Want)
+}
+
+// SanitizeMessage makes text from a server or another process fit for an
+// error message: each of secrets is replaced with "[redacted]", invalid
+// UTF-8 and control characters (newlines included) are replaced, and the
+// result is cut to limit bytes on a character boundary (limit <= 0: none).
+func SanitizeMessage(msg string, limit int, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	msg = strings.ToValidUTF8(msg, "?")
+	msg = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg)
+	if limit <= 0 || len(msg) <= limit {
+		return msg
+	}
+	cut := limit - len("...")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:max(cut, 0)] + "..."
 }

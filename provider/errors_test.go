@@ -137,3 +137,24 @@ func TestEndpointMismatchError(t *testing.T) {
 		t.Errorf("errors.As through a wrap = %v, want the mismatch", mm)
 	}
 }
+
+func TestSanitizeMessage(t *testing.T) {
+	tests := []struct {
+		in      string
+		limit   int
+		secrets []string
+		want    string
+	}{
+		{"token SECRET-1 refused", 0, []string{"SECRET-1"}, "token [redacted] refused"},
+		{"line one\nline two\r\x00", 0, nil, "line one line two  "},
+		{"bad \xff utf8", 0, nil, "bad ? utf8"},
+		{"abcdefghij", 8, nil, "abcde..."},
+		{"ééééé", 7, nil, "éé..."},
+		{"x", 0, []string{""}, "x"},
+	}
+	for _, tt := range tests {
+		if got := provider.SanitizeMessage(tt.in, tt.limit, tt.secrets...); got != tt.want {
+			t.Errorf("SanitizeMessage(%q, %d) = %q, want %q", tt.in, tt.limit, got, tt.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"io"
 	"os"
 	"os/exec"
@@ -113,24 +114,7 @@ func (s *Spec) defaults() error {
 }
 
 // testCommand re-executes this test binary running exactly the test name.
-func testCommand(name string) *exec.Cmd {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + quoteMeta(p) + "$"
-	}
-	return exec.Command(os.Args[0], "-test.run="+strings.Join(parts, "/"), "-test.count=1", "-test.timeout=10m")
-}
-
-func quoteMeta(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func testCommand(name string) *exec.Cmd { return testexec.Command(name, 10*time.Minute) }
 
 // Start starts the worker processes; they begin calling StartDelay later.
 func Start(ctx context.Context, spec Spec) (*Fleet, error) {

@@ -123,10 +123,10 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn, rec *recorder) error 
 func classify(ctx context.Context, op, addr string, err error, refresh bool, secrets ...string) error {
 	var nd *notDeliveredError
 	if errors.As(err, &nd) {
-		return provider.Transient(fmt.Errorf("momento: %s not sent: cannot connect to %s: %s: %w", op, addr, redact(nd.err.Error(), secrets), provider.ErrNotDelivered))
+		return provider.Transient(fmt.Errorf("momento: %s not sent: cannot connect to %s: %s: %w", op, addr, provider.SanitizeMessage(nd.err.Error(), maxServerMessage, secrets...), provider.ErrNotDelivered))
 	}
 	st, _ := status.FromError(err)
-	code, msg := st.Code(), redact(st.Message(), secrets)
+	code, msg := st.Code(), provider.SanitizeMessage(st.Message(), maxServerMessage, secrets...)
 	switch code {
 	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.NotFound:
 		if refresh {
@@ -147,21 +147,5 @@ func classify(ctx context.Context, op, addr string, err error, refresh bool, sec
 	}
 }
 
-// redact removes secrets from server-supplied text and bounds its length.
-func redact(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	msg = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, msg)
-	if len(msg) > 300 {
-		msg = msg[:300] + "..."
-	}
-	return msg
-}
+// maxServerMessage bounds server-supplied text quoted in an error.
+const maxServerMessage = 300

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -196,7 +195,7 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 	secrets = append(secrets, i.opts.ClientSecret)
 	var re *xoauth2.RetrieveError
 	if !errors.As(err, &re) {
-		msg := redact(err.Error(), secrets)
+		msg := provider.SanitizeMessage(err.Error(), maxServerMessage, secrets...)
 		if !sent {
 			return provider.Transient(fmt.Errorf("oauth2: refresh not sent to %s: %s: %w", i.tokenURL, msg, provider.ErrNotDelivered))
 		}
@@ -210,7 +209,7 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 	if re.Response != nil {
 		status = re.Response.StatusCode
 	}
-	desc := redact(re.ErrorDescription, secrets)
+	desc := provider.SanitizeMessage(re.ErrorDescription, maxServerMessage, secrets...)
 	what := fmt.Sprintf("HTTP %d %s", status, re.ErrorCode)
 	if desc != "" {
 		what += ": " + desc
@@ -272,21 +271,5 @@ func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, 
 	return p, nil
 }
 
-// redact removes secrets from server-supplied text and bounds its length.
-func redact(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	msg = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, msg)
-	if len(msg) > 300 {
-		msg = msg[:300] + "..."
-	}
-	return msg
-}
+// maxServerMessage bounds server-supplied text quoted in an error.
+const maxServerMessage = 300
