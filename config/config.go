@@ -45,6 +45,13 @@ type Profile struct {
 	Region     string `toml:"region"`
 	AWSProfile string `toml:"aws_profile"`
 
+	// Vault settings for vault backends, beyond the standard VAULT_*
+	// environment: a token file (such as a Vault Agent sink), or AppRole.
+	VaultTokenFile    string `toml:"vault_token_file"`
+	VaultRoleID       string `toml:"vault_role_id"`
+	VaultSecretIDFile string `toml:"vault_secret_id_file"`
+	VaultAppRoleMount string `toml:"vault_approle_mount"`
+
 	// OAuth2 client settings for oauth2 issuers.
 	ClientID         string   `toml:"client_id"`
 	ClientSecretEnv  string   `toml:"client_secret_env"`
@@ -283,6 +290,10 @@ func (p Profile) withDefaults(d Profile) Profile {
 	str(&p.ClientSecretFile, d.ClientSecretFile)
 	str(&p.AuthStyle, d.AuthStyle)
 	str(&p.CAFile, d.CAFile)
+	str(&p.VaultTokenFile, d.VaultTokenFile)
+	str(&p.VaultRoleID, d.VaultRoleID)
+	str(&p.VaultSecretIDFile, d.VaultSecretIDFile)
+	str(&p.VaultAppRoleMount, d.VaultAppRoleMount)
 	str(&p.JournalDir, d.JournalDir)
 	if len(p.Scopes) == 0 {
 		p.Scopes = d.Scopes

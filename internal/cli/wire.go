@@ -131,7 +131,11 @@ func (a *app) openBackend(ctx context.Context, s config.Spec, p config.Profile, 
 		})
 		return b, s.Rest, err
 	case "vault":
-		b, err := vault.NewFromEnv(func(o *vault.Options) { o.Logger = a.logger })
+		b, err := vault.NewFromEnv(func(o *vault.Options) {
+			o.Logger = a.logger
+			o.TokenFile = expandHome(p.VaultTokenFile)
+			o.AppRole = vault.AppRole{RoleID: p.VaultRoleID, SecretIDFile: expandHome(p.VaultSecretIDFile), MountPath: p.VaultAppRoleMount}
+		})
 		if err != nil {
 			return nil, "", err
 		}
