@@ -224,6 +224,11 @@ func fromURL(raw string) (Request, error) {
 	if u.User != nil {
 		r.Username = u.User.Username()
 	}
+	// Percent-decoding can produce what a line cannot hold; git itself
+	// refuses such URLs (CVE-2020-5260).
+	if strings.ContainsAny(r.Host+r.Path+r.Username, "\n\x00") {
+		return Request{}, fmt.Errorf("%w: url= decodes to a newline or NUL", ErrBadRequest)
+	}
 	return r, nil
 }
 
@@ -269,10 +274,10 @@ func (h *Helper) match(req Request) (Rule, error) {
 		}
 	}
 	if bestScore < 0 {
-		return Rule{}, fmt.Errorf("%w: %s://%s", ErrNoMatch, proto, host)
+		return Rule{}, fmt.Errorf("%w: %q", ErrNoMatch, proto+"://"+host)
 	}
 	if tie {
-		return Rule{}, fmt.Errorf("git: several credhelper profiles match %s://%s/%s equally: give one of them a longer git.path or a git.username", proto, host, path)
+		return Rule{}, fmt.Errorf("git: several credhelper profiles match %q equally: give one of them a longer git.path or a git.username", proto+"://"+host+"/"+path)
 	}
 	return best, nil
 }
