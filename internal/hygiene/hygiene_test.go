@@ -1,9 +1,13 @@
 package hygiene
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +122,10 @@ min_validity = "1s"
 	w.exec("exec, failing child", opts{}, "exec", "--profile", "app", "--", "sh", "-c", "exit 3").want(t, 3)
 	w.exec("exec, missing command", opts{}, "exec", "--profile", "app", "--", "/nonexistent/cmd").want(t, 127)
 
+	w.exec("version", opts{}, "version").want(t, 0)
+	w.exec("--help", opts{}, "--help").want(t, 0)
+	w.exec("completion bash", opts{}, "completion", "bash").want(t, 0)
+
 	// The faces: kubectl, docker, git.
 	w.exec("kubectl", opts{env: debug}, "kubectl", "--profile", "app").want(t, 0).wantOut(t, `"token":"`+appAuth+`"`).stdout.allow(appAuth)
 	w.exec("kubectl v1beta1", opts{env: []string{`KUBERNETES_EXEC_INFO={"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{}}`}},
@@ -215,7 +223,27 @@ min_validity = "1s"
 	shortFile := filepath.Join(w.creds, "short", "cred.json")
 	w.writePair("short", shortFile, w.mint("short first", srv, 6*time.Second))
 	agentEnv := []string{"CREDHELPER_NO_AGENT=\x00unset"}
-	agent := w.command("agent", opts{env: agentEnv}, "agent", "--log-level", "debug")
+	// Every generation the agent stores is registered while it is
+	// current (each lives for seconds; the poll takes milliseconds).
+	stopPoll := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			if b, err := os.ReadFile(shortFile); err == nil {
+				if rec, err := provider.DecodeRecord(b); err == nil {
+					w.pair("short (agent)", rec.Pair)
+				}
+			}
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	metricsAddr := freeLoopbackAddr(t)
+	agent := w.command("agent", opts{env: agentEnv}, "agent", "--log-level", "debug", "--metrics-addr", metricsAddr)
 	w.start(agent)
 	sock := filepath.Join(w.run, "credhelper", "agent.sock")
 	waitFor(t, "the agent's socket", 20*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
@@ -232,16 +260,44 @@ min_validity = "1s"
 	viaAgent("get (wrong endpoint)", opts{}, "get", "--profile", "app", "--endpoint", "cell-9.example.com").want(t, 1)
 	// The agent refreshes the short-lived pair; every generation it
 	// stores is registered while it is current.
-	var short provider.Pair
 	waitFor(t, "the agent to refresh the short-lived pair", 20*time.Second, func() bool {
-		short = w.readPair("short (agent)", shortFile)
-		return short.Generation >= 1
+		return w.readPair("short (agent)", shortFile).Generation >= 1
 	})
 	r = viaAgent("kubectl short", opts{}, "kubectl", "--profile", "short").want(t, 0)
 	allowRegistered(t, w, r.stdout, "short")
 	r = viaAgent("get short", opts{}, "get", "--profile", "short").want(t, 0)
 	allowRegistered(t, w, r.stdout, "short")
+	// The socket protocol itself, raw: the refresh token never leaves the
+	// agent, and nothing a request carries is echoed.
+	cfgPath := filepath.Join(w.config, "credhelper", "config.toml")
+	bogus := "no-such-profile-or-op"
+	for _, req := range []string{
+		`{"v":1,"op":"get","profile":"app","config":"` + cfgPath + `"}`,
+		`{"v":1,"op":"get","profile":"short","config":"` + cfgPath + `"}`,
+		`{"v":1,"op":"get","profile":"app","config":"/elsewhere/config.toml"}`,
+		`{"v":1,"op":"get","profile":"nope","config":"` + cfgPath + `"}`,
+		`{"v":1,"op":"get","profile":"app","config":"` + cfgPath + `","endpoint":"cell-9.example.com"}`,
+		`{"v":1,"op":"status"}`,
+		`{"v":1,"op":"ping"}`,
+		`{"v":1,"op":"` + bogus + `"}`,
+		`{"v":1,"op":"get","profile":"` + bogus + `"}`,
+		`not json ` + bogus,
+	} {
+		resp := w.record("agent socket answer to "+req, agentRoundTrip(t, sock, req))
+		if strings.Contains(req, `"profile":"app","config":"`+cfgPath+`"}`) {
+			resp.allow(appAuth)
+			if !strings.Contains(resp.text, appAuth) {
+				t.Errorf("agent get app: %s", resp.text)
+			}
+		}
+		if strings.Contains(req, `"short"`) {
+			allowRegistered(t, w, resp, "short")
+		}
+	}
+	w.record("agent /metrics", httpGet(t, "http://"+metricsAddr+"/metrics"))
 	ar := w.terminate(agent).want(t, 0)
+	close(stopPoll)
+	<-polled
 	w.readPair("short (agent, final)", shortFile)
 	if !strings.Contains(ar.stderr.text, "level=DEBUG") {
 		t.Errorf("the agent logged nothing at debug level: the search of its log proves little:\n%s", ar.stderr.text)
@@ -280,4 +336,50 @@ func allowRegistered(t *testing.T, w *world, s *stream, label string) {
 		}
 	}
 	t.Errorf("%s holds none of the %s auth tokens: %q", s.where, label, s.text)
+}
+
+// agentRoundTrip sends one request line on the agent's socket and returns
+// the raw answer.
+func agentRoundTrip(t *testing.T, sock, line string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(line + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("agent answer to %s: %v (got %q)", line, err, b)
+	}
+	return b
+}
+
+// httpGet returns the body at url.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// freeLoopbackAddr returns a loopback address nothing listens on.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -168,10 +168,19 @@ func (w *world) secret(label string, k kind, value string) string {
 	return value
 }
 
-// pair registers p's tokens.
+// pair registers p's tokens. It is safe to call from any goroutine.
 func (w *world) pair(label string, p provider.Pair) provider.Pair {
-	w.secret(label+" auth", authToken, p.AuthToken)
-	w.secret(label+" refresh", refreshToken, p.RefreshToken)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range []secret{{label + " auth", authToken}, {label + " refresh", refreshToken}} {
+		v := p.AuthToken
+		if s.kind == refreshToken {
+			v = p.RefreshToken
+		}
+		if _, ok := w.secrets[v]; !ok && len(v) >= 12 {
+			w.secrets[v] = s
+		}
+	}
 	return p
 }
 
