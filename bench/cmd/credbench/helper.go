@@ -8,8 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/credhelper/credhelper/backends/awssm"
@@ -26,39 +26,95 @@ type ProcessResult struct {
 	PeakRSSKB int64      `json:"peak_rss_kb_median"`
 }
 
-// timeProcess runs argv runs times (after two warm-ups) and records wall
-// time and the child's peak RSS from wait4's rusage.
-func timeProcess(name string, env []string, runs int, argv ...string) (ProcessResult, error) {
-	var walls []time.Duration
-	var rss []int64
-	for i := -2; i < runs; i++ {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		start := time.Now()
-		err := cmd.Run()
-		wall := time.Since(start)
-		if err != nil {
-			return ProcessResult{}, fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(errb.String()))
+// procSpec is one command the helper-latency step times.
+type procSpec struct {
+	name string
+	env  []string // added to the inherited environment; later entries win
+	argv []string
+}
+
+// rssRuns is how many extra runs of each command measure its peak RSS.
+const rssRuns = 5
+
+// timeProcesses runs every command runs times, round-robin (after two
+// warm-up rounds), so that the machine's noise falls on credhelper and its
+// peers alike, and records each run's wall time. Peak RSS comes from
+// separate runs under /usr/bin/time: Go starts children with vfork, and a
+// vforked child's maxrss (wait4) includes the parent's resident set at the
+// moment of exec, so credbench's own memory would show in every row.
+func timeProcesses(specs []procSpec, runs int) ([]ProcessResult, error) {
+	walls := make([][]time.Duration, len(specs))
+	for round := -2; round < runs; round++ {
+		for i, s := range specs {
+			d, err := runOnce(s)
+			if err != nil {
+				return nil, err
+			}
+			if round >= 0 {
+				walls[i] = append(walls[i], d)
+			}
 		}
-		if out.Len() == 0 {
-			return ProcessResult{}, fmt.Errorf("%s printed nothing", name)
-		}
-		if i < 0 {
+	}
+	gnuTime, timeErr := exec.LookPath("/usr/bin/time")
+	out := make([]ProcessResult, len(specs))
+	for i, s := range specs {
+		out[i] = ProcessResult{Name: s.name, Command: strings.Join(redactArgs(s.argv), " "), Wall: bench.Summarise(walls[i])}
+		if timeErr != nil {
 			continue
 		}
-		walls = append(walls, wall)
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			rss = append(rss, ru.Maxrss)
+		var rss []int64
+		for j := 0; j < rssRuns; j++ {
+			kb, err := peakRSS(gnuTime, s)
+			if err != nil {
+				return nil, err
+			}
+			rss = append(rss, kb)
 		}
+		sort.Slice(rss, func(a, b int) bool { return rss[a] < rss[b] })
+		out[i].PeakRSSKB = rss[len(rss)/2]
 	}
-	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
-	res := ProcessResult{Name: name, Command: strings.Join(redactArgs(argv), " "), Wall: bench.Summarise(walls)}
-	if len(rss) > 0 {
-		res.PeakRSSKB = rss[len(rss)/2]
+	return out, nil
+}
+
+func runOnce(s procSpec) (time.Duration, error) {
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Env = append(os.Environ(), s.env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", s.name, err, strings.TrimSpace(errb.String()))
 	}
-	return res, nil
+	if out.Len() == 0 {
+		return 0, fmt.Errorf("%s printed nothing", s.name)
+	}
+	return wall, nil
+}
+
+// peakRSS runs the command under GNU time, which forks it from its own
+// small address space, and returns the maximum resident set in KiB.
+func peakRSS(gnuTime string, s procSpec) (int64, error) {
+	f, err := os.CreateTemp("", "credbench-rss-*")
+	if err != nil {
+		return 0, err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	argv := append([]string{"-f", "%M", "-o", f.Name()}, s.argv...)
+	if _, err := runOnce(procSpec{name: s.name, env: s.env, argv: append([]string{gnuTime}, argv...)}); err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return 0, err
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) == 0 {
+		return 0, fmt.Errorf("%s: /usr/bin/time wrote nothing", s.name)
+	}
+	return strconv.ParseInt(lines[len(lines)-1], 10, 64)
 }
 
 func redactArgs(argv []string) []string {
@@ -67,9 +123,18 @@ func redactArgs(argv []string) []string {
 	return out
 }
 
-// helperLatency times one `credhelper get` process per backend against the
-// aws CLI reading the same moto secret.
+// helperLatency times one `credhelper get` process per backend, directly
+// and through a running agent, against the aws CLI reading the same moto
+// secret, with credhelper-full's bare start for context.
 func helperLatency(ctx context.Context, r *Results, bin string, runs int) error {
+	full := filepath.Join(filepath.Dir(bin), "credhelper-full")
+	if _, err := os.Stat(full); err != nil {
+		return fmt.Errorf("%s: build it with make build", full)
+	}
+	endpoint := os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+	if endpoint == "" {
+		return fmt.Errorf("AWS_ENDPOINT_URL_SECRETS_MANAGER is unset: run under scripts/testenv.sh (make bench does)")
+	}
 	dir, err := os.MkdirTemp("", "credbench-helper-*")
 	if err != nil {
 		return err
@@ -83,23 +148,6 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 	if _, err := fb.CompareAndSwap(ctx, credPath, "", value); err != nil {
 		return err
 	}
-	journal := "--journal-dir=" + filepath.Join(dir, "journal")
-	// An empty config file: the measured process reads a config as a user's would.
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
-		return err
-	}
-	env := []string{"CREDHELPER_CONFIG=" + cfgPath}
-	res, err := timeProcess("credhelper get (file backend)", env, runs, bin, "get", "--backend", "file:"+credPath, journal)
-	if err != nil {
-		return err
-	}
-	r.Helper = append(r.Helper, res)
-
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-	if endpoint == "" {
-		return fmt.Errorf("AWS_ENDPOINT_URL_SECRETS_MANAGER is unset: run under scripts/testenv.sh (make bench does)")
-	}
 	ab, err := awssm.NewFromConfig(ctx)
 	if err != nil {
 		return err
@@ -108,22 +156,45 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 	if _, err := ab.CompareAndSwap(ctx, secret, "", value); err != nil {
 		return err
 	}
-	res, err = timeProcess("credhelper get (AWS Secrets Manager on moto)", env, runs, bin, "get", "--backend", "awssm:"+secret, journal)
-	if err != nil {
-		return err
-	}
-	r.Helper = append(r.Helper, res)
 
-	aws, err := exec.LookPath("aws")
-	if err != nil {
-		r.Notes = append(r.Notes, "aws CLI not installed: the aws CLI comparison was not measured")
-		return nil
-	}
-	res, err = timeProcess("aws secretsmanager get-secret-value (aws CLI, same moto secret)", nil, runs, aws,
-		"secretsmanager", "get-secret-value", "--secret-id", secret, "--endpoint-url", endpoint, "--query", "SecretString", "--output", "text")
+	// The agent serves the same file and secret as profiles, from a home
+	// of its own (XDG directories, config at its XDG location).
+	home, err := newAgentHome(fmt.Sprintf("[profiles.file]\nbackend = \"file:%s\"\n\n[profiles.moto]\nbackend = \"awssm:%s\"\n", credPath, secret))
 	if err != nil {
 		return err
 	}
-	r.Helper = append(r.Helper, res)
-	return agentLatency(ctx, r, bin, dir, credPath, runs)
+	defer home.remove()
+	ap, err := startAgent(bin, home, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer ap.stop()
+
+	// The direct runs read the (empty) config file as a user's would and
+	// keep their journal away from the agent's; they bypass the agent
+	// because --backend is given.
+	journal := "--journal-dir=" + filepath.Join(dir, "journal")
+	direct := home.env
+	// CREDHELPER_FULL=/bin/false: were the front to fall back to the full
+	// binary instead of answering from the agent, the run would fail.
+	viaAgent := append(home.env[:len(home.env):len(home.env)], "CREDHELPER_FULL=/bin/false")
+	specs := []procSpec{
+		{"credhelper get (file backend)", direct, []string{bin, "get", "--backend", "file:" + credPath, journal}},
+		{"credhelper get (AWS Secrets Manager on moto)", direct, []string{bin, "get", "--backend", "awssm:" + secret, journal}},
+		{"credhelper get through the agent (file backend)", viaAgent, []string{bin, "get", "--profile", "file"}},
+		{"credhelper get through the agent (AWS Secrets Manager on moto)", viaAgent, []string{bin, "get", "--profile", "moto"}},
+		{"credhelper-full version (start of the full binary, for context)", direct, []string{full, "version"}},
+	}
+	if aws, err := exec.LookPath("aws"); err == nil {
+		specs = append(specs, procSpec{"aws secretsmanager get-secret-value (aws CLI, same moto secret)", nil, []string{aws,
+			"secretsmanager", "get-secret-value", "--secret-id", secret, "--endpoint-url", endpoint, "--query", "SecretString", "--output", "text"}})
+	} else {
+		r.Notes = append(r.Notes, "aws CLI not installed: the aws CLI comparison was not measured")
+	}
+	res, err := timeProcesses(specs, runs)
+	if err != nil {
+		return err
+	}
+	r.Helper = append(r.Helper, res...)
+	return ap.stop()
 }

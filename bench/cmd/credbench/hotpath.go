@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -22,7 +23,7 @@ type HotPathResult struct {
 
 // hotPath runs every hot-path benchmark round-robin, so that machine noise
 // hits credhelper and its peers alike, and keeps each one's median.
-func hotPath(r *Results, quick bool) error {
+func hotPath(r *Results, out string, quick bool) error {
 	count := 7
 	if quick {
 		count = 2
@@ -50,7 +51,10 @@ func hotPath(r *Results, quick bool) error {
 		res[i].NsPerOp = s[len(s)/2]
 	}
 	r.HotPath = res
-	return os.WriteFile("bench/hotpath.txt", []byte(joinLines(lines)), 0o644)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "hotpath.txt"), []byte(joinLines(lines)), 0o644)
 }
 
 func joinLines(ls []string) string {

@@ -9,11 +9,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/credhelper/credhelper/internal/fleet"
 )
 
 // Results is everything one run measured; results.json holds it.
@@ -28,21 +32,39 @@ type Results struct {
 	Fleet     []FleetResult    `json:"fleet_storm,omitempty"`
 	Scale     []ScaleResult    `json:"agent_scale,omitempty"`
 	Notes     []string         `json:"notes,omitempty"`
+	// StepSeconds and TotalSeconds are how long each step and the whole
+	// run took (the build before it excluded).
+	StepSeconds  []StepTime `json:"step_seconds"`
+	TotalSeconds float64    `json:"total_seconds"`
+}
+
+// StepTime is one step's wall time.
+type StepTime struct {
+	Step    string  `json:"step"`
+	Seconds float64 `json:"seconds"`
 }
 
 func main() {
+	// A fleet worker: internal/fleet re-executes this binary (with
+	// -fleet-worker, for ps) and hands it its share of the storm in the
+	// environment.
+	if fleet.IsWorker() {
+		fleet.Child(fleetWorker)
+		return
+	}
 	out := flag.String("out", "bench", "directory for report.md, results.json and charts")
 	bin := flag.String("bin", "bin/credhelper", "the credhelper binary to measure")
 	runs := flag.Int("runs", 30, "process runs per helper-latency row")
 	quick := flag.Bool("quick", false, "fewer repetitions (a smoke test of the harness)")
+	only := flag.String("only", "", "comma-separated steps to run (hot,helper,plugin,fleet,scale); default all")
 	flag.Parse()
-	if err := run(*out, *bin, *runs, *quick); err != nil {
+	if err := run(*out, *bin, *runs, *quick, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "credbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, bin string, runs int, quick bool) error {
+func run(out, bin string, runs int, quick bool, only string) error {
 	ctx := context.Background()
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
@@ -53,23 +75,30 @@ func run(out, bin string, runs int, quick bool) error {
 	}
 	r := &Results{Date: time.Now().UTC(), GoVersion: runtime.Version(), CPU: cpuModel(), Cores: runtime.NumCPU()}
 	steps := []struct {
-		name string
-		fn   func() error
+		id, name string
+		fn       func() error
 	}{
-		{"hot path", func() error { return hotPath(r, quick) }},
-		{"helper latency", func() error { return helperLatency(ctx, r, absBin, runs) }},
-		{"plugin boundary", func() error { return pluginBoundary(ctx, r, quick) }},
-		{"fleet storm", func() error { return fleetStorm(ctx, r, absBin, out, quick) }},
-		{"agent scale", func() error { return agentScale(ctx, r, absBin, quick) }},
+		{"hot", "hot path", func() error { return hotPath(r, out, quick) }},
+		{"helper", "helper latency", func() error { return helperLatency(ctx, r, absBin, runs) }},
+		{"plugin", "plugin boundary", func() error { return pluginBoundary(ctx, r, quick) }},
+		{"fleet", "fleet storm", func() error { return fleetStorm(ctx, r, out, quick) }},
+		{"scale", "agent scale", func() error { return agentScale(ctx, r, absBin, quick) }},
 	}
+	total := time.Now()
 	for _, s := range steps {
+		if only != "" && !slices.Contains(strings.Split(only, ","), s.id) {
+			continue
+		}
 		start := time.Now()
 		fmt.Fprintf(os.Stderr, "credbench: %s...\n", s.name)
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		fmt.Fprintf(os.Stderr, "credbench: %s done in %v\n", s.name, time.Since(start).Round(time.Millisecond))
+		d := time.Since(start)
+		r.StepSeconds = append(r.StepSeconds, StepTime{Step: s.name, Seconds: math.Round(d.Seconds()*10) / 10})
+		fmt.Fprintf(os.Stderr, "credbench: %s done in %v\n", s.name, d.Round(time.Millisecond))
 	}
+	r.TotalSeconds = math.Round(time.Since(total).Seconds()*10) / 10
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}

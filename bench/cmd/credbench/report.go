@@ -31,24 +31,15 @@ func report(r *Results) string {
 	w("\n")
 
 	w("## 2. Helper latency: one process per credential\n\n")
-	w("Wall time of the whole process (start, resolve, print, exit) over repeated runs after two warm-ups, and the median peak RSS (wait4 rusage).\n\n")
-	w("| command | runs | p50 ms | p95 ms | max ms | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n")
-	var awsCLI float64
+	w("Wall time of the whole process (start, resolve, print, exit) over repeated runs after two warm-ups, and the median peak RSS (wait4 rusage). `credhelper get --backend ...` resolves the credential itself (the front executes credhelper-full); `credhelper get --profile P` with an agent running is answered by the front binary from the agent (the runs set `CREDHELPER_FULL=/bin/false`, so a fallback would have failed them). Peer: the aws CLI reading the same moto secret. Targets: through the agent under 5 ms median and at least 50x faster than the aws CLI.\n\n")
+	w("| command | runs | p50 ms | p95 ms | max ms | peak RSS MiB | aws CLI p50 ms | speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	awsCLI := awsCLIMs(r)
 	for _, h := range r.Helper {
-		if strings.HasPrefix(h.Name, "aws ") {
-			awsCLI = h.Wall.P50Ms
+		peer, ratio := "", ""
+		if awsCLI > 0 && !strings.HasPrefix(h.Name, "aws ") {
+			peer, ratio = fmt.Sprintf("%.1f", awsCLI), fmt.Sprintf("%.0fx", awsCLI/h.Wall.P50Ms)
 		}
-	}
-	for _, h := range r.Helper {
-		w("| %s | %d | %.2f | %.2f | %.2f | %.1f |\n", h.Name, h.Wall.N, h.Wall.P50Ms, h.Wall.P95Ms, h.Wall.MaxMs, float64(h.PeakRSSKB)/1024)
-	}
-	if awsCLI > 0 {
-		w("\nRatios against the aws CLI on the same secret (median):\n\n")
-		for _, h := range r.Helper {
-			if !strings.HasPrefix(h.Name, "aws ") {
-				w("- %s: %.0fx faster\n", h.Name, awsCLI/h.Wall.P50Ms)
-			}
-		}
+		w("| %s | %d | %.2f | %.2f | %.2f | %.1f | %s | %s |\n", h.Name, h.Wall.N, h.Wall.P50Ms, h.Wall.P95Ms, h.Wall.MaxMs, float64(h.PeakRSSKB)/1024, peer, ratio)
 	}
 	w("\n")
 
@@ -71,6 +62,81 @@ func report(r *Results) string {
 	return b.String()
 }
 
-func fleetReport(b *strings.Builder, r *Results) {}
+func awsCLIMs(r *Results) float64 {
+	for _, h := range r.Helper {
+		if strings.HasPrefix(h.Name, "aws ") {
+			return h.Wall.P50Ms
+		}
+	}
+	return 0
+}
 
-func scaleReport(b *strings.Builder, r *Results) {}
+func fleetReport(b *strings.Builder, r *Results) {
+	if len(r.Fleet) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	f0 := r.Fleet[0]
+	w("## 4. Fleet storm: one credential, %d processes x %d goroutines\n\n", f0.Processes, f0.Goroutines)
+	w("Worker processes (credbench re-executed, run by `internal/fleet`) share one credential of %.0f-second pairs from the dev issuer (Momento protocol, loopback) until %d generations are committed; every goroutine calls `Credential` every 5 ms and checks what it is served. The dev issuer counts refresh calls, rejections and reuses. Target: exactly 1 issuer refresh call per generation, 0 rejected, 0 reused.\n\n", f0.LifetimeS, f0.TargetGens)
+	w("| backend | processes x goroutines | generations | issuer refresh calls | calls per generation | rejected | reuses | caller calls | caller errors | invalid pairs served | generation regressions | forks |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleet {
+		w("| %s | %d x %d | %d | %d | %.2f | %d | %d | %d | %d | %d | %d | %d |\n", backendName(f.Backend), f.Processes, f.Goroutines, f.Generations, f.IssuerAttempts, f.CallsPerGeneration, f.Rejected, f.Reuses, f.Calls, f.Errors, f.Invalid, f.Regressions+int64(f.StoreRegressions), f.Forks)
+	}
+	w("\nLatency callers see. *Refresh in flight*: calls of the %d probe goroutines per process (which timestamp every call) that overlapped a refresh anywhere in the fleet, from the holder's claim to its commit. *No refresh*: every other probe call. Peer: one refresh by a single engine alone on the same backend and issuer (forced, 20 times, median) — what a caller would wait for if callers waited for the refresh.\n\n", f0.Probes)
+	w("| backend | refresh in flight: n | p50 µs | p99 µs | max µs | no refresh: p50 µs | p99 µs | max µs | single uncontended refresh p50 ms | single refresh p50 / in-flight p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleet {
+		ratio := ""
+		if f.InFlight.P99Us > 0 {
+			ratio = fmt.Sprintf("%.0fx", f.SingleRefresh.P50Ms*1e3/f.InFlight.P99Us)
+		}
+		w("| %s | %d | %.2f | %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %s |\n", backendName(f.Backend), f.InFlight.N, f.InFlight.P50Us, f.InFlight.P99Us, f.InFlight.MaxUs, f.Quiet.P50Us, f.Quiet.P99Us, f.Quiet.MaxUs, f.SingleRefresh.P50Ms, ratio)
+	}
+	w("\nAll checked goroutines (`internal/fleet` histograms, 6%% bucket precision): calls that returned a generation new to their process, and all others; and how long refreshes were in flight in the storm (claim to commit).\n\n")
+	w("| backend | new generation: n | p50 µs | p99 µs | max µs | cached: n | p50 µs | p99 µs | max µs | refresh in flight p50 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range r.Fleet {
+		w("| %s | %d | %.2f | %.0f | %.0f | %d | %.2f | %.1f | %.0f | %.1f | %.1f |\n", backendName(f.Backend), f.NewGeneration.N, f.NewGeneration.P50Us, f.NewGeneration.P99Us, f.NewGeneration.MaxUs, f.Cached.N, f.Cached.P50Us, f.Cached.P99Us, f.Cached.MaxUs, f.RefreshWindow.P50Ms, f.RefreshWindow.MaxMs)
+	}
+	for _, f := range r.Fleet {
+		for _, k := range f.ErrorKinds {
+			w("\n- %s caller error: %s", backendName(f.Backend), k)
+		}
+	}
+	w("\n![fleet storm timeline](fleet.svg)\n\n`bench/fleet.svg`: per backend, generations committed and issuer refresh calls over time (they coincide when every generation costs one call), refreshes in flight shaded, and the probes' latency per 100 ms (p50, p99 and max, log scale).\n\n")
+}
+
+func backendName(b string) string {
+	if b == "awssm" {
+		return "AWS Secrets Manager (moto)"
+	}
+	return "file"
+}
+
+func scaleReport(b *strings.Builder, r *Results) {
+	if len(r.Scale) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	s0 := r.Scale[0]
+	w("## 5. Agent scale: 1 to 1,000 profiles\n\n")
+	w("One `credhelper agent` process per profile count (file backend, dev issuer in the harness). Every pair has the same %.0f-second lifetime and all are minted in the same instant, the worst case for a thundering herd: only each engine's own jitter (up to 10%% of the refresh window, here %.0f s) spreads the refreshes. Memory is VmRSS after warm-up and at the end; CPU is utime+stime from /proc over the window, split into the idle part before the pairs fall due and the refresh round after it.\n\n", s0.LifetimeS, s0.JitterSpanS)
+	w("| profiles | warm-up s | RSS after warm-up MiB | RSS at end MiB | RSS per profile KiB | idle CPU s/hour | CPU ms per refresh | refreshes/hour at %.0f s lifetimes | CPU s/hour at %.0f s lifetimes | CPU s/hour at 1 h lifetimes |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", s0.LifetimeS, s0.LifetimeS)
+	base := r.Scale[0].RSSEndKB
+	for _, s := range r.Scale {
+		per := ""
+		if s.Profiles > 1 {
+			per = fmt.Sprintf("%.1f", float64(s.RSSEndKB-base)/float64(s.Profiles-1))
+		}
+		w("| %d | %.2f | %.1f | %.1f | %s | %.2f | %.2f | %.0f | %.1f | %.2f |\n", s.Profiles, s.WarmupS, float64(s.RSSWarmKB)/1024, float64(s.RSSEndKB)/1024, per, s.IdleCPUPerHourS, s.CPUPerRefreshMs, s.RefreshesPerHour, s.CPUPerHourS, s.CPUPerHour1hS)
+	}
+	w("\nWhen the refreshes land, from the dev issuer's log (window of about %.0f s, the first round of refreshes in it):\n\n", s0.WindowS)
+	w("| profiles | refreshes | rejected | reuses | spread first-last s | spread p5-p95 s | busiest second | mean per second | busiest / mean | busiest 100 ms | CV of per-second counts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Scale {
+		ratio := ""
+		if s.MeanPerSecond > 0 {
+			ratio = fmt.Sprintf("%.0fx", float64(s.MaxPerSecond)/s.MeanPerSecond)
+		}
+		w("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f | %s | %d | %.1f |\n", s.Profiles, s.Refreshes, s.Rejected, s.Reuses, s.SpreadS, s.Spread90S, s.MaxPerSecond, s.MeanPerSecond, ratio, s.Busiest100ms, s.CVPerSecond)
+	}
+	w("\n")
+}

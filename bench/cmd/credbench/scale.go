@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/provider"
+)
+
+// The scale run gives every profile the same lifetime and mints every pair
+// in the same instant: the worst case for a thundering herd, where only
+// each engine's own jitter (up to 10% of the refresh window, drawn once
+// per engine) spreads the refreshes. With a 20s floor the window of a
+// 60-second pair is 20s, so every pair falls due between 38 and 40 seconds
+// after minting, and again about 40 seconds after its refresh.
+const (
+	scaleLifetime = 60 * time.Second
+	scaleFloor    = 20 * time.Second
+	scaleJitter   = 0.1 // refresh.Options' default, which the CLI keeps
+	// quietUntil is when, after minting, the idle part of the window ends
+	// (before the first pair falls due); windowEnd is when the window ends
+	// (before the second round falls due).
+	quietUntil = 36 * time.Second
+	windowEnd  = 62 * time.Second
+)
+
+// ScaleResult is the agent's footprint at one profile count.
+type ScaleResult struct {
+	Profiles  int     `json:"profiles"`
+	LifetimeS float64 `json:"pair_lifetime_s"`
+	WarmupS   float64 `json:"warmup_s"`
+	// RSS is VmRSS after warm-up and at the end of the window (after the
+	// refreshes).
+	RSSWarmKB int64 `json:"rss_after_warmup_kb"`
+	RSSEndKB  int64 `json:"rss_end_kb"`
+	// WindowS is the measured window; CPUS the agent's utime+stime in it.
+	WindowS float64 `json:"window_s"`
+	CPUS    float64 `json:"cpu_s"`
+	// IdleCPUPerHourS is CPU per hour with nothing to refresh, from the
+	// quiet part of the window; CPUPerRefreshMs the extra CPU of each
+	// refresh in the rest.
+	IdleCPUPerHourS float64 `json:"idle_cpu_s_per_hour"`
+	CPUPerRefreshMs float64 `json:"cpu_ms_per_refresh"`
+	// At this run's lifetimes, a profile refreshes about every 40s.
+	RefreshesPerHour float64 `json:"refreshes_per_hour_at_bench_lifetimes"`
+	CPUPerHourS      float64 `json:"cpu_s_per_hour_at_bench_lifetimes"`
+	// At one-hour lifetimes (default window: the last 15 minutes), a
+	// profile refreshes 4/3 times an hour.
+	CPUPerHour1hS float64 `json:"cpu_s_per_hour_at_1h_lifetimes"`
+
+	// From the dev issuer: refreshes in the window, when.
+	Refreshes int    `json:"refreshes"`
+	Rejected  uint64 `json:"issuer_rejected"`
+	Reuses    uint64 `json:"issuer_reuses"`
+	// The first round of refreshes: how widely it spread (first to last,
+	// and the 5th to 95th percentile), the busiest second and the mean
+	// per second over the round's span, and the coefficient of variation
+	// of per-second counts over the whole window.
+	SpreadS       float64 `json:"round_spread_s"`
+	Spread90S     float64 `json:"round_spread_p5_p95_s"`
+	JitterSpanS   float64 `json:"jitter_span_s"`
+	MaxPerSecond  int     `json:"max_refreshes_in_one_second"`
+	MeanPerSecond float64 `json:"mean_refreshes_per_second_over_window"`
+	CVPerSecond   float64 `json:"cv_refreshes_per_second"`
+	Busiest100ms  int     `json:"max_refreshes_in_100ms"`
+}
+
+// agentScale runs one agent per profile count, side by side, each with its
+// own dev issuer, and measures memory, CPU and when the refreshes land.
+func agentScale(ctx context.Context, r *Results, bin string, quick bool) error {
+	counts := []int{1, 100, 1000}
+	if quick {
+		counts = []int{1, 100}
+	}
+	res := make([]ScaleResult, len(counts))
+	errs := make([]error, len(counts))
+	var wg sync.WaitGroup
+	for i, n := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], errs[i] = scaleOne(ctx, bin, n)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.Scale = res
+	return nil
+}
+
+func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
+	sr := ScaleResult{Profiles: n, LifetimeS: scaleLifetime.Seconds(), JitterSpanS: scaleJitter * scaleFloor.Seconds()}
+	ilog := &issuerLog{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv, err := dev.Listen(ctx, "127.0.0.1:0", func(o *dev.Options) { o.Logger = slog.New(ilog) })
+	if err != nil {
+		return sr, err
+	}
+	defer srv.Close()
+
+	// Config first (the home directory holds the pairs too), then every
+	// pair minted in one instant.
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "[defaults]\nissuer = \"dev:%s\"\nrefresh_floor = \"%v\"\nmin_validity = \"5s\"\n\n", srv.Addr(), scaleFloor)
+	home, err := newAgentHome("")
+	if err != nil {
+		return sr, err
+	}
+	defer home.remove()
+	pairs := filepath.Join(home.dir, "pairs")
+	if err := os.Mkdir(pairs, 0o700); err != nil {
+		return sr, err
+	}
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&cfg, "[profiles.p%04d]\nbackend = \"file:%s\"\n\n", i, filepath.Join(pairs, fmt.Sprintf("p%04d.json", i)))
+	}
+	if err := os.WriteFile(home.config, []byte(cfg.String()), 0o600); err != nil {
+		return sr, err
+	}
+	minted := time.Now()
+	for i := 0; i < n; i++ {
+		p, err := srv.Mint(provider.GenerateRequest{Lifetime: scaleLifetime})
+		if err != nil {
+			return sr, err
+		}
+		data, err := (&provider.Record{Pair: p}).Encode()
+		if err != nil {
+			return sr, err
+		}
+		if err := os.WriteFile(filepath.Join(pairs, fmt.Sprintf("p%04d.json", i)), data, 0o600); err != nil {
+			return sr, err
+		}
+	}
+
+	t0 := time.Now()
+	ap, err := startAgent(bin, home, 30*time.Second)
+	if err != nil {
+		return sr, fmt.Errorf("%d profiles: %w", n, err)
+	}
+	defer ap.stop()
+	sr.WarmupS = time.Since(t0).Seconds()
+	time.Sleep(time.Second) // let start-up garbage settle
+	warm, err := readProc(ap.pid())
+	if err != nil {
+		return sr, err
+	}
+	warmAt := time.Now()
+	sr.RSSWarmKB = warm.RSSKB
+	if d := time.Until(minted.Add(quietUntil)); d <= 2*time.Second {
+		return sr, fmt.Errorf("%d profiles: the agent took %v to warm up, leaving no quiet window before the pairs fall due", n, time.Since(minted).Round(time.Millisecond))
+	}
+	time.Sleep(time.Until(minted.Add(quietUntil)))
+	quiet, err := readProc(ap.pid())
+	if err != nil {
+		return sr, err
+	}
+	quietAt := time.Now()
+	time.Sleep(time.Until(minted.Add(windowEnd)))
+	end, err := readProc(ap.pid())
+	if err != nil {
+		return sr, err
+	}
+	endAt := time.Now()
+	refreshed := ilog.times()
+	st := srv.Stats()
+	if err := ap.stop(); err != nil {
+		return sr, err
+	}
+
+	sr.RSSEndKB = end.RSSKB
+	sr.WindowS = endAt.Sub(warmAt).Seconds()
+	sr.CPUS = (end.CPU - warm.CPU).Seconds()
+	idleRate := (quiet.CPU - warm.CPU).Seconds() / quietAt.Sub(warmAt).Seconds()
+	sr.IdleCPUPerHourS = idleRate * 3600
+	var inWindow []time.Time
+	busy := 0
+	for _, t := range refreshed {
+		if t.Before(warmAt) || t.After(endAt) {
+			continue
+		}
+		inWindow = append(inWindow, t)
+		if t.After(quietAt) {
+			busy++
+		}
+	}
+	sr.Refreshes = len(inWindow)
+	sr.Rejected, sr.Reuses = st.Rejected, st.Reuses
+	if busy > 0 {
+		extra := (end.CPU - quiet.CPU).Seconds() - idleRate*endAt.Sub(quietAt).Seconds()
+		sr.CPUPerRefreshMs = math.Max(0, extra) / float64(busy) * 1e3
+	}
+	// A profile's period at these lifetimes: lifetime minus the window,
+	// less half the jitter on average.
+	period := scaleLifetime - scaleFloor - time.Duration(scaleJitter/2*float64(scaleFloor))
+	sr.RefreshesPerHour = float64(n) * float64(time.Hour) / float64(period)
+	sr.CPUPerHourS = sr.IdleCPUPerHourS + sr.RefreshesPerHour*sr.CPUPerRefreshMs/1e3
+	sr.CPUPerHour1hS = sr.IdleCPUPerHourS + float64(n)*4.0/3*sr.CPUPerRefreshMs/1e3
+
+	if len(inWindow) > 0 {
+		sort.Slice(inWindow, func(i, j int) bool { return inWindow[i].Before(inWindow[j]) })
+		sr.SpreadS = inWindow[len(inWindow)-1].Sub(inWindow[0]).Seconds()
+		p := func(q float64) time.Time { return inWindow[min(len(inWindow)-1, int(q*float64(len(inWindow))))] }
+		sr.Spread90S = p(0.95).Sub(p(0.05)).Seconds()
+		secs := int(math.Ceil(sr.WindowS))
+		counts := make([]float64, secs)
+		for _, t := range inWindow {
+			counts[min(secs-1, int(t.Sub(warmAt).Seconds()))]++
+		}
+		var sum, sq float64
+		for _, c := range counts {
+			sum += c
+			sr.MaxPerSecond = max(sr.MaxPerSecond, int(c))
+		}
+		mean := sum / float64(secs)
+		for _, c := range counts {
+			sq += (c - mean) * (c - mean)
+		}
+		sr.MeanPerSecond = mean
+		if mean > 0 {
+			sr.CVPerSecond = math.Sqrt(sq/float64(secs)) / mean
+		}
+		// The busiest 100ms, in refreshes.
+		best := 0
+		for i, j := 0, 0; i < len(inWindow); i++ {
+			for inWindow[i].Sub(inWindow[j]) > 100*time.Millisecond {
+				j++
+			}
+			best = max(best, i-j+1)
+		}
+		sr.Busiest100ms = best
+	}
+	if sr.Refreshes < n {
+		return sr, fmt.Errorf("%d profiles: only %d refreshes in the window, want at least one per profile", n, sr.Refreshes)
+	}
+	return sr, nil
+}
