@@ -129,7 +129,9 @@ func newCell(t *testing.T, sc scale, backend string, o cellOpts) *cell {
 		c.tm.Lifetime = o.lifetime
 	}
 	var past atomic.Int64 // how far in the past the dev issuer mints
-	clock := func(o *dev.Options) { o.Clock = func() time.Time { return time.Now().Add(-time.Duration(past.Load())) } }
+	clock := func(o *dev.Options) {
+		o.Clock = func() time.Time { return time.Now().Add(-time.Duration(past.Load())) }
+	}
 	srv, err := dev.Listen(ctx, "127.0.0.1:0", append([]func(*dev.Options){clock}, o.dev...)...)
 	if err != nil {
 		t.Fatalf("dev issuer: %v", err)

@@ -531,6 +531,3 @@ Cells where the lineage is lost are the protocol's known limits, each
 ending in a clear error and never in a bad pair; README's "Failure modes"
 section says what the user sees and how to recover.
 `
-
-
-
