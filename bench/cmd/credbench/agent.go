@@ -154,7 +154,10 @@ func (t *tailBuffer) String() string {
 // procStat is a process's resident memory and CPU time so far, from /proc.
 type procStat struct {
 	RSSKB int64
-	CPU   time.Duration // utime + stime
+	CPU   time.Duration // utime + stime, in clock ticks (10ms)
+	// Sched is the time its threads have run, to the nanosecond
+	// (/proc/PID/task/*/schedstat): precise enough for an idle agent.
+	Sched time.Duration
 }
 
 // readProc reads /proc/PID/status (VmRSS) and /proc/PID/stat (utime and
@@ -191,6 +194,20 @@ func readProc(pid int) (procStat, error) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	stt, _ := strconv.ParseInt(f[12], 10, 64)
 	st.CPU = time.Duration(ut+stt) * time.Second / time.Duration(clockTicks())
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return st, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			st.Sched += time.Duration(ns)
+		}
+	}
 	return st, nil
 }
 

@@ -26,24 +26,24 @@ import (
 )
 
 // The storm scales the engine down to lifetimes of seconds, as the
-// engine's own multi-process stress test does: 6-second pairs refreshed in
-// their last 3 seconds (less up to 10% jitter), so a generation lasts about
-// 3 seconds. The issuer timeout is 2 seconds rather than the stress test's
-// one: on a loaded 2-core machine a loopback answer can stall for over a
-// second, and the holder's retry of a maybe-delivered call is a reuse to an
-// issuer without a reuse grace period, such as the dev issuer.
+// engine's own multi-process stress test does: 8-second pairs refreshed in
+// their last 4 seconds (less up to 10% jitter), so a generation lasts about
+// 4 seconds. The issuer timeout is 2.5 seconds rather than the stress
+// test's one: on a loaded 2-core machine a loopback answer can stall for
+// over a second, and the holder's retry of a maybe-delivered call is a
+// reuse to an issuer without a reuse grace period, such as the dev issuer.
 const (
-	stormLifetime = 6 * time.Second
+	stormLifetime = 8 * time.Second
 	stormProbes   = 4 // timeline probes per worker process
 )
 
 func stormOptions(journal string) func(*refresh.Options) {
 	return func(o *refresh.Options) {
 		o.RefreshFraction = 0.5
-		o.RefreshFloor = 3 * time.Second
+		o.RefreshFloor = 4 * time.Second
 		o.MinValidity = 500 * time.Millisecond
-		o.LeaseDuration = 5 * time.Second
-		o.IssuerTimeout = 2 * time.Second
+		o.LeaseDuration = 6 * time.Second
+		o.IssuerTimeout = 2500 * time.Millisecond
 		o.ClockSkew = 500 * time.Millisecond
 		o.RetryBackoff = 100 * time.Millisecond
 		o.MaxRetryBackoff = time.Second
@@ -86,6 +86,8 @@ type FleetResult struct {
 	SingleRefresh    bench.Dist `json:"single_uncontended_refresh"`
 	ProbeErrors      int64      `json:"probe_errors"`
 	ErrorKinds       []string   `json:"error_kinds,omitempty"`
+	InvalidSamples   []string   `json:"invalid_samples,omitempty"`
+	RejectReasons    []string   `json:"issuer_reject_reasons,omitempty"`
 	Notes            []string   `json:"notes,omitempty"`
 
 	timeline *stormTimeline
@@ -150,7 +152,7 @@ func fleetStorm(ctx context.Context, r *Results, out string, quick bool) error {
 type issuerLog struct {
 	mu        sync.Mutex
 	refreshed []time.Time
-	refused   []time.Time
+	refused   map[string]int // by reason
 }
 
 func (l *issuerLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -163,9 +165,31 @@ func (l *issuerLog) Handle(_ context.Context, rec slog.Record) error {
 	case "dev: refreshed":
 		l.refreshed = append(l.refreshed, rec.Time)
 	case "dev: refresh refused":
-		l.refused = append(l.refused, rec.Time)
+		reason := "unknown"
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "reason" {
+				reason = a.Value.String()
+			}
+			return true
+		})
+		if l.refused == nil {
+			l.refused = map[string]int{}
+		}
+		l.refused[reason]++
 	}
 	return nil
+}
+
+// reasons lists the refusals as "N x reason".
+func (l *issuerLog) reasons() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for r, n := range l.refused {
+		out = append(out, fmt.Sprintf("%d x %s", n, r))
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (l *issuerLog) times() []time.Time {
@@ -306,6 +330,8 @@ func storm(ctx context.Context, backend string, quick bool) (FleetResult, error)
 		fr.ErrorKinds = append(fr.ErrorKinds, fmt.Sprintf("%d x %s", n, k))
 	}
 	sort.Strings(fr.ErrorKinds)
+	fr.InvalidSamples = total.InvalidSamples
+	fr.RejectReasons = ilog.reasons()
 	fr.timeline = analyseProbes(&fr, probes, f.Start, ilog.times())
 	fr.timeline.Backend = backend
 	return fr, nil

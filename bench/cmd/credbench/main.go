@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,10 +39,13 @@ type Results struct {
 	TotalSeconds float64    `json:"total_seconds"`
 }
 
-// StepTime is one step's wall time.
+// StepTime is one step's wall time and the machine's one-minute load
+// average when it began and ended (other jobs may share the machine).
 type StepTime struct {
-	Step    string  `json:"step"`
-	Seconds float64 `json:"seconds"`
+	Step      string  `json:"step"`
+	Seconds   float64 `json:"seconds"`
+	LoadStart float64 `json:"load1_start"`
+	LoadEnd   float64 `json:"load1_end"`
 }
 
 func main() {
@@ -89,13 +93,13 @@ func run(out, bin string, runs int, quick bool, only string) error {
 		if only != "" && !slices.Contains(strings.Split(only, ","), s.id) {
 			continue
 		}
-		start := time.Now()
+		start, load := time.Now(), loadAvg()
 		fmt.Fprintf(os.Stderr, "credbench: %s...\n", s.name)
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		d := time.Since(start)
-		r.StepSeconds = append(r.StepSeconds, StepTime{Step: s.name, Seconds: math.Round(d.Seconds()*10) / 10})
+		r.StepSeconds = append(r.StepSeconds, StepTime{Step: s.name, Seconds: math.Round(d.Seconds()*10) / 10, LoadStart: load, LoadEnd: loadAvg()})
 		fmt.Fprintf(os.Stderr, "credbench: %s done in %v\n", s.name, d.Round(time.Millisecond))
 	}
 	r.TotalSeconds = math.Round(time.Since(total).Seconds()*10) / 10
@@ -120,4 +124,18 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// loadAvg is the one-minute load average, 0 if unknown.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

@@ -53,6 +53,13 @@ func report(r *Results) string {
 	w("\n")
 	fleetReport(&b, r)
 	scaleReport(&b, r)
+	if len(r.StepSeconds) > 0 {
+		w("## Run\n\n| step | seconds | load average (1 min) at start | at end |\n|---|---:|---:|---:|\n")
+		for _, st := range r.StepSeconds {
+			w("| %s | %.1f | %.1f | %.1f |\n", st.Step, st.Seconds, st.LoadStart, st.LoadEnd)
+		}
+		w("| total | %.1f | | |\n\nThe machine has %d cores; a load average far above that means other jobs were competing for them during the run.\n\n", r.TotalSeconds, r.Cores)
+	}
 	if len(r.Notes) > 0 {
 		w("## Notes\n\n")
 		for _, n := range r.Notes {
@@ -99,9 +106,16 @@ func fleetReport(b *strings.Builder, r *Results) {
 	}
 	for _, f := range r.Fleet {
 		for _, k := range f.ErrorKinds {
-			w("\n- %s caller error: %s", backendName(f.Backend), k)
+			w("\n- %s, caller errors: %s", backendName(f.Backend), k)
+		}
+		for _, k := range f.InvalidSamples {
+			w("\n- %s, invalid pair served: %s", backendName(f.Backend), k)
+		}
+		for _, k := range f.RejectReasons {
+			w("\n- %s, issuer refused: %s", backendName(f.Backend), k)
 		}
 	}
+	w("\n")
 	w("\n![fleet storm timeline](fleet.svg)\n\n`bench/fleet.svg`: per backend, generations committed and issuer refresh calls over time (they coincide when every generation costs one call), refreshes in flight shaded, and the probes' latency per 100 ms (p50, p99 and max, log scale).\n\n")
 }
 
@@ -119,24 +133,24 @@ func scaleReport(b *strings.Builder, r *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	s0 := r.Scale[0]
 	w("## 5. Agent scale: 1 to 1,000 profiles\n\n")
-	w("One `credhelper agent` process per profile count (file backend, dev issuer in the harness). Every pair has the same %.0f-second lifetime and all are minted in the same instant, the worst case for a thundering herd: only each engine's own jitter (up to 10%% of the refresh window, here %.0f s) spreads the refreshes. Memory is VmRSS after warm-up and at the end; CPU is utime+stime from /proc over the window, split into the idle part before the pairs fall due and the refresh round after it.\n\n", s0.LifetimeS, s0.JitterSpanS)
-	w("| profiles | warm-up s | RSS after warm-up MiB | RSS at end MiB | RSS per profile KiB | idle CPU s/hour | CPU ms per refresh | refreshes/hour at %.0f s lifetimes | CPU s/hour at %.0f s lifetimes | CPU s/hour at 1 h lifetimes |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", s0.LifetimeS, s0.LifetimeS)
+	w("One `credhelper agent` process per profile count (file backend, dev issuer in the harness). Every pair has the same %.0f-second lifetime and all are minted in the same instant, the worst case for a thundering herd: only each engine's own jitter (up to 10%% of the refresh window, here %.2f s) spreads the refreshes. Memory is VmRSS after warm-up and at the end; CPU is utime+stime from /proc/PID/stat over the window; its split into the idle part before the pairs fall due and the refresh round after it uses the threads' run time from /proc/PID/task/*/schedstat (nanoseconds; utime+stime counts 10 ms ticks). CPU per hour is extrapolated: idle CPU per hour plus refreshes per hour times CPU per refresh, at this run's lifetimes and at one-hour lifetimes (refreshed every 45 minutes, the default window being their last 15 minutes).\n\n", s0.LifetimeS, s0.JitterSpanS)
+	w("| profiles | warm-up s | warm-up CPU s | RSS after warm-up MiB | RSS at end MiB | RSS per profile KiB | CPU in window s (utime+stime) | idle CPU s/hour | CPU ms per refresh | refreshes/hour at %.0f s lifetimes | CPU s/hour at %.0f s lifetimes | CPU s/hour at 1 h lifetimes |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", s0.LifetimeS, s0.LifetimeS)
 	base := r.Scale[0].RSSEndKB
 	for _, s := range r.Scale {
 		per := ""
 		if s.Profiles > 1 {
 			per = fmt.Sprintf("%.1f", float64(s.RSSEndKB-base)/float64(s.Profiles-1))
 		}
-		w("| %d | %.2f | %.1f | %.1f | %s | %.2f | %.2f | %.0f | %.1f | %.2f |\n", s.Profiles, s.WarmupS, float64(s.RSSWarmKB)/1024, float64(s.RSSEndKB)/1024, per, s.IdleCPUPerHourS, s.CPUPerRefreshMs, s.RefreshesPerHour, s.CPUPerHourS, s.CPUPerHour1hS)
+		w("| %d | %.2f | %.2f | %.1f | %.1f | %s | %.2f | %.2f | %.2f | %.0f | %.1f | %.2f |\n", s.Profiles, s.WarmupS, s.WarmupCPUS, float64(s.RSSWarmKB)/1024, float64(s.RSSEndKB)/1024, per, s.CPUS, s.IdleCPUPerHourS, s.CPUPerRefreshMs, s.RefreshesPerHour, s.CPUPerHourS, s.CPUPerHour1hS)
 	}
-	w("\nWhen the refreshes land, from the dev issuer's log (window of about %.0f s, the first round of refreshes in it):\n\n", s0.WindowS)
-	w("| profiles | refreshes | rejected | reuses | spread first-last s | spread p5-p95 s | busiest second | mean per second | busiest / mean | busiest 100 ms | CV of per-second counts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("\nWhen the refreshes land, from the dev issuer's log over the window of about %.0f s, which holds the first round of refreshes. *Even spread*: the rate if each profile's refreshes were spread evenly over its period (N / %.1f s).\n\n", s0.WindowS, s0.PeriodS)
+	w("| profiles | refreshes | rejected | reuses | spread first-last s | spread p5-p95 s | busiest second | mean per second over window | even spread per second | busiest / even | busiest 100 ms | CV of per-second counts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scale {
-		ratio := ""
-		if s.MeanPerSecond > 0 {
-			ratio = fmt.Sprintf("%.0fx", float64(s.MaxPerSecond)/s.MeanPerSecond)
+		if s.Profiles == 1 {
+			w("| 1 | %d | %d | %d | | | %d | %.2f | %.3f | | | |\n", s.Refreshes, s.Rejected, s.Reuses, s.MaxPerSecond, s.MeanPerSecond, s.EvenPerSecond)
+			continue
 		}
-		w("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f | %s | %d | %.1f |\n", s.Profiles, s.Refreshes, s.Rejected, s.Reuses, s.SpreadS, s.Spread90S, s.MaxPerSecond, s.MeanPerSecond, ratio, s.Busiest100ms, s.CVPerSecond)
+		w("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f | %.1f | %.0fx | %d | %.1f |\n", s.Profiles, s.Refreshes, s.Rejected, s.Reuses, s.SpreadS, s.Spread90S, s.MaxPerSecond, s.MeanPerSecond, s.EvenPerSecond, float64(s.MaxPerSecond)/s.EvenPerSecond, s.Busiest100ms, s.CVPerSecond)
 	}
 	w("\n")
 }
