@@ -431,7 +431,7 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		w.lost, w.tolerateI1 = true, true
 		w.maxRejected = max(w.maxRejected, 3)
 		w.lostPairs = st.Refreshes - rec.Pair.Generation
-		w.note = strings.TrimPrefix(w.note+"; this run: a spent token was presented again (the race went the bad way)", "; ")
+		w.note = strings.TrimPrefix(w.note+"; the outcome is a race, lost in this run", "; ")
 	}
 	if w.maxRejected == 0 {
 		w.maxRejected = 1
@@ -555,7 +555,11 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		}
 
 		row.Unrecovered = true
-		row.Result = fmt.Sprintf("lineage lost by design; callers get ErrLineageBroken (%d calls)", total.LineageBroken)
+		if w.tolerateI1 {
+			row.Result = fmt.Sprintf("lineage lost: another instance took the live holder for dead and presented its spent token; callers get ErrLineageBroken (%d calls)", total.LineageBroken)
+		} else {
+			row.Result = fmt.Sprintf("lineage lost by design; callers get ErrLineageBroken (%d calls)", total.LineageBroken)
+		}
 	case w.expired:
 		if intact {
 			c.errorf("the lineage survived; this cell expects it lost")
@@ -573,7 +577,7 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 				break
 			}
 		}
-		row.Result = fmt.Sprintf("recovered; generation %d stored, %d caller errors during the fault", rec.Pair.Generation, total.Errors)
+		row.Result = fmt.Sprintf("recovered; generation %d stored; %d of %d calls failed", rec.Pair.Generation, total.Errors, total.Calls)
 		row.Recover = c.recovery(store)
 	}
 	if w.note != "" {
