@@ -223,7 +223,7 @@ func storeKey(backend, dir, name string) string {
 }
 
 func storm(ctx context.Context, backend string, quick bool) (FleetResult, error) {
-	procs, goroutines, gens, limit := 8, 64, uint64(10), 80*time.Second
+	procs, goroutines, gens, limit := 8, 64, uint64(10), 70*time.Second
 	if quick {
 		procs, goroutines, gens, limit = 4, 16, 4, 40*time.Second
 	}

@@ -130,7 +130,13 @@ func stepPath(ts []float64, end float64, x, y func(float64) float64) string {
 }
 
 func timeAxis(b *strings.Builder, end float64, x func(float64) float64, y float64) {
-	step := math.Max(1, math.Round(end/10))
+	step := 1.0
+	for _, m := range []float64{1, 2, 5, 10, 20, 50, 100} {
+		step = m
+		if end/m <= 12 {
+			break
+		}
+	}
 	for s := 0.0; s <= end+1e-9; s += step {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", x(s), y+14, s)
 	}
