@@ -185,6 +185,9 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 		{"credhelper get through the agent (AWS Secrets Manager on moto)", viaAgent, []string{bin, "get", "--profile", "moto"}},
 		{"credhelper-full version (start of the full binary, for context)", direct, []string{full, "version"}},
 	}
+	if echo, err := exec.LookPath("echo"); err == nil {
+		specs = append(specs, procSpec{"echo (start of a minimal process, the machine's floor)", nil, []string{echo, "x"}})
+	}
 	if aws, err := exec.LookPath("aws"); err == nil {
 		specs = append(specs, procSpec{"aws secretsmanager get-secret-value (aws CLI, same moto secret)", nil, []string{aws,
 			"secretsmanager", "get-secret-value", "--secret-id", secret, "--endpoint-url", endpoint, "--query", "SecretString", "--output", "text"}})
