@@ -14,6 +14,7 @@ all: build
 
 include Makefile.proto
 include Makefile.plugins
+include Makefile.fuzz
 
 # credhelper is a small front that answers `get` from a running agent and
 # executes credhelper-full, installed beside it, for everything else.
@@ -29,8 +30,11 @@ vet:
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
+# test runs every test (with the servers they need), then each fuzz target
+# briefly; `make fuzz` fuzzes for minutes.
 test: build vet
 	scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
+	$(MAKE) --no-print-directory fuzz-smoke
 
 demo: build
 	$(BIN)/credhelper demo
