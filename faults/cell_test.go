@@ -505,12 +505,13 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		}
 	}
 	if revived {
-		// A holder whose commit was deferred committed its pair over the
-		// broken mark another instance set when the issuer rejected the
-		// same (spent) token; the issuer had revoked the family, so the
-		// stored pair, served to callers, is dead at the issuer. See
+		// After another instance presented a spent token and the issuer,
+		// detecting the reuse, revoked the family, a pair of that family
+		// still ended up stored and served: the holder's deferred commit
+		// over the broken mark, or the rejected instance adopting the
+		// holder's newer generation. The pair is dead at the issuer. See
 		// engineBrokenFix.
-		msg := fmt.Sprintf("generation %d, of the family the issuer revoked, was committed over the broken mark and served (revived lineage)", rec.Pair.Generation)
+		msg := fmt.Sprintf("generation %d, of the family the issuer revoked on the spent token's reuse, stayed stored and was served (revived lineage: a deferred commit over the broken mark, or the rejected instance adopting it)", rec.Pair.Generation)
 		broke = append(broke, "I3: "+msg)
 		if engineBrokenFix {
 			c.errorf("I3: %s", msg)
