@@ -31,7 +31,7 @@ func report(r *Results) string {
 	w("\n")
 
 	w("## 2. Helper latency: one process per credential\n\n")
-	w("Wall time of the whole process (start, resolve, print, exit) over repeated runs after two warm-ups, and the median peak RSS (wait4 rusage). `credhelper get --backend ...` resolves the credential itself (the front executes credhelper-full); `credhelper get --profile P` with an agent running is answered by the front binary from the agent (the runs set `CREDHELPER_FULL=/bin/false`, so a fallback would have failed them). Peer: the aws CLI reading the same moto secret. Targets: through the agent under 5 ms median and at least 50x faster than the aws CLI.\n\n")
+	w("Wall time of the whole process (start, resolve, print, exit) over repeated runs, all commands round-robin after two warm-up rounds so that the machine's noise falls on every row alike, and the median peak RSS of 5 more runs under `/usr/bin/time -f %%M` (Go starts children with vfork, so wait4's maxrss of a child of credbench would include credbench's own memory). `credhelper get --backend ...` resolves the credential itself (the front executes credhelper-full); `credhelper get --profile P` with an agent running is answered by the front binary from the agent (the runs set `CREDHELPER_FULL=/bin/false`, so a fallback would have failed them). Peer: the aws CLI reading the same moto secret. Targets: through the agent under 5 ms median and at least 50x faster than the aws CLI.\n\n")
 	w("| command | runs | p50 ms | p95 ms | max ms | peak RSS MiB | aws CLI p50 ms | speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	awsCLI := awsCLIMs(r)
 	for _, h := range r.Helper {
