@@ -573,8 +573,7 @@ or expired pair; README's "Failure modes" section says what the user sees
 and how to recover. Rows marked NO are either a misconfiguration the cell
 provokes on purpose (15: ClockSkew below the real skew), a race the
 protocol cannot win (2, 3, 17: the holder cannot reach the store for
-longer than its lease, so the others take it for dead), or the known
-engine defect the I3 note names (a deferred commit over another
-instance's broken mark revives a revoked family); the test fails on the
-latter only with -tags engine_broken_fix.
+longer than its lease, so the others take it for dead). A deferred commit
+that finds the lineage marked broken meanwhile reports its pair orphaned
+and never revives the revoked family.
 `

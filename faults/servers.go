@@ -109,7 +109,11 @@ func VaultBinary(dir string) (string, error) {
 	if p := os.Getenv("CREDHELPER_VAULTDEV"); p != "" {
 		return p, nil
 	}
-	for d := dir; ; d = filepath.Dir(d) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			p := filepath.Join(d, "bin", "vaultdev")
 			if _, err := os.Stat(p); err != nil {

@@ -52,6 +52,10 @@ type Engine struct {
 
 var _ provider.CredentialProvider = (*Engine)(nil)
 
+// slowSlack is the margin the slow path keeps above MinValidity, so that a
+// pair judged usable still has MinValidity left when the caller gets it.
+const slowSlack = 100 * time.Millisecond
+
 // cached is one published pair and when to stop serving it blindly.
 type cached struct {
 	pair        provider.Pair
@@ -151,7 +155,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		if now.Before(c.refreshAt) {
 			return c.pair, nil // only the coarse clock's lag brought us here
 		}
-		if now.Before(c.usableUntil) {
+		if now.Add(slowSlack).Before(c.usableUntil) {
 			// In the window but still valid: serve it and let one shared
 			// refresh run in the background.
 			e.start(false, 0)
@@ -171,7 +175,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 	if cl.err != nil {
 		return provider.Pair{}, cl.err
 	}
-	if now := e.opts.Clock.Now(); !cl.pair.ValidFor(now, e.opts.MinValidity) {
+	if now := e.opts.Clock.Now(); !cl.pair.ValidFor(now, e.opts.MinValidity+slowSlack) {
 		return provider.Pair{}, fmt.Errorf("refresh: the pair for %s has less than %v left: %w", e.key, e.opts.MinValidity, provider.ErrExpired)
 	}
 	return cl.pair, nil

@@ -28,8 +28,10 @@ type Options struct {
 	RefreshFraction float64
 	RefreshFloor    time.Duration
 	// Jitter is the largest fraction of the window by which this instance
-	// refreshes earlier, chosen once per engine so a fleet spreads out.
-	// Default 0.1.
+	// refreshes earlier, chosen once per engine so that a fleet, or an
+	// agent holding many credentials minted together, spreads its
+	// refreshes out. Default 0.5 (a one-hour pair refreshes between 22.5
+	// and 15 minutes before it expires).
 	Jitter float64
 	// MinValidity is the least validity a returned pair has left; default
 	// 1 minute. It must be smaller than the window.
@@ -64,7 +66,7 @@ func defaultOptions() Options {
 		Metrics:         nopMetrics{},
 		RefreshFraction: 0.25,
 		RefreshFloor:    5 * time.Minute,
-		Jitter:          0.1,
+		Jitter:          0.5,
 		MinValidity:     time.Minute,
 		LeaseDuration:   60 * time.Second,
 		ClockSkew:       30 * time.Second,

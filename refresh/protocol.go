@@ -289,6 +289,18 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			e.event(EventConflict, slog.String("step", "commit"), slog.Uint64("generation", next.Generation))
 			entry, cur, lerr := e.load(ctx)
 			if lerr == nil {
+				if cur.Broken != nil && cur.Broken.Generation == p.spentGen && cur.Pair.Generation == p.spentGen {
+					// While our commit waited, another instance took our
+					// claim for dead, presented the token we had spent and
+					// was refused: an issuer with reuse detection has
+					// revoked the whole family, ours included. Never revive
+					// a lineage declared broken; report ours orphaned.
+					e.event(EventOrphaned, slog.Uint64("orphaned_generation", next.Generation),
+						slog.String("orphaned_token_sha256", provider.Fingerprint(next.AuthToken)),
+						slog.String("reason", "lineage marked broken meanwhile"))
+					e.clearPending(p)
+					return provider.Pair{}, e.brokenError(p.spentGen, cur.Broken.Reason)
+				}
 				takenOver := cur.Pair.Generation == p.spentGen && tokenDigest(cur.Pair.RefreshToken) == p.spentHash
 				if cur.Pair.Generation >= next.Generation || !takenOver {
 					// A newer generation won, or someone stored another
@@ -367,7 +379,9 @@ func (e *Engine) retryCommitLater() {
 			if err == nil || done {
 				return
 			}
-			d = min(d*2, e.opts.MaxRetryBackoff)
+			// Retry well inside the lease: past LeaseDuration+ClockSkew the
+			// others take our claim for dead and spend the token again.
+			d = min(d*2, e.opts.MaxRetryBackoff, e.opts.LeaseDuration/4)
 		}
 	}()
 }

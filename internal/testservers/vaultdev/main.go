@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -53,6 +54,9 @@ func main() {
 type info struct {
 	Addr  string `json:"addr"`
 	Token string `json:"token"`
+	// Keys are the unseal keys, base64, so that a test can seal this
+	// server through the API and unseal it again.
+	Keys []string `json:"keys"`
 }
 
 func run() error {
@@ -86,7 +90,7 @@ func run() error {
 
 	// RuntimeT makes Vault's test helpers usable outside `go test`: a
 	// failure panics, which ends this program with the reason.
-	core, _, rootToken := vault.TestCoreUnsealedWithConfig(&testing.RuntimeT{}, &vault.CoreConfig{
+	core, keys, rootToken := vault.TestCoreUnsealedWithConfig(&testing.RuntimeT{}, &vault.CoreConfig{
 		Logger:             logger,
 		LogicalBackends:    map[string]logical.Factory{"kv": kv.Factory},
 		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
@@ -101,7 +105,7 @@ func run() error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	if err := announce(*out, info{Addr: "http://" + ln.Addr().String(), Token: rootToken}); err != nil {
+	if err := announce(*out, info{Addr: "http://" + ln.Addr().String(), Token: rootToken, Keys: encodeKeys(keys)}); err != nil {
 		return err
 	}
 
@@ -153,4 +157,13 @@ func announce(path string, in info) error {
 		return fmt.Errorf("-out: %w", err)
 	}
 	return nil
+}
+
+// encodeKeys returns the unseal keys in the base64 form sys/unseal takes.
+func encodeKeys(keys [][]byte) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	return out
 }
