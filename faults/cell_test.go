@@ -516,7 +516,7 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		if engineBrokenFix {
 			c.errorf("I3: %s", msg)
 		} else {
-			t.Logf("known engine defect: I3: %s", msg)
+			t.Logf("after a lost race, by design (see engineBrokenFix): I3: %s", msg)
 		}
 	}
 	// I3: every served pair valid, decodable, one pair per generation.

@@ -19,20 +19,21 @@ import (
 
 // The scale run gives every profile the same lifetime and mints every pair
 // in the same instant: the worst case for a thundering herd, where only
-// each engine's own jitter (up to 10% of the refresh window, drawn once
+// each engine's own jitter (up to 50% of the refresh window, drawn once
 // per engine) spreads the refreshes. A 90-second pair has a window of
-// max(20s floor, 25% of 90s) = 22.5s, so every pair falls due between 65.25
-// and 67.5 seconds after minting, and again about 66 seconds after its
-// refresh; the quiet part of the window leaves the agent up to about 50
-// seconds to warm up on a loaded machine.
+// max(20s floor, 25% of 90s) = 22.5s, widened by the jitter to at most
+// 33.75s, so every pair falls due between 56.25 and 67.5 seconds after
+// minting, and again about 60 seconds after its refresh; the quiet part of
+// the window leaves the agent up to about 45 seconds to warm up on a
+// loaded machine.
 const (
 	scaleLifetime = 90 * time.Second
 	scaleFloor    = 20 * time.Second
-	scaleJitter   = 0.1 // refresh.Options' default, which the CLI keeps
+	scaleJitter   = 0.5 // refresh.Options' default, which the CLI keeps
 	// quietUntil is when, after minting, the idle part of the window ends
 	// (before the first pair falls due); windowEnd is when the window ends
 	// (before the second round falls due).
-	quietUntil = 63 * time.Second
+	quietUntil = 55 * time.Second
 	windowEnd  = 92 * time.Second
 )
 
