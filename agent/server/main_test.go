@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"io"
 	"net"
 	"os"
@@ -60,16 +61,8 @@ func credhelperBin(t testing.TB) string {
 		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
 			return
 		}
-		gobin := "go"
 		binPath = filepath.Join(binDir, "credhelper")
-		// The front and the full binary side by side, as installed.
-		for name, pkg := range map[string]string{"credhelper": "cmd/credhelper", "credhelper-full": "cmd/credhelper-full"} {
-			cmd := exec.Command(gobin, "build", "-o", filepath.Join(binDir, name), "github.com/credhelper/credhelper/"+pkg)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
+		binErr = testexec.BuildCredhelper(binDir, nil)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

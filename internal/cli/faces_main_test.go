@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,25 +31,10 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goTool := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	// The front and the full binary side by side, as make install lays
-	// them out: every test runs through the front.
-	for name, pkg := range map[string]string{"credhelper": "../../cmd/credhelper", "credhelper-full": "../../cmd/credhelper-full"} {
-		build := exec.Command(goTool, "build", "-o", filepath.Join(dir, name), pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s for the face tests: %v\n", name, err)
-			return 1
-		}
-	}
-	for _, name := range []string{dockerHelperName, "git-credential-credhelper"} {
-		if err := os.Symlink("credhelper", filepath.Join(dir, name)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	// Every test runs through the front, as installed.
+	if err := testexec.BuildCredhelper(dir, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "building credhelper for the face tests: %v\n", err)
+		return 1
 	}
 	binDir = dir
 	return m.Run()

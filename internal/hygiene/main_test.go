@@ -2,9 +2,8 @@ package hygiene
 
 import (
 	"fmt"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -24,27 +23,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	goTool := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
-	for name, pkg := range map[string]string{
-		"credhelper":      "../../cmd/credhelper",
-		"credhelper-full": "../../cmd/credhelper-full",
-		"fileplugin":      "../../examples/fileplugin",
-	} {
-		build := exec.Command(goTool, "build", "-o", filepath.Join(dir, name), pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "hygiene: building %s: %v\n", name, err)
-			return 1
-		}
-	}
-	for _, name := range []string{"docker-credential-credhelper", "git-credential-credhelper"} {
-		if err := os.Symlink("credhelper", filepath.Join(dir, name)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	if err := testexec.BuildCredhelper(dir, map[string]string{"fileplugin": "examples/fileplugin"}); err != nil {
+		fmt.Fprintf(os.Stderr, "hygiene: %v\n", err)
+		return 1
 	}
 	binDir = dir
 	return m.Run()
