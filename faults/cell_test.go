@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,17 +33,7 @@ import (
 )
 
 // timing scales the engine down to pairs of seconds.
-type timing struct {
-	Lifetime      time.Duration // of the pairs the dev issuer mints
-	Fraction      float64
-	Floor         time.Duration
-	MinValidity   time.Duration
-	Lease         time.Duration
-	IssuerTimeout time.Duration
-	Skew          time.Duration
-	Retry         time.Duration
-	MaxRetry      time.Duration
-}
+type timing = fleet.Timing
 
 // base: 24-second pairs refreshed in their last 12s, a 4s lease and a 1.5s
 // issuer timeout: a lease outlives both issuer calls the holder may make,
@@ -59,16 +48,6 @@ var base = timing{
 	Skew:          250 * time.Millisecond,
 	Retry:         100 * time.Millisecond,
 	MaxRetry:      time.Second,
-}
-
-func (tm timing) params(p map[string]string) {
-	p["fraction"] = strconv.FormatFloat(tm.Fraction, 'g', -1, 64)
-	for k, d := range map[string]time.Duration{
-		"floor": tm.Floor, "minValidity": tm.MinValidity, "lease": tm.Lease, "issuerTimeout": tm.IssuerTimeout,
-		"skew": tm.Skew, "retry": tm.Retry, "maxRetry": tm.MaxRetry,
-	} {
-		p[k] = d.String()
-	}
 }
 
 // cellOpts choose a cell's servers.
@@ -150,7 +129,7 @@ func newCell(t *testing.T, sc scale, backend string, o cellOpts) *cell {
 	if err := os.MkdirAll(c.journal, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	c.tm.params(c.params)
+	c.tm.Params(c.params)
 	c.params["backend"], c.params["devAddr"], c.params["journal"] = backend, c.devProxy.Addr(), c.journal
 	c.params["pause"] = filepath.Join(dir, "pause")
 	if err := os.Mkdir(c.params["pause"], 0o700); err != nil {

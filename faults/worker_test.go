@@ -121,20 +121,9 @@ func buildTarget(w fleet.Worker) (fleet.Target, error) {
 // engineOptions sets the cell's timing, journal, clock offset and
 // failpoints (pause or SIGKILL at a step).
 func engineOptions(w fleet.Worker) (func(*refresh.Options), error) {
-	var o refresh.Options
-	for name, dst := range map[string]*time.Duration{
-		"floor": &o.RefreshFloor, "minValidity": &o.MinValidity, "lease": &o.LeaseDuration, "issuerTimeout": &o.IssuerTimeout,
-		"skew": &o.ClockSkew, "retry": &o.RetryBackoff, "maxRetry": &o.MaxRetryBackoff,
-	} {
-		d, err := durationParam(w, name)
-		if err != nil {
-			return nil, err
-		}
-		*dst = d
-	}
-	frac, err := strconv.ParseFloat(param(w, "fraction"), 64)
+	tm, err := fleet.ParseTiming(func(k string) string { return param(w, k) })
 	if err != nil {
-		return nil, fmt.Errorf("param fraction: %w", err)
+		return nil, err
 	}
 	journal := param(w, "journal")
 	if journal == "" {
@@ -146,9 +135,7 @@ func engineOptions(w fleet.Worker) (func(*refresh.Options), error) {
 	}
 	pause, pauseAt, killAt := faults.Pause(param(w, "pause")), param(w, "pauseAt"), param(w, "killAt")
 	return func(eo *refresh.Options) {
-		eo.RefreshFraction = frac
-		eo.RefreshFloor, eo.MinValidity, eo.LeaseDuration, eo.IssuerTimeout = o.RefreshFloor, o.MinValidity, o.LeaseDuration, o.IssuerTimeout
-		eo.ClockSkew, eo.RetryBackoff, eo.MaxRetryBackoff = o.ClockSkew, o.RetryBackoff, o.MaxRetryBackoff
+		tm.Apply(eo)
 		eo.JournalDir = journal
 		if offset != 0 {
 			eo.Clock = newOffsetClock(offset)

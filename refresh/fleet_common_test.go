@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,17 +41,7 @@ import (
 )
 
 // timing scales the engine down to lifetimes of seconds, as the demo does.
-type timing struct {
-	Lifetime      time.Duration // of the pairs the dev issuer mints
-	Fraction      float64
-	Floor         time.Duration
-	MinValidity   time.Duration
-	Lease         time.Duration
-	IssuerTimeout time.Duration
-	Skew          time.Duration
-	Retry         time.Duration
-	MaxRetry      time.Duration
-}
+type timing = fleet.Timing
 
 // stressTiming: 4s lifetimes, refreshed in the last 2s (plus up to 10%
 // jitter), so a generation lasts about 2s.
@@ -68,34 +57,12 @@ var stressTiming = timing{
 	MaxRetry:      time.Second,
 }
 
-func (tm timing) params(p map[string]string) map[string]string {
-	p["fraction"] = strconv.FormatFloat(tm.Fraction, 'g', -1, 64)
-	for k, d := range map[string]time.Duration{
-		"floor": tm.Floor, "minValidity": tm.MinValidity, "lease": tm.Lease, "issuerTimeout": tm.IssuerTimeout,
-		"skew": tm.Skew, "retry": tm.Retry, "maxRetry": tm.MaxRetry,
-	} {
-		p[k] = d.String()
-	}
-	return p
-}
-
 // engineOptions applies timing parameters, the shared journal directory and
 // an optional failpoint to an engine.
 func engineOptions(p map[string]string) (func(*refresh.Options), error) {
-	var o refresh.Options
-	for k, dst := range map[string]*time.Duration{
-		"floor": &o.RefreshFloor, "minValidity": &o.MinValidity, "lease": &o.LeaseDuration, "issuerTimeout": &o.IssuerTimeout,
-		"skew": &o.ClockSkew, "retry": &o.RetryBackoff, "maxRetry": &o.MaxRetryBackoff,
-	} {
-		d, err := time.ParseDuration(p[k])
-		if err != nil {
-			return nil, fmt.Errorf("param %s: %w", k, err)
-		}
-		*dst = d
-	}
-	frac, err := strconv.ParseFloat(p["fraction"], 64)
+	tm, err := fleet.ParseTiming(func(k string) string { return p[k] })
 	if err != nil {
-		return nil, fmt.Errorf("param fraction: %w", err)
+		return nil, err
 	}
 	if p["journal"] == "" {
 		return nil, errors.New("param journal missing")
@@ -108,9 +75,7 @@ func engineOptions(p map[string]string) (func(*refresh.Options), error) {
 		}
 	}
 	return func(eo *refresh.Options) {
-		eo.RefreshFraction = frac
-		eo.RefreshFloor, eo.MinValidity, eo.LeaseDuration, eo.IssuerTimeout = o.RefreshFloor, o.MinValidity, o.LeaseDuration, o.IssuerTimeout
-		eo.ClockSkew, eo.RetryBackoff, eo.MaxRetryBackoff = o.ClockSkew, o.RetryBackoff, o.MaxRetryBackoff
+		tm.Apply(eo)
 		eo.JournalDir = p["journal"]
 		if fp != "" {
 			eo.Failpoint = func(step string) {
@@ -251,7 +216,7 @@ func newFleetEnv(t *testing.T, backend, issuer string, tm timing, devOpts ...fun
 	}
 	t.Cleanup(func() { srv.Close() })
 	e := &fleetEnv{t: t, srv: srv, journal: filepath.Join(t.TempDir(), "journal"), timing: tm}
-	e.params = tm.params(map[string]string{
+	e.params = tm.Params(map[string]string{
 		"backend": backend, "issuer": issuer, "devAddr": srv.Addr(), "tokenURL": srv.TokenURL(), "journal": e.journal,
 	})
 	switch backend {

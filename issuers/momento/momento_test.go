@@ -5,34 +5,19 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/issuers/dev/devtest"
 	"github.com/credhelper/credhelper/issuers/issuertest"
 	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/provider"
 )
 
-// fakeClock is a server clock tests move forward.
-type fakeClock struct{ offset atomic.Int64 }
-
-func (c *fakeClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 // startDev starts a dev issuer on loopback for the test.
-func startDev(t *testing.T, optFns ...func(*dev.Options)) (*dev.Server, *fakeClock) {
-	t.Helper()
-	clock := &fakeClock{}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	srv, err := dev.Listen(ctx, "127.0.0.1:0", append([]func(*dev.Options){func(o *dev.Options) { o.Clock = clock.now }}, optFns...)...)
-	if err != nil {
-		t.Fatalf("dev.Listen: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv, clock
+func startDev(t *testing.T, optFns ...func(*dev.Options)) (*dev.Server, *devtest.Clock) {
+	return devtest.Start(t, optFns...)
 }
 
 // newIssuer returns a momento issuer pointed at srv.
@@ -82,7 +67,7 @@ func TestContract(t *testing.T) {
 			issuertest.Run(t, issuertest.Config{
 				Issuer:       iss,
 				Mint:         mint(srv),
-				Advance:      clock.advance,
+				Advance:      clock.Advance,
 				Counters:     counters(srv),
 				Endpoint:     srv.Endpoint(),
 				Generator:    iss,

@@ -6,32 +6,19 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/issuers/dev/devtest"
 	"github.com/credhelper/credhelper/issuers/issuertest"
 	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/provider"
 )
 
-type fakeClock struct{ offset atomic.Int64 }
-
-func (c *fakeClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-func startDev(t *testing.T, optFns ...func(*dev.Options)) (*dev.Server, *fakeClock) {
-	t.Helper()
-	clock := &fakeClock{}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	srv, err := dev.Listen(ctx, "127.0.0.1:0", append([]func(*dev.Options){func(o *dev.Options) { o.Clock = clock.now }}, optFns...)...)
-	if err != nil {
-		t.Fatalf("dev.Listen: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv, clock
+// startDev starts a dev issuer on loopback for the test.
+func startDev(t *testing.T, optFns ...func(*dev.Options)) (*dev.Server, *devtest.Clock) {
+	return devtest.Start(t, optFns...)
 }
 
 func newIssuer(t *testing.T, srv *dev.Server, optFns ...func(*oauth2.Options)) *oauth2.Issuer {
@@ -84,7 +71,7 @@ func TestContract(t *testing.T) {
 			issuertest.Run(t, issuertest.Config{
 				Issuer:   newIssuer(t, srv, func(o *oauth2.Options) { o.AuthStyle = tc.style }),
 				Mint:     mint(srv),
-				Advance:  clock.advance,
+				Advance:  clock.Advance,
 				Counters: counters(srv),
 				Endpoint: srv.Endpoint(),
 				NoRotate: tc.noRotate,
