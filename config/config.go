@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/credhelper/credhelper/internal/fsutil"
 )
 
 // File is a parsed configuration file.
@@ -126,17 +128,9 @@ func PluginDir() string {
 	return filepath.Join(dir, "credhelper", "plugins")
 }
 
-// configHome is $XDG_CONFIG_HOME, else ~/.config; empty if neither is known.
-func configHome() string {
-	if dir := os.Getenv("XDG_CONFIG_HOME"); dir != "" {
-		return dir
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".config")
-}
+// configHome is $XDG_CONFIG_HOME, else ~/.config; empty if neither is
+// known. A relative $XDG_CONFIG_HOME is ignored, as the XDG spec says.
+func configHome() string { return fsutil.ConfigHome() }
 
 // Agent configures the local agent.
 type Agent struct {
@@ -172,12 +166,21 @@ func DefaultPath() string {
 	return filepath.Join(dir, "credhelper", "config.toml")
 }
 
+// MaxFileSize caps the size of a configuration file.
+const MaxFileSize = 1 << 20
+
 // Load reads the file at path. A missing file at the default location is an
 // empty configuration; a missing file the user named explicitly is an error.
+// The file goes through the local-state trust rule: it and every directory
+// above it belong to the user or root and nobody else can write them; a
+// FIFO, device, directory or file over MaxFileSize is refused at once.
 func Load(path string, explicit bool) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFile(path, fsutil.Rule{What: "config file", MaxSize: MaxFileSize})
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return &File{}, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("config: no config file at %s: create it or point --config elsewhere", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)

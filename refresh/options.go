@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/credhelper/credhelper/internal/fsutil"
 )
 
 // Options configure an Engine. Durations are validated by New.
@@ -121,15 +123,13 @@ func (o *Options) finish() error {
 
 // DefaultJournalDir returns where journals live by default:
 // $XDG_STATE_HOME/credhelper/journal, else ~/.local/state/credhelper/journal.
+// A relative $XDG_STATE_HOME is ignored, as the XDG spec says.
 func DefaultJournalDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "credhelper", "journal"), nil
+	d := fsutil.StateHome()
+	if d == "" {
+		return "", errors.New("refresh: no journal directory: set JournalDir or $XDG_STATE_HOME")
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("refresh: no journal directory: set JournalDir or $XDG_STATE_HOME: %w", err)
-	}
-	return filepath.Join(home, ".local", "state", "credhelper", "journal"), nil
+	return filepath.Join(d, "credhelper", "journal"), nil
 }
 
 func defaultHolder() string {
