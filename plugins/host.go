@@ -276,9 +276,9 @@ func (p *Plugin) start(pr *proc) {
 		AutoMTLS:         true,
 		// go-plugin lets answers grow to 2 GiB; a record is a few KiB.
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxAnswer))},
-		SkipHostEnv:      true,
-		StartTimeout:     p.opts.StartTimeout,
-		Logger:           newHCLogger(p.log, "plugin"),
+		SkipHostEnv:     true,
+		StartTimeout:    p.opts.StartTimeout,
+		Logger:          newHCLogger(p.log, "plugin"),
 		// Stderr lines are forwarded through Logger; stdout after the
 		// handshake and the plugin's synced stdio are discarded.
 		Stderr:     io.Discard,
