@@ -3,12 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/provider"
 )
 
 func (a *app) devIssuerCommand() *cobra.Command {
@@ -33,7 +33,7 @@ values: never use it for anything but tests and demos.`,
       --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
+			if !provider.LoopbackAddr(listen) {
 				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
 			}
 			srv, err := dev.Listen(cmd.Context(), listen, func(o *dev.Options) {
@@ -69,10 +69,3 @@ values: never use it for anything but tests and demos.`,
 	return cmd
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
