@@ -68,4 +68,3 @@ values: never use it for anything but tests and demos.`,
 	f.StringVar(&endpoint, "endpoint", "", "cell host embedded in minted tokens")
 	return cmd
 }
-
