@@ -1,3 +1,5 @@
+//go:build unix
+
 package faults_test
 
 // engineMarginFix makes the MinValidity boundary check strict: the slow

@@ -1,3 +1,5 @@
+//go:build unix
+
 package faults_test
 
 // What a worker process of the matrix runs: TestMain hands every worker to

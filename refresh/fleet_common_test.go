@@ -1,3 +1,5 @@
+//go:build unix
+
 package refresh_test
 
 // Shared set-up of the multi-process tests (fleet_*_test.go and

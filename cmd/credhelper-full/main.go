@@ -11,9 +11,13 @@ import (
 	"syscall"
 
 	"github.com/credhelper/credhelper/internal/cli"
+	"github.com/credhelper/credhelper/internal/coredump"
 )
 
 func main() {
+	// Before any token is in memory: no core file may hold one (the agent
+	// runs in this binary too).
+	_ = coredump.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -17,24 +17,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/coredump"
 )
 
 // fullEnv names the full binary explicitly (tests, unusual installs).
 const fullEnv = "CREDHELPER_FULL"
 
 func main() {
+	// Before any token is in memory: no core file may hold one.
+	_ = coredump.Disable()
 	if token, ok := fastGet(os.Args); ok {
 		os.Stdout.WriteString(token + "\n")
 		os.Exit(0)
 	}
 	full, err := fullPath()
 	if err == nil {
-		err = syscall.Exec(full, os.Args, os.Environ())
+		err = runFull(full)
 	}
 	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, fullEnv)
 	os.Exit(1)
