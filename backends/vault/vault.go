@@ -190,7 +190,7 @@ func (b *Backend) load(ctx context.Context, key string) (provider.Entry, error) 
 		return provider.Entry{}, err
 	}
 	if st.data == nil {
-		return provider.Entry{}, fmt.Errorf("vault: no secret at %q: store one with credhelper put or import: %w", loc.dataPath(), provider.ErrNotFound)
+		return provider.Entry{}, fmt.Errorf("vault: no secret at %q: %w", loc.dataPath(), provider.ErrNotFound)
 	}
 	value, err := fromData(st.data)
 	if err != nil {
