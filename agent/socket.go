@@ -65,7 +65,7 @@ func defaultSocketPath(runUser string) string {
 // else can write.
 func runDirIsOurs(d string) bool {
 	fi, err := os.Lstat(d)
-	return err == nil && fi.IsDir() && fsutil.CheckOwned(d, fi) == nil
+	return err == nil && fi.IsDir() && fsutil.CheckOwned(d, fi, "runtime directory") == nil
 }
 
 // maxSocketPath is the longest socket path plus one: sockaddr_un holds 108
@@ -178,7 +178,7 @@ func SocketProblem(path string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("agent: socket directory %s is not a directory: remove it, or set --socket", dir)
 	}
-	if err := fsutil.CheckOwned(dir, fi); err != nil {
+	if err := fsutil.CheckOwned(dir, fi, "socket directory"); err != nil {
 		return fmt.Errorf("agent: %w; until then no agent can serve you at %s", err, path)
 	}
 	return nil

@@ -58,10 +58,25 @@ func MkdirAll(path string, rule Rule) (*Dir, error) {
 
 func openResolvedDir(dir string, rule Rule) (*Dir, error) {
 	what := rule.what()
+	// os.OpenRoot opens without O_DIRECTORY, so a FIFO would block it.
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return nil, &PathError{What: what, Path: dir, Problem: "is " + typeName(fi.Mode()) + ", not a directory", Fix: "point it at a directory", Err: ErrNotRegular}
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		if fi, serr := os.Lstat(dir); serr == nil && !fi.IsDir() {
-			return nil, &PathError{What: what, Path: dir, Problem: "is " + typeName(fi.Mode()) + ", not a directory", Fix: "point it at a directory", Err: ErrNotRegular}
+		if fi, serr := os.Lstat(dir); serr == nil {
+			if !fi.IsDir() {
+				return nil, &PathError{What: what, Path: dir, Problem: "is " + typeName(fi.Mode()) + ", not a directory", Fix: "point it at a directory", Err: ErrNotRegular}
+			}
+			// Say whose it is rather than just "permission denied".
+			if cerr := checkDir(dir, fi, what, dir); cerr != nil {
+				return nil, cerr
+			}
+			if rule.Mine {
+				if cerr := checkOwner(dir, fi, what, true); cerr != nil {
+					return nil, cerr
+				}
+			}
 		}
 		return nil, fmt.Errorf("%s %s: %w", what, dir, unwrapPath(err))
 	}

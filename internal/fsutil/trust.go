@@ -241,6 +241,8 @@ func CheckFile(path string, fi fs.FileInfo, rule Rule) error {
 // typeName names a non-regular file type the way a user would.
 func typeName(m fs.FileMode) string {
 	switch {
+	case m.IsRegular():
+		return "a regular file"
 	case m.IsDir():
 		return "a directory"
 	case m&fs.ModeSymlink != 0:
@@ -274,14 +276,15 @@ func userName(uid int) string {
 	return "uid " + strconv.Itoa(uid)
 }
 
-// CheckOwned refuses the directory at path, whose Lstat is fi, unless the
-// current user owns it and nobody else can write it.
-func CheckOwned(path string, fi fs.FileInfo) error {
-	if err := checkOwner(path, fi, "directory", true); err != nil {
+// CheckOwned refuses the file or directory at path, whose Lstat is fi,
+// unless the current user owns it and nobody else can write it. what
+// names it in errors.
+func CheckOwned(path string, fi fs.FileInfo, what string) error {
+	if err := checkOwner(path, fi, what, true); err != nil {
 		return err
 	}
 	if hasOwners && fi.Mode().Perm()&0o022 != 0 {
-		return &PathError{What: "directory", Path: path, Problem: fmt.Sprintf("is writable by group or others (mode %04o)", fi.Mode().Perm()), Fix: "run chmod go-w " + path, Err: ErrUntrusted}
+		return &PathError{What: what, Path: path, Problem: fmt.Sprintf("is writable by group or others (mode %04o)", fi.Mode().Perm()), Fix: "run chmod go-w " + path, Err: ErrUntrusted}
 	}
 	return nil
 }

@@ -236,6 +236,8 @@ type opts struct {
 	stdin string
 	env   []string // NAME=value added to (or replacing in) the world's
 	bin   string   // in binDir, default "credhelper"; or an absolute path
+	uid   int      // run as this uid (and gid), not as the test; 0: as the test
+	dir   string   // working directory; default the world's TMPDIR
 }
 
 // proc is a started binary, sampled until it is waited for.
@@ -265,6 +267,12 @@ func (w *world) command(name string, o opts, args ...string) *proc {
 	}
 	cmd.Env = env
 	cmd.Dir = w.tmp
+	if o.dir != "" {
+		cmd.Dir = o.dir
+	}
+	if o.uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid)}}
+	}
 	cmd.Stdin = strings.NewReader(o.stdin)
 	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}, err: &bytes.Buffer{}, stop: make(chan struct{}), pidsSeen: map[int]bool{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.err
