@@ -497,7 +497,13 @@ backend = "plugin:linked:prod.json"
 		} {
 			ag := a.command("agent with metrics on "+tc.addr, a.as("CREDHELPER_NO_AGENT=\x00unset"), "agent", "--profiles", "prod", "--metrics-addr", tc.addr)
 			a.start(ag)
-			waitFor(t, "the metrics listener", 20*time.Second, func() bool { c, err := net.Dial(tc.network, tc.dial); if err == nil { c.Close() }; return err == nil })
+			waitFor(t, "the metrics listener", 20*time.Second, func() bool {
+				c, err := net.Dial(tc.network, tc.dial)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			})
 			out, err := a.attackerHelper("dial", tc.network, tc.dial).CombinedOutput()
 			if err != nil {
 				t.Fatal(err, string(out))
