@@ -248,8 +248,20 @@ and a broken lineage is cleared). Unknown fields are kept. Files are created
 // count so that running engines adopt it.
 func (a *app) store(ctx context.Context, w *wired, rec *provider.Record) (uint64, error) {
 	now := time.Now()
-	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) {
+	// An expired auth token is worth storing only where its refresh token
+	// alone can renew it (OAuth2) and is not known to have expired.
+	refreshable := w.issuer != nil && provider.PolicyOf(w.issuer).RefreshAfterExpiry &&
+		(rec.Pair.RefreshValidUntil.IsZero() || now.Before(rec.Pair.RefreshValidUntil))
+	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) && !refreshable {
 		return 0, usagef("the pair expired at %s: store a valid one", rec.Pair.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	if rec.Pair.IssuedAt.IsZero() {
+		// Record when the pair was issued, so every process sizes its
+		// refresh window alike: the JWT's iat if it has one, else now.
+		rec.Pair.IssuedAt = now.Truncate(time.Second)
+		if info, err := provider.ParseAuthToken(rec.Pair.AuthToken); err == nil && !info.IssuedAt.IsZero() && info.IssuedAt.Before(now) {
+			rec.Pair.IssuedAt = info.IssuedAt
+		}
 	}
 	if w.profile.Endpoint != "" {
 		if err := rec.Pair.CheckEndpoint(w.profile.Endpoint); err != nil {
@@ -314,11 +326,14 @@ it never lands in a terminal's scrollback by accident.`,
 			if !ok || session == "" {
 				return usagef("generate: $%s is not set: export the session token in it", sessionEnv)
 			}
+			session, err := cleanSecret(session, "$"+sessionEnv)
+			if err != nil {
+				return err
+			}
 			if out != "" && out != "-" {
 				return usagef("generate: --out only accepts \"-\" (standard output); the backend is the place for a pair")
 			}
 			var w *wired
-			var err error
 			if out == "-" && a.backend == "" {
 				a.backend = "file:/dev/null" // unused: printing only
 			}
