@@ -295,7 +295,10 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight = nil
-		if err != nil {
+		if err != nil && e.closed {
+			// Closing cut short a wait (another holder's lease): nothing
+			// failed that is worth a retry or a log line.
+		} else if err != nil {
 			d := e.backoff
 			d = d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
 			e.notBefore = e.opts.Clock.Now().Add(d)

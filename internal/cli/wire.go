@@ -306,7 +306,11 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 		return provider.Pair{}, err
 	}
 	defer w.Close()
-	e, err := a.engine(w)
+	// A one-shot process refreshes as soon as the pair is in its window:
+	// it holds nothing between calls, so spreading its refresh point over
+	// the window (as long-lived holders do against herds) would only make
+	// each call's outcome a matter of chance.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
 	if err != nil {
 		return provider.Pair{}, err
 	}
