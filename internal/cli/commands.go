@@ -97,6 +97,12 @@ type status struct {
 	LeaseExpires     *time.Time `json:"leaseExpires,omitempty"`
 	LineageBroken    bool       `json:"lineageBroken,omitempty"`
 	LineageBrokenWhy string     `json:"lineageBrokenReason,omitempty"`
+	// IssuedAt and RefreshValidUntil are the record's, when known.
+	IssuedAt          *time.Time `json:"issuedAt,omitempty"`
+	RefreshValidUntil *time.Time `json:"refreshValidUntil,omitempty"`
+	// Refreshable reports an expired auth token whose issuer refreshes
+	// after expiry (OAuth2) and whose refresh token is not known expired.
+	Refreshable bool `json:"refreshableAfterExpiry,omitempty"`
 }
 
 func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
@@ -120,6 +126,20 @@ func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
 	if rec != nil && rec.Broken != nil && rec.Broken.Generation == p.Generation {
 		s.LineageBroken, s.LineageBrokenWhy = true, rec.Broken.Reason
 	}
+	if !p.IssuedAt.IsZero() {
+		t := p.IssuedAt.UTC()
+		s.IssuedAt = &t
+	}
+	if !p.RefreshValidUntil.IsZero() {
+		t := p.RefreshValidUntil.UTC()
+		s.RefreshValidUntil = &t
+	}
+	return s
+}
+
+// withPolicy marks an expired auth token that its issuer can still renew.
+func (s status) withPolicy(pol provider.RefreshPolicy, now time.Time) status {
+	s.Refreshable = !s.Valid && !s.LineageBroken && pol.RefreshAfterExpiry && (s.RefreshValidUntil == nil || now.Before(*s.RefreshValidUntil))
 	return s
 }
 
@@ -134,6 +154,8 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	switch {
 	case s.LineageBroken:
 		validity = "LINEAGE BROKEN (" + s.LineageBrokenWhy + "): store a new pair with 'credhelper generate' or 'credhelper put'"
+	case s.Refreshable:
+		validity = "auth token expired; the next get refreshes it with its refresh token"
 	case !s.Valid:
 		validity = "EXPIRED: store a new pair with 'credhelper generate' or 'credhelper put'"
 	}
@@ -150,6 +172,12 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	fmt.Fprintf(w, "status:       %s\n", validity)
 	fmt.Fprintf(w, "valid until:  %s\n", until)
 	fmt.Fprintf(w, "time left:    %s\n", left)
+	if s.IssuedAt != nil {
+		fmt.Fprintf(w, "issued at:    %s\n", s.IssuedAt.Format(time.RFC3339))
+	}
+	if s.RefreshValidUntil != nil {
+		fmt.Fprintf(w, "refresh until: %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "generation:   %d\n", s.Generation)
 	fmt.Fprintf(w, "endpoint:     %s\n", endpoint)
 	fmt.Fprintf(w, "token:        %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
@@ -188,11 +216,15 @@ or its lineage is broken.`,
 			if err != nil {
 				return err
 			}
-			s := statusOf(rec.Pair, rec, time.Now())
+			now := time.Now()
+			s := statusOf(rec.Pair, rec, now)
+			if w.issuer != nil {
+				s = s.withPolicy(provider.PolicyOf(w.issuer), now)
+			}
 			if err := writeStatus(a.stdout, w.key, s, asJSON); err != nil {
 				return err
 			}
-			if !s.Valid || s.LineageBroken {
+			if (!s.Valid && !s.Refreshable) || s.LineageBroken {
 				return errors.New("the stored pair is not usable")
 			}
 			return nil
