@@ -149,7 +149,7 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 	f.DurationVar(&a.floor, "refresh-floor", 0, "refresh at least this long before expiry (default 5m)")
 	f.Float64Var(&a.fraction, "refresh-fraction", 0, "refresh when this fraction of the lifetime remains (default 0.25)")
 	f.DurationVar(&a.lease, "lease", 0, "how long a refresh claim lasts (default 60s)")
-	f.DurationVar(&a.issuerTO, "issuer-timeout", 0, "deadline of one issuer call, inside the lease (default lease/3)")
+	f.DurationVar(&a.issuerTO, "issuer-timeout", 0, "hard ceiling of one issuer call; the lease is renewed while it runs (default 2m)")
 	f.DurationVar(&a.skew, "clock-skew", 0, "how far hosts' clocks may disagree (default 30s)")
 	f.BoolVar(&a.insecure, "insecure", false, "plaintext gRPC to a momento issuer (loopback dev issuers only)")
 	f.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle to trust for the momento issuer")
