@@ -56,6 +56,7 @@ type app struct {
 	clientID   string
 	secretEnv  string
 	defLife    time.Duration
+	introURL   string
 	unsafeMem  bool
 }
 
@@ -155,6 +156,7 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 	f.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle to trust for the momento issuer")
 	f.StringVar(&a.clientID, "client-id", "", "OAuth2 client id ($CREDHELPER_CLIENT_ID)")
 	f.StringVar(&a.secretEnv, "client-secret-env", "", "environment variable holding the OAuth2 client secret")
+	f.StringVar(&a.introURL, "introspection-url", "", "OAuth2 token introspection endpoint (RFC 7662), asked before taking over an expired claim")
 	f.DurationVar(&a.defLife, "default-lifetime", 0, "lifetime assumed for an OAuth2 access token whose response states none (default 1h)")
 	f.BoolVar(&a.unsafeMem, "unsafe-refresh-in-memory", false, "agent and exec only: refresh a read-only credential (env:) in memory; other readers would present a spent refresh token")
 
