@@ -147,6 +147,15 @@ func (e *Engine) NextRefresh() time.Time {
 	return c.refreshAt
 }
 
+// Due reports whether the published pair is in this instance's refresh
+// window and can be refreshed: a caller of an engine with DeferRefresh
+// then refreshes it another way (a one-shot command starts a detached
+// refresher).
+func (e *Engine) Due() bool {
+	c := e.cur.Load()
+	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
+}
+
 // Key returns the backend key this engine serves.
 func (e *Engine) Key() string { return e.key }
 
@@ -184,8 +193,11 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		}
 		if now.Add(slowSlack).Before(c.usableUntil) {
 			// In the window but still valid: serve it and let one shared
-			// refresh run in the background.
-			e.start(false, 0)
+			// refresh run in the background (or, under DeferRefresh, let
+			// the caller see Due and hand the refresh on).
+			if !e.opts.DeferRefresh {
+				e.start(false, 0)
+			}
 			return c.pair, nil
 		}
 	}
@@ -306,7 +318,7 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight = nil
-		if err != nil && e.closed {
+		if errors.Is(err, errClosed) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -488,6 +500,9 @@ func (e *Engine) failpoint(step string) {
 	}
 }
 
+// errClosed ends a wait cut short by Close.
+var errClosed = errors.New("engine closed")
+
 // sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
@@ -497,7 +512,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-e.stop:
-		return errors.New("engine closed")
+		return errClosed
 	case <-t.C:
 		return nil
 	}
