@@ -68,6 +68,8 @@ type PathError struct {
 	What string
 	// Path is the refused path, after links were resolved.
 	Path string
+	// Context, if set, says which file the refused directory leads to.
+	Context string
 	// Problem says what was found: owner, mode, type or size.
 	Problem string
 	// Fix is the command or step that fixes it.
@@ -77,7 +79,11 @@ type PathError struct {
 }
 
 func (e *PathError) Error() string {
-	s := e.What + " " + e.Path + " " + e.Problem
+	s := e.What + " " + e.Path
+	if e.Context != "" {
+		s += " (" + e.Context + ")"
+	}
+	s += " " + e.Problem
 	if e.Fix != "" {
 		s += ": " + e.Fix
 	}
@@ -170,11 +176,12 @@ func components(p string) []string {
 // file at target: owned by the current user or root, and not writable by
 // group or others unless sticky.
 func checkDir(dir string, fi fs.FileInfo, what, target string) error {
-	label := "directory above " + what + " " + target
+	label, context := "directory", "above "+what+" "+target
 	if dir == target {
-		label = what
+		label, context = what, ""
 	}
-	if err := checkOwner(dir, fi, label, false); err != nil {
+	if err := ownerProblem(dir, fi, label, false); err != nil {
+		err.Context = context
 		return err
 	}
 	if !hasOwners {
@@ -182,7 +189,7 @@ func checkDir(dir string, fi fs.FileInfo, what, target string) error {
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return &PathError{What: label, Path: dir,
+		return &PathError{What: label, Path: dir, Context: context,
 			Problem: fmt.Sprintf("is writable by group or others (mode %04o, owner %s), so another user could replace what it holds", perm, ownerName(fi)),
 			Fix:     "run chmod go-w " + dir + ", or keep the " + what + " in a directory only you can write",
 			Err:     ErrUntrusted}
@@ -193,6 +200,14 @@ func checkDir(dir string, fi fs.FileInfo, what, target string) error {
 // checkOwner refuses fi unless the current user (or, unless mine, root)
 // owns it.
 func checkOwner(path string, fi fs.FileInfo, what string, mine bool) error {
+	if err := ownerProblem(path, fi, what, mine); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ownerProblem is checkOwner's refusal, typed.
+func ownerProblem(path string, fi fs.FileInfo, what string, mine bool) *PathError {
 	uid, ok := ownerOf(fi)
 	if !ok {
 		return nil

@@ -248,6 +248,7 @@ type proc struct {
 	stop     chan struct{}
 	sampler  sync.WaitGroup
 	pidsSeen map[int]bool
+	peakKiB  int64 // the largest VmHWM sampled of the started process itself
 }
 
 func (w *world) command(name string, o opts, args ...string) *proc {
@@ -307,6 +308,20 @@ func (w *world) sample(p *proc, pid int) {
 		return // exited, or a zombie
 	}
 	line := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+	if pid == p.cmd.Process.Pid {
+		// The peak resident size since the last exec: rusage's maxrss
+		// would count the test binary, whose memory a vfork'd child
+		// shares until it execs.
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); err == nil {
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+					if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kib > p.peakKiB {
+						p.peakKiB = kib
+					}
+				}
+			}
+		}
+	}
 	w.mu.Lock()
 	if _, ok := w.cmdlines[line]; !ok {
 		w.cmdlines[line] = p.name + " (pid " + strconv.Itoa(pid) + ")"
