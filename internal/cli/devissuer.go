@@ -33,6 +33,7 @@ values: never use it for anything but tests and demos.`,
       --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.setSignals(signalsStopService)
 			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
 				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
 			}

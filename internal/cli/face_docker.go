@@ -97,10 +97,9 @@ func (a *app) dockerHelper(name, action string) (*docker.Helper, error) {
 			return nil, err
 		}
 		for _, pn := range cfg.ProfileNames() {
-			p, err := cfg.Profile(pn)
-			if err != nil {
-				return nil, err
-			}
+			// A profile with mistakes still maps its registries: using
+			// it reports them, and every other profile keeps working.
+			p, _ := cfg.Profile(pn)
 			for _, u := range p.Docker.ServerURLs {
 				regs = append(regs, docker.Registry{ServerURL: u, Username: p.Docker.Username, Profile: pn})
 			}

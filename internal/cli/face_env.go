@@ -150,7 +150,16 @@ quarter of its remaining validity has passed.`,
 			sigs := make(chan os.Signal, 16)
 			signal.Notify(sigs, forwardedSignals...)
 			defer signal.Stop(sigs)
-			r, err := envexec.New(a.profileSource(), v, func(o *envexec.Options) {
+			// Until the child runs, a signal interrupts exec itself; from
+			// the first credential on, the child gets it.
+			src := provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
+				p, err := a.credential(ctx, a.profile)
+				if err == nil {
+					a.setSignals(signalsForwarded)
+				}
+				return p, err
+			})
+			r, err := envexec.New(src, v, func(o *envexec.Options) {
 				o.Stdin, o.Stdout, o.Stderr = a.stdin, a.stdout, a.stderr
 				o.Signals = sigs
 				o.OnRotate = rot

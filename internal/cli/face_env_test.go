@@ -125,7 +125,7 @@ backend = "file:%%DIR%%/missing.json"
 		{[]string{"--profile", "app", "--", notExec}, 126, "cannot execute"},
 		{[]string{"--profile", "broken", "--", "true"}, 1, "missing.json"},
 		{[]string{"--profile", "app", "--on-rotate", "reload", "--", "true"}, 2, "on-rotate"},
-		{[]string{"--profile", "app"}, 2, "arg"},
+		{[]string{"--profile", "app"}, 2, "credhelper exec needs COMMAND [ARGS...]"},
 	} {
 		r := runBin(t, env, "", "credhelper", append([]string{"exec"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
