@@ -268,8 +268,9 @@ func (d *decoder) profile(scope string, p path, m map[string]any, dst *Profile) 
 				return true
 			}
 		}
-		d.value(scope, p.add(key), s, val, s.field(dst))
-		deprecated = append(deprecated, key)
+		if d.value(scope, p.add(key), s, val, s.field(dst)) {
+			deprecated = append(deprecated, key)
+		}
 		return true
 	})
 	for _, key := range deprecated {
@@ -335,10 +336,12 @@ func (d *decoder) object(scope string, p path, m map[string]any, dst reflect.Val
 }
 
 // value decodes one setting's TOML value into dst, or records a problem
-// that names the expected type with an example.
-func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Value) {
+// that names the expected type with an example and reports false.
+func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Value) (decoded bool) {
 	key := p[len(p)-1]
+	decoded = true
 	bad := func(why string) {
+		decoded = false
 		example := s.ExampleValue()
 		if str, ok := val.(string); ok && s.Type == "list of strings" {
 			example = "[" + strconv.Quote(str) + "]"
@@ -408,6 +411,7 @@ func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Va
 	default:
 		bad("has a type this version cannot read")
 	}
+	return decoded
 }
 
 // tomlType names a decoded TOML value's type for messages.

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhelper/credhelper/agent"
-	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/agent/server"
+	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/refresh"
 )
 

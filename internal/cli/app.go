@@ -78,6 +78,9 @@ type app struct {
 	// quietInterrupt keeps closeEngine from announcing its wait (demo
 	// workers, whose parent says what happened).
 	quietInterrupt bool
+	// holding is set while closeEngine waits, after an interrupt, for an
+	// issuer call that may have been delivered.
+	holding atomic.Bool
 }
 
 // newApp returns an app on the given streams.
@@ -109,8 +112,8 @@ func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) i
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	if err := refuseSingleDash(root, args[1:]); err != nil {
-		return a.fail(root, err)
+	if cmd, err := refuseSingleDash(root, args[1:]); err != nil {
+		return a.fail(cmd, err)
 	}
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
@@ -124,6 +127,11 @@ func (a *app) fail(cmd *cobra.Command, err error) int {
 	var st exitStatus
 	if errors.As(err, &st) {
 		return st.ExitCode() // the command already said what it had to
+	}
+	if sig := a.interrupted(); sig != nil && errors.Is(err, context.Canceled) {
+		// Interrupted: that is the whole story (the exit status says it too).
+		fmt.Fprintf(a.stderr, "credhelper: %s\n", signalName(sig))
+		return 1
 	}
 	err = cobraUsage(cmd, err)
 	fmt.Fprintf(a.stderr, "credhelper: %s\n", a.explain(err))
@@ -342,7 +350,7 @@ func cmpDuration(ds ...time.Duration) time.Duration {
 }
 
 // loadConfig reads the config file named by --config or the default path,
-// once per command, and warns once about deprecated settings in it.
+// once per command.
 func (a *app) loadConfig() (*config.File, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
@@ -359,14 +367,6 @@ func (a *app) loadConfig() (*config.File, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	if len(f.Deprecated) > 0 && !a.warnedOnce {
-		a.warnedOnce = true
-		more := ""
-		if n := len(f.Deprecated) - 1; n > 0 {
-			more = fmt.Sprintf(" (and %d more: credhelper config check lists them)", n)
-		}
-		fmt.Fprintf(a.stderr, "credhelper: warning: %s%s\n", f.Deprecated[0].Error(), more)
-	}
 	a.cfg = f
 	return f, nil
 }
@@ -382,4 +382,27 @@ func (a *app) versionCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// warnDeprecated prints, once per process, the first deprecated setting of
+// profile name (or of [defaults]) that the command is about to use.
+func (a *app) warnDeprecated(cfg *config.File, name string) {
+	if a.warnedOnce {
+		return
+	}
+	var mine []config.Problem
+	for _, d := range cfg.Deprecated {
+		if d.Scope == "profile "+name || d.Scope == "defaults" {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) == 0 {
+		return
+	}
+	a.warnedOnce = true
+	more := ""
+	if n := len(mine) - 1; n > 0 {
+		more = fmt.Sprintf(" (and %d more: credhelper config check lists them)", n)
+	}
+	fmt.Fprintf(a.stderr, "credhelper: warning: %s%s\n", mine[0].Error(), more)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/credhelper/credhelper/provider"
@@ -34,29 +35,40 @@ func (a *app) explain(err error) string {
 	if hint == "" {
 		hint = carried
 	}
+	// A sentinel's own text at the end repeats what the message says.
+	for _, k := range provider.KindsOf(err) {
+		if t := ": " + k.Err().Error(); strings.HasSuffix(msg, t) && len(msg) > len(t) {
+			msg = strings.TrimSuffix(msg, t)
+		}
+	}
 	if hint != "" {
 		msg += ": " + hint
 	}
 	return msg
 }
 
-// carriedHints are the hints some library messages still carry (see the
-// lead's list in the report); trimCarriedHints removes them from the middle
-// of a message so the command's hint can come last, said once.
-var carriedHints = []string{
-	"store one with 'credhelper put' or 'credhelper generate'",
-	"store a new one with 'credhelper generate' or 'credhelper put'",
-	"store a new pair with 'credhelper generate' or 'credhelper put'",
-	"pass --issuer or set issuer in the profile",
+// carried are the hints (and one restating clause) that messages of the
+// refresh engine still carry; trimCarriedHints removes them from the middle
+// of a message so that the command's hint comes last and nothing is said
+// twice. Once refresh states facts only, this list empties.
+var carried = []struct {
+	re   *regexp.Regexp
+	hint string
+}{
+	{regexp.MustCompile(`: store one with 'credhelper put' or 'credhelper generate'`), "store one with 'credhelper put' or 'credhelper generate'"},
+	{regexp.MustCompile(`: store a new (one|pair) with 'credhelper generate' or 'credhelper put'`), "store a new pair with 'credhelper generate' or 'credhelper put'"},
+	{regexp.MustCompile(`: pass --issuer or set issuer in the profile`), "pass --issuer or set issuer in the profile"},
+	// The backend says the same in its own words right after.
+	{regexp.MustCompile(`refresh: no credential stored under \S+: `), ""},
 }
 
 func trimCarriedHints(msg string) (string, string) {
 	var found string
-	for _, h := range carriedHints {
-		if i := strings.Index(msg, ": "+h); i >= 0 {
-			msg = msg[:i] + msg[i+len(": "+h):]
+	for _, c := range carried {
+		if loc := c.re.FindStringIndex(msg); loc != nil {
+			msg = msg[:loc[0]] + msg[loc[1]:]
 			if found == "" {
-				found = h
+				found = c.hint
 			}
 		}
 	}

@@ -18,9 +18,10 @@ func (a *app) dockerCommand() *cobra.Command {
 		Use:   "docker get|store|erase|list|version",
 		Short: "Docker credential helper (what docker-credential-credhelper runs)",
 		Long: `docker speaks docker's credential-helper protocol. docker runs it as
-docker-credential-credhelper (a symlink to credhelper, made by 'make install')
-when ~/.docker/config.json names credhelper in "credsStore" or, for chosen
-registries, in "credHelpers". Registries map to profiles with
+docker-credential-credhelper (a symlink to credhelper, made by 'make install');
+name credhelper in "credHelpers" for the registries it serves, not in
+"credsStore", which would send every registry's login to it (and credhelper
+stores nothing it does not own). Registries map to profiles with
 server_urls in each profile's [profiles.NAME.docker] section; get answers
 the profile's current auth token as the Secret, with the username
 docker.username (default "<token>": an identity token).
@@ -81,7 +82,7 @@ func (a *app) serveDocker(ctx context.Context, name, action string) int {
 		err = h.Serve(ctx, action, a.stdin, a.stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(a.stdout, oneLine(err.Error()))
+		fmt.Fprintln(a.stdout, a.explain(err))
 		return 1
 	}
 	return 0

@@ -71,8 +71,17 @@ func runWithSignals(args []string, stdin io.Reader, stdout, stderr io.Writer, si
 	a := newApp(args[0], stdin, stdout, stderr)
 	done := make(chan int, 1)
 	go func() { done <- a.main(ctx, args) }()
+	var giveUp <-chan time.Time
 	for {
 		select {
+		case <-giveUp:
+			// Interrupted and still running, but not waiting for the
+			// issuer: it is stuck in something that cannot be cancelled
+			// (reading standard input, say).
+			if !a.holding.Load() {
+				fmt.Fprintf(stderr, "credhelper: %s\n", signalName(a.interrupted()))
+				return signalExit(a.interrupted())
+			}
 		case code := <-done:
 			if sig := a.interrupted(); sig != nil && signalPolicy(a.signals.Load()) == signalsCancel {
 				return signalExit(sig)
@@ -85,17 +94,22 @@ func runWithSignals(args []string, stdin io.Reader, stdout, stderr io.Writer, si
 			case a.interrupted() == nil:
 				a.sig.Store(sig)
 				cancel()
+				if signalPolicy(a.signals.Load()) == signalsCancel {
+					giveUp = time.After(stuckGrace)
+				}
 			default:
-				fmt.Fprintf(stderr, "credhelper: %s again: stopping now\n", signalName(sig))
+				fmt.Fprintf(stderr, "credhelper: %s again: stopping now, without waiting\n", signalName(sig))
 				return signalExit(a.interrupted())
 			}
 		}
 	}
 }
 
+// signalName says what happened, for messages: "interrupted" (SIGINT) or
+// "SIGTERM received".
 func signalName(sig os.Signal) string {
 	if sig == syscall.SIGTERM {
-		return "SIGTERM"
+		return "SIGTERM received"
 	}
 	return "interrupted"
 }
@@ -110,8 +124,13 @@ type issuerCallWatcher interface {
 }
 
 // interruptGrace is how long closeEngine lets a refresh finish by itself
-// after an interrupt before it says that it is waiting.
-const interruptGrace = 200 * time.Millisecond
+// after an interrupt before it says that it is waiting; stuckGrace is how
+// long an interrupted command that is not waiting for the issuer may take
+// to return before the program ends without it.
+const (
+	interruptGrace = 200 * time.Millisecond
+	stuckGrace     = time.Second
+)
 
 // closeEngine closes e. Without an interrupt that is Engine.Close, which
 // waits for a refresh in flight. After one, it returns at once unless an
@@ -147,6 +166,8 @@ func (a *app) closeEngine(e *refresh.Engine, w *wired) error {
 		}
 		limit = 2*issuerTO + time.Second
 	}
+	a.holding.Store(true)
+	defer a.holding.Store(false)
 	if !a.quietInterrupt {
 		fmt.Fprintf(a.stderr, "credhelper: %s while the issuer may be answering a refresh of %s: waiting up to %v for it so the new pair is saved (interrupt again to stop now)\n",
 			signalName(sig), w.key, limit.Round(time.Second))

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 
@@ -14,6 +13,9 @@ import (
 
 // usageLine is the usage line printed after a usage error.
 func usageLine(cmd *cobra.Command) string {
+	if !cmd.HasParent() {
+		return cmd.Name() + " COMMAND [flags]"
+	}
 	return cmd.UseLine()
 }
 
@@ -21,7 +23,7 @@ func usageLine(cmd *cobra.Command) string {
 // read -profile as -p rofile. It scans the flags before the first
 // positional argument (after which, for exec, they are the child's) and
 // stops at "--".
-func refuseSingleDash(root *cobra.Command, args []string) error {
+func refuseSingleDash(root *cobra.Command, args []string) (*cobra.Command, error) {
 	cmd, _, err := root.Find(args)
 	if err != nil || cmd == nil {
 		cmd = root
@@ -49,7 +51,7 @@ func refuseSingleDash(root *cobra.Command, args []string) error {
 		arg := args[i]
 		switch {
 		case arg == "--":
-			return nil
+			return cmd, nil
 		case strings.HasPrefix(arg, "--"):
 			name, _, hasValue := strings.Cut(arg[2:], "=")
 			if f := lookup(name); f != nil && !hasValue && f.NoOptDefVal == "" {
@@ -58,11 +60,11 @@ func refuseSingleDash(root *cobra.Command, args []string) error {
 		case strings.HasPrefix(arg, "-") && len(arg) > 2:
 			name, _, _ := strings.Cut(arg[1:], "=")
 			if lookup(name) != nil {
-				return callErrorf("%s is not a flag: long flags take two dashes: did you mean --%s?", arg, name)
+				return cmd, callErrorf("%s is not a flag: long flags take two dashes: did you mean --%s?", arg, name)
 			}
 			if len(name) >= 4 {
 				if near := config.Nearest(name, names); near != "" && len(near) > 1 {
-					return callErrorf("%s is not a flag: did you mean --%s?", arg, near)
+					return cmd, callErrorf("%s is not a flag: did you mean --%s?", arg, near)
 				}
 			}
 		case strings.HasPrefix(arg, "-") && len(arg) == 2:
@@ -78,10 +80,10 @@ func refuseSingleDash(root *cobra.Command, args []string) error {
 		default:
 			// The first positional argument: what follows may be a
 			// child's (exec).
-			return nil
+			return cmd, nil
 		}
 	}
-	return nil
+	return cmd, nil
 }
 
 // cobra's own errors are plain; these recognise the ones that are usage
@@ -131,7 +133,7 @@ func cobraUsage(cmd *cobra.Command, err error) error {
 		return callErrorf("%s needs a value", name)
 	}
 	if m := reInvalidArg.FindStringSubmatch(msg); m != nil {
-		return callErrorf("%s %s", m[2], strings.TrimPrefix(m[3], fmt.Sprintf("%q ", m[1])))
+		return callErrorf("%s: %s", m[2], m[3])
 	}
 	if m := reUnknownCommand.FindStringSubmatch(msg); m != nil {
 		var names []string
@@ -188,7 +190,7 @@ func explainArgs(root *cobra.Command) {
 
 // argsError says what cmd takes, given the arguments it was called with.
 func argsError(cmd *cobra.Command, args []string) error {
-	name := "credhelper " + subcommandPath(cmd)
+	name := subcommandPath(cmd)
 	valid := make([]string, 0, len(cmd.ValidArgs))
 	for _, v := range cmd.ValidArgs {
 		valid = append(valid, strings.SplitN(v, "\t", 2)[0])

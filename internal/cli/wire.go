@@ -48,6 +48,7 @@ func (a *app) resolve(name string) (*config.Resolved, *config.File, error) {
 	if err != nil {
 		return nil, cfg, usageError{err}
 	}
+	a.warnDeprecated(cfg, r.Name)
 	if err := checkResolved(r, cfg); err != nil {
 		return r, cfg, err
 	}
