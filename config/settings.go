@@ -33,7 +33,7 @@ const (
 type Command struct {
 	Config   string `flag:"config" shown:"$XDG_CONFIG_HOME/credhelper/config.toml" help:"the config file"`
 	Profile  string `flag:"profile" default:"default" help:"profile in the config file"`
-	LogLevel string `flag:"log-level" default:"warn" help:"stderr log level: debug, info, warn or error"`
+	LogLevel string `flag:"log-level" shown:"warn; the agent's info" help:"stderr log level: debug, info, warn or error"`
 	NoAgent  bool   `env:"CREDHELPER_NO_AGENT" help:"resolve credentials directly, never through a running agent"`
 	Full     string `env:"CREDHELPER_FULL" help:"the full binary that the small front credhelper executes (default: credhelper-full beside it)"`
 }

@@ -333,8 +333,10 @@ func (a *app) setup() error {
 	a.endpoint = firstNonEmpty(a.flags.Endpoint, a.env.Endpoint)
 	a.minValid = cmpDuration(a.flags.MinValidity.Duration, a.env.MinValidity.Duration)
 	level := slog.LevelWarn
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return usagef("--log-level %q: use debug, info, warn or error", a.logLevel)
+	if a.logLevel != "" {
+		if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+			return usagef("--log-level %q: use debug, info, warn or error", a.logLevel)
+		}
 	}
 	a.logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	return nil

@@ -68,8 +68,16 @@ type started struct {
 	lines  chan string // stderr, line by line
 	out    chan string // stdout, line by line
 	done   chan struct{}
-	stderr strings.Builder // everything, once done is closed
+	mu     sync.Mutex
+	stderr strings.Builder // guarded by mu; complete once done is closed
 	code   int
+}
+
+// stderrSoFar returns what the process wrote on standard error so far.
+func (s *started) stderrSoFar() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
 }
 
 // startWatched starts the built binary with env; every test that starts one
@@ -95,10 +103,14 @@ func startWatched(t *testing.T, env []string, args ...string) *started {
 			}
 		}
 	}()
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			s.mu.Lock()
 			s.stderr.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
 			select {
 			case s.lines <- sc.Text():
 			default:
@@ -109,6 +121,7 @@ func startWatched(t *testing.T, env []string, args ...string) *started {
 		err := cmd.Wait()
 		pw.Close()
 		ow.Close()
+		<-scanned
 		s.code = 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			s.code = ee.ExitCode()
@@ -141,7 +154,7 @@ func (s *started) waitLine(prefix string, d time.Duration) string {
 				return line
 			}
 		case <-deadline:
-			s.t.Fatalf("no stderr line starting with %q within %v; stderr so far:\n%s", prefix, d, s.stderr.String())
+			s.t.Fatalf("no stderr line starting with %q within %v; stderr so far:\n%s", prefix, d, s.stderrSoFar())
 		}
 	}
 }
@@ -152,11 +165,11 @@ func (s *started) wait(d time.Duration) (int, string) {
 	s.t.Helper()
 	select {
 	case <-s.done:
-		return s.code, s.stderr.String()
+		return s.code, s.stderrSoFar()
 	case <-time.After(d):
 		_ = s.cmd.Process.Kill()
 		<-s.done
-		s.t.Fatalf("still running after %v; stderr:\n%s", d, s.stderr.String())
+		s.t.Fatalf("still running after %v; stderr:\n%s", d, s.stderrSoFar())
 	}
 	return 0, ""
 }
