@@ -62,6 +62,9 @@ type Profile struct {
 	ClockSkew       Duration `toml:"clock_skew" flag:"clock-skew" default:"30s" help:"how far hosts' clocks may disagree"`
 	JournalDir      string   `toml:"journal_dir" flag:"journal-dir" shown:"$XDG_STATE_HOME/credhelper/journal" help:"where issued but uncommitted pairs are journaled"`
 
+	DefaultLifetime       Duration `toml:"default_lifetime" flag:"default-lifetime" default:"1h" help:"lifetime given to an access token whose issuer states none (an OAuth2 response without expires_in and an opaque token); never 'never expires'"`
+	UnsafeRefreshInMemory bool     `toml:"unsafe_refresh_in_memory" flag:"unsafe-refresh-in-memory" help:"agent and exec only: refresh a credential whose backend is read-only (env:), keeping the chain in memory; every other reader of the same source would then present a spent refresh token"`
+
 	// Per-kind settings: each backend or issuer scheme reads its own table.
 	AWS    AWS    `toml:"aws" help:"settings of awssm: backends"`
 	Vault  Vault  `toml:"vault" help:"settings of vault: backends, beyond the standard VAULT_* variables"`

@@ -167,7 +167,7 @@ func TestGetThroughAgent(t *testing.T) {
 	errb.Reset()
 	t.Setenv(config.EnvNoAgent, "1")
 	code = run(context.Background(), []string{"credhelper", "get", "--profile", "p"}, strings.NewReader(""), &out, &errb)
-	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "not found") {
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "no credential at") {
 		t.Errorf("direct get of a missing file: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

@@ -134,7 +134,7 @@ func (a *app) fail(cmd *cobra.Command, err error) int {
 		return 1
 	}
 	err = cobraUsage(cmd, err)
-	fmt.Fprintf(a.stderr, "credhelper: %s\n", a.explain(err))
+	fmt.Fprintf(a.stderr, "credhelper: %s\n", message(err))
 	var ex interface{ Example() string }
 	if errors.As(err, &ex) && ex.Example() != "" {
 		for _, line := range strings.Split(strings.TrimRight(ex.Example(), "\n"), "\n") {

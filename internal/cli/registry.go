@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/credhelper/credhelper/backends/awssm"
@@ -155,8 +156,10 @@ func registry() []scheme {
 					return nil, err
 				}
 				return oauth2.New(s.rest, func(opt *oauth2.Options) {
-					opt.ClientID, opt.ClientSecret, opt.Scopes, opt.Logger = o.ClientID, secret, o.Scopes, a.logger
+					opt.ClientID, opt.ClientSecret, opt.Scopes = o.ClientID, secret, o.Scopes
+					opt.Logger = a.logger.With(slog.String("profile", w.name))
 					opt.AuthStyle = oauth2.AuthStyle(o.AuthStyle)
+					opt.DefaultLifetime = w.profile.DefaultLifetime.Duration
 				})
 			},
 		},

@@ -210,15 +210,25 @@ func clientSecret(r *config.Resolved) (string, error) {
 		if !ok {
 			return "", usagef("$%s, named by %s, is not set: export the client secret in it", o.ClientSecretEnv, r.Describe("oauth2.client_secret_env"))
 		}
-		return v, nil
+		return cleanSecret(v, "$"+o.ClientSecretEnv)
 	case o.ClientSecretFile != "":
 		b, err := os.ReadFile(expandHome(o.ClientSecretFile))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", r.Describe("oauth2.client_secret_file"), err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		return cleanSecret(string(b), r.Describe("oauth2.client_secret_file"))
 	}
 	return "", nil
+}
+
+// cleanSecret trims one trailing newline from a secret read from source and
+// refuses other control characters, as a usage error naming the source.
+func cleanSecret(v, source string) (string, error) {
+	v, err := provider.CleanSecret(v, source)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return v, nil
 }
 
 func loadCA(path string) (*tls.Config, error) {
@@ -277,7 +287,11 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 		return provider.Pair{}, err
 	}
 	defer w.Close()
-	e, err := a.engine(w)
+	// A one-shot process refreshes as soon as the pair is in its window:
+	// it holds nothing between calls, so spreading its refresh point over
+	// the window (as long-lived holders do against herds) would only make
+	// each call's outcome a matter of chance.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
 	if err != nil {
 		return provider.Pair{}, err
 	}
