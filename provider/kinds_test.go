@@ -16,7 +16,8 @@ import (
 	"github.com/credhelper/credhelper/provider"
 )
 
-// sentinels names every sentinel error of the package. TestEverySentinelHasAKind
+// sentinels names every sentinel error of the package (TestSentinelsDistinct
+// uses it too). TestEverySentinelHasAKind
 // reads the package's source, so a sentinel added without a line here, or
 // without a kind in the table, fails the test.
 var sentinels = map[string]error{
