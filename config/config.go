@@ -58,12 +58,16 @@ type Profile struct {
 	RefreshFloor    Duration `toml:"refresh_floor" flag:"refresh-floor" default:"5m" help:"refresh at least this long before expiry"`
 	RefreshFraction float64  `toml:"refresh_fraction" flag:"refresh-fraction" default:"0.25" help:"refresh when this fraction of the lifetime remains, if that is longer than refresh_floor"`
 	LeaseDuration   Duration `toml:"lease_duration" flag:"lease" default:"60s" help:"how long a refresh claim lasts"`
-	IssuerTimeout   Duration `toml:"issuer_timeout" flag:"issuer-timeout" shown:"lease_duration/3" help:"deadline of one issuer call; less than half of lease_duration"`
+	IssuerTimeout   Duration `toml:"issuer_timeout" flag:"issuer-timeout" default:"2m" help:"hard ceiling of one issuer call; the lease is renewed while it runs"`
 	ClockSkew       Duration `toml:"clock_skew" flag:"clock-skew" default:"30s" help:"how far hosts' clocks may disagree"`
 	JournalDir      string   `toml:"journal_dir" flag:"journal-dir" shown:"$XDG_STATE_HOME/credhelper/journal" help:"where issued but uncommitted pairs are journaled"`
 
 	DefaultLifetime       Duration `toml:"default_lifetime" flag:"default-lifetime" default:"1h" help:"lifetime given to an access token whose issuer states none (an OAuth2 response without expires_in and an opaque token); never 'never expires'"`
 	UnsafeRefreshInMemory bool     `toml:"unsafe_refresh_in_memory" flag:"unsafe-refresh-in-memory" help:"agent and exec only: refresh a credential whose backend is read-only (env:), keeping the chain in memory; every other reader of the same source would then present a spent refresh token"`
+
+	// Bootstrap, when set, lets the fleet heal a lineage that can no longer
+	// be continued. It is inherited from [defaults] as a whole.
+	Bootstrap Bootstrap `toml:"bootstrap" inherit:"whole" help:"how to mint a first pair when the lineage is broken or its refresh token expired"`
 
 	// Per-kind settings: each backend or issuer scheme reads its own table.
 	AWS    AWS    `toml:"aws" help:"settings of awssm: backends"`
@@ -101,6 +105,24 @@ type OAuth2 struct {
 	ClientSecretFile string   `toml:"client_secret_file" flag:"client-secret-file" flat:"client_secret_file" help:"file holding the client secret"`
 	Scopes           []string `toml:"scopes" flag:"scopes" flat:"scopes" help:"scopes to ask for" example:"[\"read\", \"write\"]"`
 	AuthStyle        string   `toml:"auth_style" flag:"auth-style" flat:"auth_style" default:"basic" help:"how the client authenticates: basic (HTTP Basic), post (in the form) or auto (tries both)"`
+	IntrospectionURL string   `toml:"introspection_url" flag:"introspection-url" flat:"introspection_url" help:"the server's RFC 7662 introspection endpoint; with it, an instance taking over an expired claim asks whether the refresh token was already spent before presenting it"`
+}
+
+// Bootstrap says how to mint a first pair when the lineage is broken or
+// its refresh token expired: from a session token through the issuer's
+// generate call (Momento, dev), or by running a command that prints a
+// record as JSON ({"apiKey": ..., "refreshToken": ..., "validUntil": ...}).
+type Bootstrap struct {
+	SessionTokenEnv  string   `toml:"session_token_env" help:"environment variable holding the session token for the issuer's generate call"`
+	SessionTokenFile string   `toml:"session_token_file" help:"file holding that session token"`
+	TTL              Duration `toml:"ttl" help:"lifetime asked of a generated pair"`
+	Command          []string `toml:"command" help:"argv (not a shell string) of a command that prints a record as JSON" example:"[\"/usr/local/bin/mint-pair\", \"--json\"]"`
+	Timeout          Duration `toml:"timeout" shown:"30s" help:"bound of the command or the generate call"`
+}
+
+// Configured reports whether a bootstrap is set.
+func (b Bootstrap) Configured() bool {
+	return b.SessionTokenEnv != "" || b.SessionTokenFile != "" || len(b.Command) > 0
 }
 
 // Docker maps registries to this profile for the docker credential helper.
@@ -294,10 +316,12 @@ func ExampleProfile(name string) string {
 }
 
 // withDefaults fills p's unset settings from d, except in tables tagged
-// inherit:"no" (a profile's docker and git matches are its own).
+// inherit:"no" (a profile's docker and git matches are its own) and in
+// tables tagged inherit:"whole" that p sets (its bootstrap is its own).
 func (p Profile) withDefaults(d Profile) Profile {
+	own := p
 	for _, s := range Settings() {
-		if s.Scope != ScopeProfile || !s.inherit {
+		if s.Scope != ScopeProfile || !s.inherits(&own) {
 			continue
 		}
 		dst := s.field(&p)

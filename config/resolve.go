@@ -76,7 +76,7 @@ func (f *File) Resolve(name string, flags, env *Profile) (*Resolved, error) {
 			{SourceFlag, s.field(flags), true},
 			{SourceEnv, s.field(env), true},
 			{SourceProfile, s.field(&own), true},
-			{SourceDefaults, s.field(&f.Defaults), s.inherit},
+			{SourceDefaults, s.field(&f.Defaults), s.inherits(&own)},
 		}
 		for _, l := range layers {
 			if l.ok && !l.v.IsZero() {

@@ -85,6 +85,7 @@ type Setting struct {
 
 	index   []int
 	inherit bool
+	whole   string // the table it belongs to if that is inherited as a whole
 	kind    reflect.Type
 }
 
@@ -279,8 +280,8 @@ func LookupFlag(name string) (Setting, bool) {
 // their own tables).
 func settingsOf(scope Scope, t reflect.Type) []Setting {
 	var out []Setting
-	var walk func(t reflect.Type, prefix string, index []int, inherit bool)
-	walk = func(t reflect.Type, prefix string, index []int, inherit bool) {
+	var walk func(t reflect.Type, prefix string, index []int, inherit bool, whole string)
+	walk = func(t reflect.Type, prefix string, index []int, inherit bool, whole string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			key := f.Tag.Get("toml")
@@ -296,14 +297,18 @@ func settingsOf(scope Scope, t reflect.Type) []Setting {
 			idx := append(append([]int(nil), index...), i)
 			inh := inherit && f.Tag.Get("inherit") != "no"
 			if isTable(f.Type) && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, prefix+key+".", idx, inh)
+				w := whole
+				if f.Tag.Get("inherit") == "whole" {
+					w = prefix + key
+				}
+				walk(f.Type, prefix+key+".", idx, inh, w)
 				continue
 			}
 			s := Setting{
 				Scope: scope, Path: prefix + key, Type: typeName(f.Type),
 				Help: f.Tag.Get("help"), Default: f.Tag.Get("default"), Shown: f.Tag.Get("shown"),
 				Flag: f.Tag.Get("flag"), Env: f.Tag.Get("env"), Flat: f.Tag.Get("flat"), Example: f.Tag.Get("example"),
-				index: idx, inherit: inh, kind: f.Type,
+				index: idx, inherit: inh, whole: whole, kind: f.Type,
 			}
 			if s.Env == "" && s.Flag != "" {
 				s.Env = EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_"))
@@ -314,8 +319,15 @@ func settingsOf(scope Scope, t reflect.Type) []Setting {
 			out = append(out, s)
 		}
 	}
-	walk(t, "", nil, true)
+	walk(t, "", nil, true, "")
 	return out
+}
+
+// inherits reports whether own takes s from [defaults] when own leaves it
+// unset: not in a table tagged inherit:"no", nor in a table tagged
+// inherit:"whole" that own sets any of.
+func (s Setting) inherits(own *Profile) bool {
+	return s.inherit && (s.whole == "" || !own.HasTable(s.whole))
 }
 
 // settingsIn returns the settings of scope.

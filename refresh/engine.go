@@ -147,6 +147,15 @@ func (e *Engine) NextRefresh() time.Time {
 	return c.refreshAt
 }
 
+// Due reports whether the published pair is in this instance's refresh
+// window and can be refreshed: a caller of an engine with DeferRefresh
+// then refreshes it another way (a one-shot command starts a detached
+// refresher).
+func (e *Engine) Due() bool {
+	c := e.cur.Load()
+	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
+}
+
 // Key returns the backend key this engine serves.
 func (e *Engine) Key() string { return e.key }
 
@@ -184,8 +193,11 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		}
 		if now.Add(slowSlack).Before(c.usableUntil) {
 			// In the window but still valid: serve it and let one shared
-			// refresh run in the background.
-			e.start(false, 0)
+			// refresh run in the background (or, under DeferRefresh, let
+			// the caller see Due and hand the refresh on).
+			if !e.opts.DeferRefresh {
+				e.start(false, 0)
+			}
 			return c.pair, nil
 		}
 	}
@@ -223,6 +235,17 @@ func (e *Engine) prime(ctx context.Context) (*cached, error) {
 		return c, nil // published meanwhile
 	}
 	if rec.Broken != nil && rec.Broken.Generation == rec.Pair.Generation {
+		if e.opts.Bootstrap != nil && e.canStore() {
+			// The lineage will be healed: wait for it, unless the current
+			// pair is still usable (its issuer did not revoke it).
+			if e.policy.RejectionRevokesAuthToken || !rec.Pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
+				return nil, nil
+			}
+			c := e.schedule(rec.Pair, true)
+			c.refreshAt, c.freshUntil = time.Time{}, 0 // heal at once
+			e.adopt(c)
+			return c, nil
+		}
 		if _, err := e.servedBroken(rec, false); err != nil {
 			return nil, err
 		}
@@ -295,7 +318,7 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight = nil
-		if err != nil && e.closed {
+		if errors.Is(err, errClosed) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -325,9 +348,15 @@ func (e *Engine) start(force bool, gen uint64) *call {
 	return cl
 }
 
+// flightTimeout bounds one shared refresh: a wait for another holder's
+// lease, two issuer calls (a maybe-delivered one is retried once), and a
+// wait for a predecessor's commit.
 func (e *Engine) flightTimeout() time.Duration {
-	return 2*e.opts.LeaseDuration + e.opts.ClockSkew + e.opts.IssuerTimeout
+	return 3*e.opts.LeaseDuration + 2*e.opts.ClockSkew + 2*e.opts.IssuerTimeout
 }
+
+// storeTimeout bounds one commit attempt outside a shared refresh.
+func (e *Engine) storeTimeout() time.Duration { return e.opts.LeaseDuration / 2 }
 
 // Close stops background work. A commit that is still pending gets one
 // last attempt; its pair stays in the journal for the next start if that
@@ -346,7 +375,7 @@ func (e *Engine) Close() error {
 	p := e.pending
 	e.mu.Unlock()
 	if p != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.IssuerTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
 		defer cancel()
 		if _, err := e.commitPending(ctx); err != nil {
 			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, e.key, err)
@@ -450,11 +479,11 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 	e.opts.Metrics.Count(e.key, ev)
 	level := slog.LevelInfo
 	switch ev {
-	case EventConflict, EventCommitDeferred:
+	case EventConflict, EventCommitDeferred, EventLeaseLost, EventSpentElsewhere, EventHealed:
 		level = slog.LevelWarn
-	case EventOrphaned, EventLineageBroken:
+	case EventOrphaned, EventLineageBroken, EventHealFailed:
 		level = slog.LevelError
-	case EventLeaseWait, EventClaimLost:
+	case EventLeaseWait, EventClaimLost, EventLeaseRenewed:
 		level = slog.LevelDebug
 	case EventFailed:
 		// The caller that needs the pair gets the error itself; a
@@ -471,6 +500,9 @@ func (e *Engine) failpoint(step string) {
 	}
 }
 
+// errClosed ends a wait cut short by Close.
+var errClosed = errors.New("engine closed")
+
 // sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
@@ -480,7 +512,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-e.stop:
-		return errors.New("engine closed")
+		return errClosed
 	case <-t.C:
 		return nil
 	}

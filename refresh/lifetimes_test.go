@@ -134,7 +134,7 @@ func TestMinValidityNotBelowLifetimeSpendsNothing(t *testing.T) {
 		if !errors.As(err, &le) || le.Lifetime != 30*time.Second || le.MinValidity != time.Minute {
 			t.Fatalf("err = %v, want a LifetimeError naming 30s and 1m0s", err)
 		}
-		f.clock.Advance(10 * time.Second)
+		f.clock.Advance(5 * time.Second)
 	}
 	if calls, _ := f.iss.stats(); calls != 0 {
 		t.Errorf("issuer calls = %d, want 0: no refresh can yield a usable pair", calls)

@@ -160,6 +160,7 @@ func registry() []scheme {
 					opt.Logger = a.logger.With(slog.String("profile", w.name))
 					opt.AuthStyle = oauth2.AuthStyle(o.AuthStyle)
 					opt.DefaultLifetime = w.profile.DefaultLifetime.Duration
+					opt.IntrospectionURL = o.IntrospectionURL
 				})
 			},
 		},

@@ -160,11 +160,7 @@ func (a *app) closeEngine(e *refresh.Engine, w *wired) error {
 		}
 		// The holder may call twice (a maybe-delivered call is retried
 		// once), then journals and commits.
-		issuerTO := w.profile.IssuerTimeout.Duration
-		if issuerTO == 0 {
-			issuerTO = w.profile.LeaseDuration.Duration / 3
-		}
-		limit = 2*issuerTO + time.Second
+		limit = 2*w.profile.IssuerTimeout.Duration + time.Second
 	}
 	a.holding.Store(true)
 	defer a.holding.Store(false)

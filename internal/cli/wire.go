@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/plugins"
@@ -84,16 +85,15 @@ func checkResolved(r *config.Resolved, cfg *config.File) error {
 	return checkEngineSettings(r)
 }
 
+// minLease is the shortest lease the refresh engine accepts.
+const minLease = 30 * time.Millisecond
+
 // checkEngineSettings holds the refresh settings to the engine's rules
 // (refresh.Options) before the engine sees them, so the message names
 // --min-validity, not MinValidity.
 func checkEngineSettings(r *config.Resolved) error {
 	p := r.Profile
 	val := func(path string, v any) string { return fmt.Sprintf("%s (%v)", r.Describe(path), v) }
-	issuerTO := p.IssuerTimeout.Duration
-	if issuerTO == 0 {
-		issuerTO = p.LeaseDuration.Duration / 3
-	}
 	switch {
 	case p.RefreshFraction < 0 || p.RefreshFraction >= 1:
 		return usagef("%s must be at least 0 and less than 1", val("refresh_fraction", p.RefreshFraction))
@@ -102,11 +102,10 @@ func checkEngineSettings(r *config.Resolved) error {
 	case p.MinValidity.Duration+refresh.CoarseSlack >= p.RefreshFloor.Duration:
 		return usagef("%s plus %v must be less than %s, or pairs would expire before they are refreshed: lower the one or raise the other",
 			val("min_validity", p.MinValidity), refresh.CoarseSlack, val("refresh_floor", p.RefreshFloor))
-	case p.LeaseDuration.Duration <= 0:
-		return usagef("%s must be positive", val("lease_duration", p.LeaseDuration))
-	case p.IssuerTimeout.Duration != 0 && 2*issuerTO >= p.LeaseDuration.Duration:
-		return usagef("%s must be less than half of %s: the lease holder may call the issuer twice within its lease",
-			val("issuer_timeout", p.IssuerTimeout), val("lease_duration", p.LeaseDuration))
+	case p.LeaseDuration.Duration < minLease:
+		return usagef("%s must be at least %v", val("lease_duration", p.LeaseDuration), minLease)
+	case p.IssuerTimeout.Duration <= 0:
+		return usagef("%s must be positive", val("issuer_timeout", p.IssuerTimeout))
 	}
 	return nil
 }
@@ -259,14 +258,19 @@ func expandHome(p string) string {
 // profile's settings; optFns run after them.
 func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engine, error) {
 	p := w.profile
+	boot, err := a.bootstrapper(w)
+	if err != nil {
+		return nil, err
+	}
 	e, err := refresh.New(w.backend, w.issuer, w.key, append([]func(*refresh.Options){func(o *refresh.Options) {
 		o.Logger = a.logger
+		o.Bootstrap = boot
 		o.JournalDir = expandHome(p.JournalDir)
 		o.MinValidity = p.MinValidity.Duration
 		o.RefreshFloor = p.RefreshFloor.Duration
 		o.RefreshFraction = p.RefreshFraction
 		o.LeaseDuration = p.LeaseDuration.Duration
-		o.IssuerTimeout = p.IssuerTimeout.Duration // zero: a third of the lease
+		o.IssuerTimeout = p.IssuerTimeout.Duration
 		o.ClockSkew = p.ClockSkew.Duration
 	}}, optFns...)...)
 	if err != nil {

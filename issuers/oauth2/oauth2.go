@@ -2,14 +2,18 @@ package oauth2
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +71,12 @@ type Options struct {
 	// taken for "never expires". The first such response is logged at
 	// warn level.
 	DefaultLifetime time.Duration
+	// IntrospectionURL, when set, is the server's RFC 7662 token
+	// introspection endpoint (https, or http on a loopback host). The
+	// refresh engine then asks it, before taking over an expired claim,
+	// whether the refresh token is still active, instead of presenting a
+	// token the previous holder may have spent.
+	IntrospectionURL string
 	// Clock returns now, to turn expires_in into a time; default time.Now.
 	Clock func() time.Time
 	// Logger receives debug lines, never a token; default silent.
@@ -89,6 +99,7 @@ type Issuer struct {
 var (
 	_ provider.Issuer              = (*Issuer)(nil)
 	_ provider.RefreshPolicyIssuer = (*Issuer)(nil)
+	_ provider.Introspector        = (*Issuer)(nil)
 )
 
 // RefreshPolicy reports OAuth2's: the refresh token alone authorizes a
@@ -106,14 +117,15 @@ func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	u, err := url.Parse(tokenURL)
+	if err := checkURL("token URL", tokenURL); err != nil {
+		return nil, err
+	}
+	if o.IntrospectionURL != "" {
+		if err := checkURL("introspection URL", o.IntrospectionURL); err != nil {
+			return nil, err
+		}
+	}
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return nil, fmt.Errorf("oauth2: token URL %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", tokenURL)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return nil, fmt.Errorf("oauth2: token URL %q is plain http to a non-loopback host: use https", tokenURL)
-	case u.User != nil:
-		return nil, errors.New("oauth2: the token URL must not carry credentials: set ClientID and ClientSecret")
 	case o.ClientID == "":
 		return nil, errors.New("oauth2: ClientID is required")
 	case o.AuthStyle != AuthBasic && o.AuthStyle != AuthPost && o.AuthStyle != AuthAuto:
@@ -134,6 +146,21 @@ func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
 		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return &Issuer{tokenURL: tokenURL, opts: o}, nil
+}
+
+// checkURL accepts an absolute https URL, or http to a loopback host, with
+// no credentials in it.
+func checkURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("oauth2: %s %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", what, raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("oauth2: %s %q is plain http to a non-loopback host: use https", what, raw)
+	case u.User != nil:
+		return fmt.Errorf("oauth2: the %s must not carry credentials: set ClientID and ClientSecret", what)
+	}
+	return nil
 }
 
 func loopback(host string) bool {
@@ -163,7 +190,7 @@ func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair
 		}
 	}
 	tok, err := i.exchange(ctx, pair.RefreshToken, style)
-	if i.opts.AuthStyle == AuthAuto && style == AuthBasic && isInvalidClient(err) && !errors.Is(err, provider.ErrNotDelivered) {
+	if i.opts.AuthStyle == AuthAuto && style == AuthBasic && isInvalidClient(err) {
 		i.opts.Logger.Debug("oauth2: basic client authentication refused; trying the form body")
 		if tok, err = i.exchange(ctx, pair.RefreshToken, AuthPost); err == nil {
 			i.postWorks.Store(true)
@@ -211,7 +238,7 @@ func (i *Issuer) exchange(ctx context.Context, refreshToken string, style AuthSt
 // classify maps a token request's failure to credhelper's error kinds.
 // sent reports whether the request's headers were written.
 func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...string) error {
-	secrets = append(secrets, i.opts.ClientSecret)
+	secrets = append(secrets, i.clientSecrets()...)
 	var re *xoauth2.RetrieveError
 	if !errors.As(err, &re) {
 		msg := provider.SanitizeMessage(err.Error(), maxServerMessage, secrets...)
@@ -233,17 +260,39 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 	if desc != "" {
 		what += ": " + desc
 	}
+	// Any error response other than invalid_grant (RFC 6749 section 5.2)
+	// means the grant was refused before it was carried out: the refresh
+	// token is unspent, so it is reported as not delivered and the claim
+	// released, never presented again "in case".
 	switch {
 	case re.ErrorCode == "invalid_grant":
 		return fmt.Errorf("oauth2: refresh token rejected by %s (%s): %w", i.tokenURL, what, provider.ErrRefreshRejected)
 	case re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client":
-		return &clientError{err: fmt.Errorf("oauth2: client authentication refused by %s (%s): check ClientID, ClientSecret and AuthStyle: %w", i.tokenURL, what, provider.ErrPermission)}
+		return &clientError{err: fmt.Errorf("oauth2: client authentication refused by %s (%s); the refresh token is unspent: check ClientID, ClientSecret and AuthStyle: %w: %w", i.tokenURL, what, provider.ErrPermission, provider.ErrNotDelivered)}
 	case status >= 500 || status == http.StatusTooManyRequests || re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "server_error":
 		return provider.Transient(fmt.Errorf("oauth2: refresh at %s failed after the request was sent, so it may have been processed (%s)", i.tokenURL, what))
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return fmt.Errorf("oauth2: refresh refused by %s (%s): %w", i.tokenURL, what, provider.ErrPermission)
+		return fmt.Errorf("oauth2: refresh refused by %s (%s); the refresh token is unspent: %w: %w", i.tokenURL, what, provider.ErrPermission, provider.ErrNotDelivered)
+	case re.ErrorCode != "":
+		return fmt.Errorf("oauth2: refresh refused by %s (%s); the refresh token is unspent: %w", i.tokenURL, what, provider.ErrNotDelivered)
 	default:
 		return fmt.Errorf("oauth2: refresh refused by %s (%s)", i.tokenURL, what)
+	}
+}
+
+// clientSecrets lists the forms in which the client secret can travel and
+// so come back in a server's error text: as it is, form-encoded, and
+// inside HTTP Basic credentials.
+func (i *Issuer) clientSecrets() []string {
+	if i.opts.ClientSecret == "" {
+		return nil
+	}
+	id, sec := i.opts.ClientID, i.opts.ClientSecret
+	return []string{
+		sec,
+		url.QueryEscape(sec),
+		base64.StdEncoding.EncodeToString([]byte(id + ":" + sec)),
+		base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(sec))),
 	}
 }
 
@@ -282,12 +331,14 @@ func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, 
 	if infoErr == nil && info.Endpoint != "" {
 		p.Endpoint = info.Endpoint
 	}
+	// A lifetime that is absent, zero, negative or already over is
+	// unknown, never "never expires" and never "expired on arrival".
 	switch {
 	case tok.ExpiresIn > 0:
 		p.ValidUntil = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
-	case !tok.Expiry.IsZero():
+	case tok.ExpiresIn == 0 && tok.Expiry.After(now):
 		p.ValidUntil = tok.Expiry
-	case infoErr == nil && !info.Expires.IsZero():
+	case tok.ExpiresIn == 0 && infoErr == nil && info.Expires.After(now):
 		p.ValidUntil = info.Expires
 	default:
 		p.ValidUntil = now.Add(i.opts.DefaultLifetime)
@@ -323,6 +374,58 @@ func positiveSeconds(v any) (int64, bool) {
 		return 0, false
 	}
 	return int64(f), true
+}
+
+// RefreshTokenActive asks the introspection endpoint (RFC 7662) whether
+// pair's refresh token is still active, authenticating as the client. It
+// returns an error wrapping provider.ErrUnsupported when no
+// IntrospectionURL is set.
+func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bool, error) {
+	if i.opts.IntrospectionURL == "" {
+		return false, fmt.Errorf("oauth2: no introspection endpoint configured: %w", provider.ErrUnsupported)
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	defer cancel()
+	form := url.Values{"token": {pair.RefreshToken}, "token_type_hint": {"refresh_token"}}
+	style := i.opts.AuthStyle
+	if style == AuthAuto && i.postWorks.Load() {
+		style = AuthPost
+	}
+	if style == AuthPost {
+		form.Set("client_id", i.opts.ClientID)
+		if i.opts.ClientSecret != "" {
+			form.Set("client_secret", i.opts.ClientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.opts.IntrospectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, fmt.Errorf("oauth2: introspection request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if style != AuthPost {
+		req.SetBasicAuth(url.QueryEscape(i.opts.ClientID), url.QueryEscape(i.opts.ClientSecret))
+	}
+	resp, err := i.opts.HTTPClient.Do(req)
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("oauth2: introspection at %s: %s", i.opts.IntrospectionURL,
+			provider.SanitizeMessage(err.Error(), maxServerMessage, append(i.clientSecrets(), pair.RefreshToken)...)))
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Active *bool `json:"active"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := fmt.Errorf("oauth2: introspection at %s answered HTTP %d", i.opts.IntrospectionURL, resp.StatusCode)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			err = provider.Transient(err)
+		}
+		return false, err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Active == nil {
+		return false, fmt.Errorf("oauth2: introspection at %s answered without a boolean \"active\"", i.opts.IntrospectionURL)
+	}
+	return *body.Active, nil
 }
 
 // maxServerMessage bounds server-supplied text quoted in an error.
