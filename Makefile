@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 
-.PHONY: all build test demo vet bench install uninstall clean
+.PHONY: all build test demo vet bench install uninstall clean docs
 
 all: build
 
@@ -59,3 +59,8 @@ uninstall:
 
 clean:
 	rm -rf $(BIN)
+
+# docs rewrites README.md's reference of backends, issuers and settings from
+# the scheme registry and the settings table (a test checks they agree).
+docs:
+	$(GO) run ./internal/docgen README.md

@@ -24,9 +24,6 @@ import (
 	"github.com/credhelper/credhelper/config"
 )
 
-// fullEnv names the full binary explicitly (tests, unusual installs).
-const fullEnv = "CREDHELPER_FULL"
-
 func main() {
 	if token, ok := fastGet(os.Args); ok {
 		os.Stdout.WriteString(token + "\n")
@@ -36,14 +33,14 @@ func main() {
 	if err == nil {
 		err = syscall.Exec(full, os.Args, os.Environ())
 	}
-	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, fullEnv)
+	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, config.EnvFull)
 	os.Exit(1)
 }
 
 // fullPath finds credhelper-full: $CREDHELPER_FULL, else beside this
 // executable (after resolving symlinks such as docker-credential-credhelper).
 func fullPath() (string, error) {
-	if p := os.Getenv(fullEnv); p != "" {
+	if p := os.Getenv(config.EnvFull); p != "" {
 		return p, nil
 	}
 	self, err := os.Executable()
@@ -64,12 +61,14 @@ func fastGet(args []string) (token string, ok bool) {
 	if filepath.Base(args[0]) != "credhelper" || len(args) < 2 || args[1] != "get" {
 		return "", false
 	}
-	for _, v := range []string{"CREDHELPER_BACKEND", "CREDHELPER_ISSUER", "CREDHELPER_NO_AGENT"} {
+	// Settings that change what a get returns, which the agent path of
+	// credhelper-full handles itself.
+	for _, v := range []string{config.EnvBackend, config.EnvIssuer, config.EnvNoAgent, config.EnvMinValidity} {
 		if os.Getenv(v) != "" {
 			return "", false
 		}
 	}
-	profile := os.Getenv("CREDHELPER_PROFILE")
+	profile := os.Getenv(config.EnvProfile)
 	rest := args[2:]
 	switch {
 	case len(rest) == 0:
@@ -81,7 +80,7 @@ func fastGet(args []string) (token string, ok bool) {
 		return "", false
 	}
 	if profile == "" {
-		profile = "default"
+		profile = config.DefaultProfile
 	}
 	cfg := config.DefaultPath()
 	if cfg != "" {
@@ -92,7 +91,7 @@ func fastGet(args []string) (token string, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := agent.Client{Path: agent.SocketPath()}
-	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv("CREDHELPER_ENDPOINT"), Config: cfg})
+	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv(config.EnvEndpoint), Config: cfg})
 	if err != nil || p.AuthToken == "" {
 		return "", false
 	}
