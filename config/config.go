@@ -77,6 +77,13 @@ type Profile struct {
 	Docker Docker `toml:"docker"`
 	Git    Git    `toml:"git"`
 	Env    Env    `toml:"env"`
+
+	// Faces for build tools and package managers.
+	GoAuth    GoAuth    `toml:"goauth"`
+	Cargo     Cargo     `toml:"cargo"`
+	Kubelet   Kubelet   `toml:"kubelet"`
+	Bazel     Bazel     `toml:"bazel"`
+	Terraform Terraform `toml:"terraform"`
 }
 
 // Docker maps registries to this profile for the docker credential helper.
@@ -100,6 +107,50 @@ type Env struct {
 	TokenVar    string `toml:"token_var"`
 	EndpointVar string `toml:"endpoint_var"`
 	ExpiryVar   string `toml:"expiry_var"`
+}
+
+// GoAuth maps URL prefixes to this profile for Go's GOAUTH.
+type GoAuth struct {
+	// URLPrefixes this profile answers for: https://host[/path]; the go
+	// command matches them by path segment.
+	URLPrefixes []string `toml:"url_prefixes"`
+	// Username, when set, sends Basic authentication with the token as the
+	// password; otherwise a Bearer token.
+	Username string `toml:"username"`
+}
+
+// Cargo maps registries to this profile for cargo's credential provider.
+type Cargo struct {
+	// IndexURLs this profile answers for, as cargo names them
+	// ("sparse+https://host/index/").
+	IndexURLs []string `toml:"index_urls"`
+	// Registries this profile answers for, by their name in cargo's
+	// configuration.
+	Registries []string `toml:"registries"`
+}
+
+// Kubelet matches images to this profile for the kubelet's image
+// credential provider.
+type Kubelet struct {
+	// MatchImages uses the kubelet's matchImages syntax: globs per domain
+	// label, an optional port and an optional path prefix.
+	MatchImages []string `toml:"match_images"`
+	// Username reported with the token; default "credhelper".
+	Username string `toml:"username"`
+}
+
+// Bazel maps hosts to this profile for Bazel's credential helper.
+type Bazel struct {
+	// Hosts this profile answers for: host[:port], or *.domain for every
+	// host below domain.
+	Hosts []string `toml:"hosts"`
+}
+
+// Terraform maps hosts to this profile for Terraform's and OpenTofu's
+// credentials helper.
+type Terraform struct {
+	// Hosts this profile answers for, in ASCII (punycode) form.
+	Hosts []string `toml:"hosts"`
 }
 
 // Plugin is an out-of-process backend or issuer.
