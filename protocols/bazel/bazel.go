@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,6 +97,9 @@ func parseHost(raw string) (host, error) {
 		hs.wild, s = true, rest
 	}
 	if h, p, err := net.SplitHostPort(s); err == nil {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return host{}, errors.New("write a host name, host:port or *.domain")
+		}
 		s, hs.port = h, p
 	}
 	if s == "" || strings.ContainsAny(s, "*/?#@: \t\x00\r\n") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/credhelper/credhelper/provider"
 )
@@ -62,10 +63,14 @@ func CacheFor(p provider.Pair, now time.Time, minValidity time.Duration) time.Du
 }
 
 // Token returns p's auth token, or an error naming the profile when it is
-// empty: no protocol hands out an empty credential as a success.
+// empty (no protocol hands out an empty credential as a success) or not
+// valid UTF-8 (JSON, which most protocols speak, would alter it).
 func Token(p provider.Pair, profile string) (string, error) {
 	if p.AuthToken == "" {
 		return "", fmt.Errorf("profile %q has an empty auth token: store a pair with 'credhelper put --profile %s'", profile, profile)
+	}
+	if !utf8.ValidString(p.AuthToken) {
+		return "", fmt.Errorf("profile %q: the auth token is not valid UTF-8 and cannot be passed on", profile)
 	}
 	return p.AuthToken, nil
 }
