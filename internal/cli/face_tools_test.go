@@ -35,8 +35,8 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, string) {
 
 // seenTokens records the Authorization values a test server received.
 type seenTokens struct {
-	mu   sync.Mutex
-	auth []string
+	mu     sync.Mutex
+	auth   []string
 	denied int
 }
 
