@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/bazel"
 )
 
@@ -51,16 +51,11 @@ func (a *app) bazelHelper() (*bazel.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []bazel.Rule
-	err = eachProfile(cfg, func(name string, p config.Profile) {
-		if len(p.Bazel.Hosts) > 0 {
-			rules = append(rules, bazel.Rule{Profile: name, Hosts: p.Bazel.Hosts})
-		}
-	})
+	rules, err := facerules.Bazel(cfg)
 	if err != nil {
 		return nil, err
 	}
-	h, err := bazel.New(profileResolver{a}, rules, func(o *bazel.Options) { o.MinValidity = a.minValidity(cfg) })
+	h, err := bazel.New(profileResolver{a}, rules, func(o *bazel.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/cargo"
 )
 
@@ -55,14 +55,9 @@ func (a *app) cargoHelper() (*cargo.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []cargo.Rule
-	err = eachProfile(cfg, func(name string, p config.Profile) {
-		if len(p.Cargo.IndexURLs)+len(p.Cargo.Registries) > 0 {
-			rules = append(rules, cargo.Rule{Profile: name, IndexURLs: p.Cargo.IndexURLs, Registries: p.Cargo.Registries})
-		}
-	})
+	rules, err := facerules.Cargo(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return cargo.New(profileResolver{a}, rules, func(o *cargo.Options) { o.MinValidity = a.minValidity(cfg) })
+	return cargo.New(profileResolver{a}, rules, func(o *cargo.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/goauth"
 )
 
@@ -61,12 +61,7 @@ func (a *app) goauthHelper() (*goauth.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []goauth.Rule
-	err = eachProfile(cfg, func(name string, p config.Profile) {
-		if len(p.GoAuth.URLPrefixes) > 0 {
-			rules = append(rules, goauth.Rule{Profile: name, URLPrefixes: p.GoAuth.URLPrefixes, Username: p.GoAuth.Username})
-		}
-	})
+	rules, err := facerules.GoAuth(cfg)
 	if err != nil {
 		return nil, err
 	}

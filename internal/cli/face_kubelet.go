@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/kubelet"
 )
 
@@ -47,16 +47,11 @@ func (a *app) kubeletHelper() (*kubelet.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []kubelet.Rule
-	err = eachProfile(cfg, func(name string, p config.Profile) {
-		if len(p.Kubelet.MatchImages) > 0 {
-			rules = append(rules, kubelet.Rule{Profile: name, MatchImages: p.Kubelet.MatchImages, Username: p.Kubelet.Username})
-		}
-	})
+	rules, err := facerules.Kubelet(cfg)
 	if err != nil {
 		return nil, err
 	}
-	h, err := kubelet.New(profileResolver{a}, rules, func(o *kubelet.Options) { o.MinValidity = a.minValidity(cfg) })
+	h, err := kubelet.New(profileResolver{a}, rules, func(o *kubelet.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 	if err != nil {
 		return nil, usageError{err}
 	}

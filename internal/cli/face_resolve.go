@@ -2,16 +2,10 @@ package cli
 
 import (
 	"context"
-	"time"
 
-	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
 )
-
-// defaultMinValidity is the refresh engine's default minimum validity,
-// used to tell caching tools when to ask again.
-const defaultMinValidity = time.Minute
 
 // profileResolver resolves profiles for the faces: a.credential (the agent,
 // else the engine), and a forced refresh for tools that report a rejected
@@ -60,33 +54,4 @@ func (r profileResolver) Refresh(ctx context.Context, profile string) (provider.
 		}
 	}
 	return p, nil
-}
-
-// minValidity returns, per profile, the minimum validity the faces
-// subtract from a token's expiry when they tell a tool how long to cache
-// it: --min-validity, else the profile's min_validity, else the engine's
-// default.
-func (a *app) minValidity(cfg *config.File) func(string) time.Duration {
-	return func(name string) time.Duration {
-		if a.minValid > 0 {
-			return a.minValid
-		}
-		if p, err := cfg.Profile(name); err == nil && p.MinValidity.Duration > 0 {
-			return p.MinValidity.Duration
-		}
-		return defaultMinValidity
-	}
-}
-
-// eachProfile calls fn with every profile of the configuration, with its
-// defaults applied.
-func eachProfile(cfg *config.File, fn func(name string, p config.Profile)) error {
-	for _, name := range cfg.ProfileNames() {
-		p, err := cfg.Profile(name)
-		if err != nil {
-			return err
-		}
-		fn(name, p)
-	}
-	return nil
 }

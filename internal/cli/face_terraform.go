@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/terraform"
 )
 
@@ -48,12 +48,7 @@ func (a *app) terraformHelper() (*terraform.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []terraform.Rule
-	err = eachProfile(cfg, func(name string, p config.Profile) {
-		if len(p.Terraform.Hosts) > 0 {
-			rules = append(rules, terraform.Rule{Profile: name, Hosts: p.Terraform.Hosts})
-		}
-	})
+	rules, err := facerules.Terraform(cfg)
 	if err != nil {
 		return nil, err
 	}

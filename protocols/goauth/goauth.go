@@ -1,16 +1,15 @@
 package goauth
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/credhelper/credhelper/protocols/face"
@@ -20,6 +19,9 @@ import (
 // MaxInput bounds the response the go command writes on a re-run: a status
 // line and the response's headers.
 const MaxInput = 1 << 20
+
+// statusUnauthorized is HTTP's 401, the status on which a re-run refreshes.
+const statusUnauthorized = 401
 
 // ErrBadRequest reports arguments or input the go command would not send.
 var ErrBadRequest = errors.New("goauth: malformed request")
@@ -184,7 +186,7 @@ func (h *Helper) retry(ctx context.Context, rawURL string, in io.Reader, out io.
 	}
 	rule := h.rules[i]
 	var p provider.Pair
-	if rf, can := h.resolver.(face.Refresher); can && status == http.StatusUnauthorized {
+	if rf, can := h.resolver.(face.Refresher); can && status == statusUnauthorized {
 		p, err = rf.Refresh(ctx, rule.Profile)
 	} else {
 		p, err = h.resolver.Credential(ctx, rule.Profile)
@@ -200,8 +202,11 @@ func (h *Helper) retry(ctx context.Context, rawURL string, in io.Reader, out io.
 	return err
 }
 
-// readStatus reads the response the go command wrote and returns its
-// status code; 0 when in is empty (a person running the helper by hand).
+// readStatus reads the response the go command wrote (a status line such
+// as "HTTP/1.1 401 Unauthorized", header lines, a blank line) and returns
+// its status code; 0 when in is empty (a person running the helper by
+// hand). It parses by hand, not with net/http, so that the small front
+// binary, which answers the first run, stays small.
 func readStatus(in io.Reader) (int, error) {
 	data, err := face.ReadAll(in, MaxInput, "standard input")
 	if err != nil {
@@ -210,12 +215,23 @@ func readStatus(in io.Reader) (int, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return 0, nil
 	}
-	res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), nil)
-	if err != nil {
-		return 0, fmt.Errorf("%w: standard input is not an HTTP status line and headers", ErrBadRequest)
+	bad := fmt.Errorf("%w: standard input is not an HTTP status line and headers", ErrBadRequest)
+	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	proto, rest, _ := strings.Cut(lines[0], " ")
+	code, _, _ := strings.Cut(rest, " ")
+	status, err := strconv.Atoi(code)
+	if !strings.HasPrefix(proto, "HTTP/") || len(code) != 3 || err != nil || status < 100 {
+		return 0, bad
 	}
-	res.Body.Close()
-	return res.StatusCode, nil
+	for _, l := range lines[1:] {
+		if l == "" {
+			break
+		}
+		if name, _, ok := strings.Cut(l, ":"); !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return 0, bad
+		}
+	}
+	return status, nil
 }
 
 // match returns the rule the go command would use for rawURL: it strips
