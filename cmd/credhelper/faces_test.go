@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/credhelper/credhelper/agent"
-	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -31,43 +29,10 @@ hosts = ["app.terraform.io"]
 backend = "file:/nonexistent"
 `
 
-// startFaceAgent serves profiles from memory for the config faceConfig
-// and points this process at both.
+// startFaceAgent serves the named profiles for the config faceConfig.
 func startFaceAgent(t *testing.T, serve ...string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "front-faces-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o700)
-	cfg := filepath.Join(dir, "config.toml")
-	os.WriteFile(cfg, []byte(faceConfig), 0o600)
-	fixed := provider.CredentialProviderFunc(func(context.Context) (provider.Pair, error) {
-		return provider.Pair{AuthToken: "front-face-token"}, nil
-	})
-	var profiles []server.Profile
-	for _, name := range serve {
-		profiles = append(profiles, server.Profile{Name: name, Provider: fixed})
-	}
-	srv, err := server.New(profiles, func(o *server.Options) { o.ConfigPath = cfg })
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := agent.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	t.Setenv(agent.SocketEnv, sock)
-	t.Setenv("CREDHELPER_CONFIG", cfg)
-	for _, v := range []string{"CREDHELPER_BACKEND", "CREDHELPER_ISSUER", "CREDHELPER_NO_AGENT", "CREDHELPER_PROFILE", "CREDHELPER_ENDPOINT"} {
-		t.Setenv(v, "")
-	}
+	startAgentWith(t, faceConfig, provider.Pair{AuthToken: "front-face-token"}, serve...)
 }
 
 var faceCalls = []struct {

@@ -284,6 +284,13 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 	if p, ok, err := a.viaAgent(ctx, name); ok {
 		return p, err
 	}
+	return a.direct(ctx, name, false)
+}
+
+// direct resolves the profile through its own engine; with force it then
+// refreshes once (a profile without an issuer, or whose pair never
+// expires, is not refreshed).
+func (a *app) direct(ctx context.Context, name string, force bool) (provider.Pair, error) {
 	w, err := a.wire(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
@@ -294,6 +301,9 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
+	if err == nil && force && w.issuer != nil && !p.Never() {
+		p, err = e.Refresh(ctx)
+	}
 	// Close waits for a refresh started in the background so that a
 	// short-lived process never abandons a claimed refresh.
 	if cerr := e.Close(); err == nil && cerr != nil {

@@ -33,14 +33,9 @@ type Rule struct {
 	Hosts []string
 }
 
-// Options configure a Helper.
-type Options struct {
-	// MinValidity is subtracted from a token's expiry to give expires;
-	// default one minute.
-	MinValidity func(profile string) time.Duration
-	// Now is the clock; default time.Now.
-	Now func() time.Time
-}
+// Options configure a Helper: the minimum validity per profile and the
+// clock, which decide how long the tool may cache a token.
+type Options = face.CacheOptions
 
 // Helper answers Bazel's get for a fixed set of rules. It is safe for
 // concurrent use if its Resolver is.
@@ -61,10 +56,7 @@ type host struct {
 // name (with an optional port or a leading "*.") and a host two profiles
 // claim.
 func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, error) {
-	opts := Options{MinValidity: func(string) time.Duration { return time.Minute }, Now: time.Now}
-	for _, fn := range optFns {
-		fn(&opts)
-	}
+	opts := Options{}.Apply(optFns...)
 	if r == nil {
 		return nil, errors.New("bazel: Resolver is nil")
 	}
@@ -149,7 +141,7 @@ func (h *Helper) Serve(ctx context.Context, command string, in io.Reader, out io
 			return fmt.Errorf("bazel: %w", err)
 		}
 		res.Headers = map[string][]string{"Authorization": {"Bearer " + tok}}
-		if d := face.CacheFor(p, h.opts.Now(), h.opts.MinValidity(hs.profile)); d >= 0 {
+		if d := h.opts.CacheFor(p, hs.profile); d >= 0 {
 			res.Expires = h.opts.Now().Add(d).UTC().Truncate(time.Second).Format(ExpiresLayout)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/credhelper/credhelper/protocols/face"
 )
@@ -40,14 +39,9 @@ type Rule struct {
 	Registries []string
 }
 
-// Options configure a Helper.
-type Options struct {
-	// MinValidity is subtracted from a token's expiry to tell cargo how
-	// long to reuse it; default one minute.
-	MinValidity func(profile string) time.Duration
-	// Now is the clock; default time.Now.
-	Now func() time.Time
-}
+// Options configure a Helper: the minimum validity per profile and the
+// clock, which decide how long the tool may cache a token.
+type Options = face.CacheOptions
 
 // Helper answers cargo's requests for a fixed set of rules. It is safe for
 // concurrent use if its Resolver is.
@@ -70,10 +64,7 @@ func Failing(cause error) *Helper {
 // New returns a Helper for rules; it refuses an index URL that is not an
 // http(s) URL and a registry two profiles claim.
 func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, error) {
-	opts := Options{MinValidity: func(string) time.Duration { return time.Minute }, Now: time.Now}
-	for _, fn := range optFns {
-		fn(&opts)
-	}
+	opts := Options{}.Apply(optFns...)
 	if r == nil {
 		return nil, errors.New("cargo: Resolver is nil")
 	}
@@ -257,7 +248,7 @@ func (h *Helper) answer(ctx context.Context, line []byte) result {
 		return fail(KindOther, "credhelper: %s", err.Error())
 	}
 	t := &Token{Kind: "get", Token: tok, Cache: "session", OperationIndependent: true}
-	switch d := face.CacheFor(p, h.opts.Now(), h.opts.MinValidity(profile)); {
+	switch d := h.opts.CacheFor(p, profile); {
 	case d == 0:
 		t.Cache = "never"
 	case d > 0:

@@ -51,6 +51,36 @@ func ReadAll(r io.Reader, limit int, what string) ([]byte, error) {
 	return b, nil
 }
 
+// CacheOptions configure the faces whose tools cache a token: they tell the
+// tool to stop caching MinValidity before the token expires.
+type CacheOptions struct {
+	// MinValidity returns a profile's minimum validity; default one minute
+	// for every profile.
+	MinValidity func(profile string) time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Apply returns o with defaults filled in, after running optFns on it.
+func (o CacheOptions) Apply(optFns ...func(*CacheOptions)) CacheOptions {
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.MinValidity == nil {
+		o.MinValidity = func(string) time.Duration { return time.Minute }
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// CacheFor is how long the tool may cache profile's pair p: CacheFor at
+// o.Now() with the profile's minimum validity.
+func (o CacheOptions) CacheFor(p provider.Pair, profile string) time.Duration {
+	return CacheFor(p, o.Now(), o.MinValidity(profile))
+}
+
 // CacheFor is how long a tool that caches may keep p's token: until
 // minValidity before it expires, so that the tool asks again while the
 // token is still usable. It is 0 (do not cache) once that moment has

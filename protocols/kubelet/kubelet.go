@@ -54,14 +54,9 @@ type Rule struct {
 	Username string
 }
 
-// Options configure a Helper.
-type Options struct {
-	// MinValidity is subtracted from a token's remaining validity to give
-	// the cache duration; default one minute.
-	MinValidity func(profile string) time.Duration
-	// Now is the clock; default time.Now.
-	Now func() time.Time
-}
+// Options configure a Helper: the minimum validity per profile and the
+// clock, which decide how long the tool may cache a token.
+type Options = face.CacheOptions
 
 // Helper answers the kubelet for a fixed set of rules. It is safe for
 // concurrent use if its Resolver is.
@@ -82,10 +77,7 @@ type pattern struct {
 // not parse (or whose globs are malformed) and one pattern claimed by two
 // profiles.
 func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, error) {
-	opts := Options{MinValidity: func(string) time.Duration { return time.Minute }, Now: time.Now}
-	for _, fn := range optFns {
-		fn(&opts)
-	}
+	opts := Options{}.Apply(optFns...)
 	if r == nil {
 		return nil, errors.New("kubelet: Resolver is nil")
 	}
@@ -271,7 +263,7 @@ func (h *Helper) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 			break
 		}
 	}
-	if d := face.CacheFor(pair, h.opts.Now(), h.opts.MinValidity(best.profile)); d >= 0 {
+	if d := h.opts.CacheFor(pair, best.profile); d >= 0 {
 		res.CacheDuration = strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
 	b, err := json.Marshal(res)
