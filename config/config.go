@@ -72,6 +72,15 @@ type Profile struct {
 	IssuerTimeout   Duration `toml:"issuer_timeout"`
 	ClockSkew       Duration `toml:"clock_skew"`
 	JournalDir      string   `toml:"journal_dir"`
+	// DefaultLifetime is the lifetime given to an access token whose
+	// issuer states none (an OAuth2 response without expires_in and an
+	// opaque token); default 1h. Never "never expires".
+	DefaultLifetime Duration `toml:"default_lifetime"`
+	// UnsafeRefreshInMemory lets the agent and exec refresh a credential
+	// whose backend is read-only, keeping the chain in their memory only;
+	// every other reader of the same source would then present a spent
+	// refresh token. Other commands never refresh such a credential.
+	UnsafeRefreshInMemory bool `toml:"unsafe_refresh_in_memory"`
 
 	// Faces.
 	Docker Docker `toml:"docker"`

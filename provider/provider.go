@@ -70,6 +70,39 @@ type Issuer interface {
 	Refresh(ctx context.Context, pair Pair) (Pair, error)
 }
 
+// RefreshPolicy describes how an issuer's tokens live, as far as the
+// refresh engine must know it. The zero value is the conservative policy
+// of an issuer that does not say (and Momento's): a refresh needs a
+// still-valid auth token, and a rejected refresh leaves the current auth
+// token usable until it expires.
+type RefreshPolicy struct {
+	// RefreshAfterExpiry reports that the refresh token alone authorizes a
+	// refresh, so a pair whose auth token has expired can still be
+	// refreshed until its refresh token expires (OAuth2, RFC 6749 section
+	// 6). When false, a refresh authenticates with the current auth token
+	// (Momento), so the lineage ends at ValidUntil.
+	RefreshAfterExpiry bool
+	// RejectionRevokesAuthToken reports that when a refresh is rejected
+	// because a spent refresh token was presented again, the issuer also
+	// revokes the auth tokens of that family (RFC 9700 section 4.14.2), so
+	// a pair whose lineage broke must not be served any more.
+	RejectionRevokesAuthToken bool
+}
+
+// RefreshPolicyIssuer is implemented by issuers that state their
+// RefreshPolicy; other issuers get the zero RefreshPolicy.
+type RefreshPolicyIssuer interface {
+	RefreshPolicy() RefreshPolicy
+}
+
+// PolicyOf returns i's RefreshPolicy, or the zero policy if it states none.
+func PolicyOf(i Issuer) RefreshPolicy {
+	if p, ok := i.(RefreshPolicyIssuer); ok {
+		return p.RefreshPolicy()
+	}
+	return RefreshPolicy{}
+}
+
 // Generator is implemented by issuers that can mint a first pair.
 type Generator interface {
 	Generate(ctx context.Context, req GenerateRequest) (Pair, error)

@@ -26,9 +26,13 @@ const (
 	fieldRefreshToken = "refreshToken"
 	fieldValidUntil   = "validUntil"
 	fieldEndpoint     = "endpoint"
-	fieldGeneration   = "generation"
-	fieldLease        = "lease"
-	fieldBroken       = "lineageBroken"
+	// fieldRefreshValidUntil is the refresh token's expiry (epoch seconds,
+	// 0 or absent: not known) and fieldIssuedAt when the pair was issued.
+	fieldRefreshValidUntil = "refreshValidUntil"
+	fieldIssuedAt          = "issuedAt"
+	fieldGeneration        = "generation"
+	fieldLease             = "lease"
+	fieldBroken            = "lineageBroken"
 )
 
 // Lease marks a refresh in flight: Holder claimed the right to spend the
@@ -141,6 +145,18 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if vu != 0 {
 		r.Pair.ValidUntil = time.Unix(int64(vu), 0)
 	}
+	for name, dst := range map[string]*time.Time{fieldRefreshValidUntil: &r.Pair.RefreshValidUntil, fieldIssuedAt: &r.Pair.IssuedAt} {
+		n, _, err := uintField(fields, name)
+		if err != nil {
+			return nil, err
+		}
+		if n > maxValidUntil {
+			return nil, recordError("%q %d is not epoch seconds (milliseconds?)", name, n)
+		}
+		if n != 0 {
+			*dst = time.Unix(int64(n), 0)
+		}
+	}
 	if r.Pair.Generation, _, err = uintField(fields, fieldGeneration); err != nil {
 		return nil, err
 	}
@@ -161,7 +177,7 @@ func DecodeRecord(data []byte) (*Record, error) {
 		}
 		r.Broken = b
 	}
-	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease, fieldBroken} {
+	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease, fieldBroken, fieldRefreshValidUntil, fieldIssuedAt} {
 		delete(fields, k)
 	}
 	if len(fields) > 0 {
@@ -198,6 +214,12 @@ func (r *Record) Encode() ([]byte, error) {
 	if r.Pair.Endpoint != "" {
 		out[fieldEndpoint] = r.Pair.Endpoint
 	}
+	if !r.Pair.RefreshValidUntil.IsZero() {
+		out[fieldRefreshValidUntil] = r.Pair.RefreshValidUntil.Unix()
+	}
+	if !r.Pair.IssuedAt.IsZero() {
+		out[fieldIssuedAt] = r.Pair.IssuedAt.Unix()
+	}
 	out[fieldGeneration] = r.Pair.Generation
 	if r.Lease != nil {
 		out[fieldLease] = map[string]any{
@@ -229,6 +251,11 @@ func (p Pair) validate() error {
 	}
 	if !p.Never() && (p.ValidUntil.Unix() <= 0 || p.ValidUntil.Unix() > maxValidUntil) {
 		return recordError("%q out of range", fieldValidUntil)
+	}
+	for name, t := range map[string]time.Time{fieldRefreshValidUntil: p.RefreshValidUntil, fieldIssuedAt: p.IssuedAt} {
+		if !t.IsZero() && (t.Unix() <= 0 || t.Unix() > maxValidUntil) {
+			return recordError("%q out of range", name)
+		}
 	}
 	for name, s := range map[string]string{fieldAPIKey: p.AuthToken, fieldRefreshToken: p.RefreshToken, fieldEndpoint: p.Endpoint} {
 		if !printable(s) {

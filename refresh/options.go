@@ -27,11 +27,15 @@ type Options struct {
 	// lifetime) of it remains. Defaults 0.25 and 5 minutes.
 	RefreshFraction float64
 	RefreshFloor    time.Duration
-	// Jitter is the largest fraction of the window by which this instance
-	// refreshes earlier, chosen once per engine so that a fleet, or an
-	// agent holding many credentials minted together, spreads its
-	// refreshes out. Default 0.5 (a one-hour pair refreshes between 22.5
-	// and 15 minutes before it expires).
+	// Jitter is the fraction of the window's usable part (from the
+	// window's start to the point where the pair would have less than
+	// MinValidity left) over which instances spread their refreshes. Each
+	// engine takes its own point, fixed at New: evenly spaced among the
+	// engines of one process (an agent's profiles minted together fall due
+	// evenly) and independent across processes. Default 0.75, leaving the
+	// last quarter for retries (a one-hour pair with the default window
+	// and MinValidity refreshes between 15 and about 4.5 minutes before it
+	// expires).
 	Jitter float64
 	// MinValidity is the least validity a returned pair has left; default
 	// 1 minute. It must be smaller than the window.
@@ -50,6 +54,16 @@ type Options struct {
 	// MaxRetryBackoff, with jitter. Defaults 1s and 1 minute.
 	RetryBackoff, MaxRetryBackoff time.Duration
 
+	// UnsafeRefreshInMemory lets an engine on a read-only backend (env, a
+	// read-only plugin) refresh and keep the new pair in memory only. The
+	// stored refresh token is then spent, and any other process reading
+	// the same source presents it again, which an issuer with reuse
+	// detection answers by revoking the whole family. Only a single
+	// long-lived holder of the credential (an agent, or one process that
+	// runs a command) should set it. By default such an engine serves the
+	// stored pair while it is usable and refuses to refresh it.
+	UnsafeRefreshInMemory bool
+
 	// JournalDir holds the journal of issued but uncommitted pairs; default
 	// $XDG_STATE_HOME/credhelper/journal (or ~/.local/state/...).
 	JournalDir string
@@ -66,7 +80,7 @@ func defaultOptions() Options {
 		Metrics:         nopMetrics{},
 		RefreshFraction: 0.25,
 		RefreshFloor:    5 * time.Minute,
-		Jitter:          0.5,
+		Jitter:          0.75,
 		MinValidity:     time.Minute,
 		LeaseDuration:   60 * time.Second,
 		ClockSkew:       30 * time.Second,
@@ -101,8 +115,8 @@ func (o *Options) finish() error {
 	switch {
 	case o.RefreshFraction < 0 || o.RefreshFraction >= 1:
 		return fmt.Errorf("refresh: RefreshFraction %v must be in [0, 1)", o.RefreshFraction)
-	case o.Jitter < 0 || o.Jitter >= 1:
-		return fmt.Errorf("refresh: Jitter %v must be in [0, 1)", o.Jitter)
+	case o.Jitter < 0 || o.Jitter > 1:
+		return fmt.Errorf("refresh: Jitter %v must be in [0, 1]", o.Jitter)
 	case o.RefreshFloor <= 0 || o.MinValidity < 0:
 		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")
 	case o.MinValidity+CoarseSlack >= o.RefreshFloor:

@@ -14,7 +14,7 @@ import (
 func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
 	entry, err := e.backend.Load(ctx, e.key)
 	if errors.Is(err, provider.ErrNotFound) {
-		return entry, nil, fmt.Errorf("refresh: no credential stored under %s: store one with 'credhelper put' or 'credhelper generate': %w", e.key, err)
+		return entry, nil, fmt.Errorf("refresh: no credential stored under %s: %w", e.key, err)
 	}
 	if err != nil {
 		return entry, nil, fmt.Errorf("refresh: load %s: %w", e.key, err)
@@ -39,7 +39,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 		if err != nil {
 			return provider.Pair{}, err
 		}
-		if e.readOnly {
+		if e.readOnly && e.opts.UnsafeRefreshInMemory && e.issuer != nil {
 			return e.refreshInMemory(ctx, rec, forceGen)
 		}
 		pair := rec.Pair
@@ -49,7 +49,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			forceGen = &g
 		}
 		if rec.Broken != nil && rec.Broken.Generation == pair.Generation {
-			return provider.Pair{}, e.brokenError(pair.Generation, rec.Broken.Reason)
+			return e.servedBroken(rec, forceGen != nil)
 		}
 		c := e.cachedFor(pair)
 		forced := forceGen != nil && pair.Generation <= *forceGen
@@ -64,6 +64,21 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			e.adopt(c)
 			return pair, nil
 		}
+		if !e.canRefresh() {
+			// Never spend what cannot be stored: serve the pair while it
+			// is usable, then say why it is not refreshed.
+			if pair.ValidFor(now, e.opts.MinValidity) {
+				e.adopt(c)
+				return pair, nil
+			}
+			if !now.Before(pair.ValidUntil) {
+				return provider.Pair{}, &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+			}
+			if e.issuer == nil {
+				return provider.Pair{}, e.errNoIssuer(pair)
+			}
+			return provider.Pair{}, &ReadOnlyError{Key: e.key, Generation: pair.Generation}
+		}
 		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && e.replayJournals(ctx) > 0 {
 			continue // a dead neighbour's journaled pair was just handled
 		}
@@ -77,16 +92,11 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			wait = min(wait*2, time.Second)
 			continue
 		}
-		if !now.Before(pair.ValidUntil) {
-			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s (generation %d) expired at %s and can no longer be refreshed: store a new one with 'credhelper generate' or 'credhelper put': %w",
-				e.key, pair.Generation, pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+		if err := e.checkLifetime(pair); err != nil {
+			return provider.Pair{}, err
 		}
-		if e.issuer == nil {
-			if pair.ValidFor(now, e.opts.MinValidity) {
-				e.adopt(c) // serve it until it is no longer usable
-				return pair, nil
-			}
-			return provider.Pair{}, e.errNoIssuer(pair)
+		if err := e.refreshable(pair, now); err != nil {
+			return provider.Pair{}, err
 		}
 		if wc, ok := e.backend.(provider.WriteChecker); ok {
 			if err := wc.CheckWrite(ctx, e.key); err != nil {
@@ -110,6 +120,101 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 	}
 }
 
+// refreshable reports why pair can no longer be refreshed, if it cannot:
+// its refresh token is known to have expired, or the issuer needs a valid
+// auth token and it has expired.
+func (e *Engine) refreshable(pair provider.Pair, now time.Time) error {
+	switch {
+	case !pair.RefreshValidUntil.IsZero() && !now.Before(pair.RefreshValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "refresh token", At: pair.RefreshValidUntil}
+	case !e.policy.RefreshAfterExpiry && !now.Before(pair.ValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+	}
+	return nil
+}
+
+// ExpiredError reports a lineage that can no longer be continued because a
+// token it needs has expired: the refresh token, or the auth token of an
+// issuer whose refresh authenticates with it. Nothing was presented.
+type ExpiredError struct {
+	Key        string
+	Generation uint64
+	Token      string // "refresh token" or "auth token"
+	At         time.Time
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("refresh: the %s of the pair under %s (generation %d) expired at %s, so the pair can no longer be refreshed",
+		e.Token, e.Key, e.Generation, e.At.UTC().Format(time.RFC3339))
+}
+
+// Unwrap reports both kinds: the credential expired, and its lineage cannot
+// be continued without a new first pair.
+func (e *ExpiredError) Unwrap() []error {
+	return []error{provider.ErrExpired, provider.ErrLineageBroken}
+}
+
+// ReadOnlyError reports a pair due for refresh whose backend cannot store
+// a refreshed pair. The engine never spends a refresh token it cannot
+// store: every other reader of the same source would present it again.
+type ReadOnlyError struct {
+	Key        string
+	Generation uint64
+}
+
+func (e *ReadOnlyError) Error() string {
+	return fmt.Sprintf("refresh: the pair under %s (generation %d) is due for refresh, but its backend is read-only: a refreshed pair could not be stored, and every other reader of it would present the spent refresh token again",
+		e.Key, e.Generation)
+}
+
+// Unwrap reports the kind.
+func (e *ReadOnlyError) Unwrap() error { return provider.ErrReadOnly }
+
+// servedBroken handles a record whose lineage is marked broken at its
+// current generation: the pair is served while it is usable if the issuer
+// leaves its auth token valid (Momento), and never if the issuer revoked
+// it with the family (OAuth2 reuse detection).
+func (e *Engine) servedBroken(rec *provider.Record, forced bool) (provider.Pair, error) {
+	err := e.servingBroken(rec)
+	if err == nil && forced {
+		err = e.brokenError(rec.Pair.Generation, rec.Broken.Reason)
+	}
+	if err != nil {
+		return provider.Pair{}, err
+	}
+	c := e.schedule(rec.Pair, false)
+	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, rec.Pair) || old.refreshAt != c.refreshAt {
+		e.publish(c)
+	}
+	return rec.Pair, nil
+}
+
+// servingBroken returns the error a caller gets for a broken lineage, or
+// nil if its pair may still be served.
+func (e *Engine) servingBroken(rec *provider.Record) error {
+	pair := rec.Pair
+	if e.policy.RejectionRevokesAuthToken || !pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
+		e.unpublish(pair)
+		return e.brokenError(pair.Generation, rec.Broken.Reason)
+	}
+	e.mu.Lock()
+	warn := !e.warned
+	e.warned = true
+	e.mu.Unlock()
+	if warn {
+		e.opts.Logger.Warn("credhelper refresh: lineage broken; serving the current pair until it has less than the minimum validity left",
+			slog.String("key", e.key), slog.Uint64("generation", pair.Generation), slog.String("reason", rec.Broken.Reason))
+	}
+	return nil
+}
+
+// unpublish stops serving p if it is the published pair.
+func (e *Engine) unpublish(p provider.Pair) {
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
+		e.cur.CompareAndSwap(c, nil)
+	}
+}
+
 // swap encodes rec and compare-and-swaps it.
 func (e *Engine) swap(ctx context.Context, expected provider.Version, rec *provider.Record) (provider.Version, error) {
 	b, err := rec.Encode()
@@ -127,9 +232,13 @@ func (e *Engine) adopt(c *cached) {
 	e.publish(c)
 }
 
+// ErrNoIssuer reports a pair due for refresh by an engine that has no
+// issuer. It wraps provider.ErrUnsupported.
+var ErrNoIssuer = fmt.Errorf("no issuer configured: %w", provider.ErrUnsupported)
+
 // errNoIssuer explains a due refresh without an issuer.
 func (e *Engine) errNoIssuer(p provider.Pair) error {
-	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh but no issuer is configured: pass --issuer or set issuer in the profile: %w", e.key, p.Generation, provider.ErrUnsupported)
+	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh: %w", e.key, p.Generation, ErrNoIssuer)
 }
 
 // callIssuer makes one issuer call inside the lease.
@@ -167,6 +276,9 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, claimed provid
 	}
 	e.failpoint("issued")
 	next.Generation = pair.Generation + 1
+	if next.IssuedAt.IsZero() {
+		next.IssuedAt = e.opts.Clock.Now().Truncate(time.Second)
+	}
 	nextRec := rec.Clone()
 	nextRec.Pair = next
 	nextRec.Lease = nil
@@ -221,8 +333,14 @@ func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed pro
 			claimed = "" // someone else's claim: do not overwrite it
 		}
 	}
-	reason := "the issuer rejected the refresh token"
+	reason := "the issuer rejected the refresh token: spent or revoked"
+	if rvu := rec.Pair.RefreshValidUntil; !rvu.IsZero() && !e.opts.Clock.Now().Before(rvu.Add(-e.opts.ClockSkew)) {
+		reason = "the issuer rejected the refresh token, which expired at " + rvu.UTC().Format(time.RFC3339)
+	}
 	e.event(EventLineageBroken, slog.Uint64("generation", gen), slog.String("error", cause.Error()))
+	if e.policy.RejectionRevokesAuthToken {
+		e.unpublish(rec.Pair)
+	}
 	if claimed != "" {
 		mark := rec.Clone()
 		mark.Lease = nil
@@ -235,7 +353,7 @@ func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed pro
 }
 
 func (e *Engine) brokenError(gen uint64, reason string) error {
-	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): store a new pair with 'credhelper generate' or 'credhelper put': %w", e.key, gen, reason, provider.ErrLineageBroken)
+	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): %w", e.key, gen, reason, provider.ErrLineageBroken)
 }
 
 // finishPending retries a deferred commit before any new refresh, so this
@@ -282,7 +400,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			e.failpoint("committed")
 			e.clearPending(p)
 			e.event(EventCommitted, slog.Uint64("generation", next.Generation))
-			e.publish(e.schedule(next, e.opts.Clock.Now()))
+			e.publish(e.schedule(next, true))
 			return next, nil
 		}
 		if errors.Is(err, provider.ErrConflict) {
@@ -331,7 +449,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 		// pair from memory and keep retrying in the background.
 		e.event(EventCommitDeferred, slog.Uint64("generation", next.Generation), slog.String("error", err.Error()))
 		if c := e.cur.Load(); c == nil || !sameLineage(c.pair, next) {
-			e.publish(e.schedule(next, e.opts.Clock.Now()))
+			e.publish(e.schedule(next, true))
 		}
 		e.retryCommitLater()
 		return next, fmt.Errorf("refresh: commit of %s deferred: %w", e.key, err)
@@ -386,7 +504,8 @@ func (e *Engine) retryCommitLater() {
 	}()
 }
 
-// refreshInMemory keeps a read-only backend's chain alive for this process.
+// refreshInMemory keeps a read-only backend's chain alive in this process
+// alone, under Options.UnsafeRefreshInMemory.
 func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forceGen *uint64) (provider.Pair, error) {
 	e.mu.Lock()
 	base := rec.Pair
@@ -401,36 +520,38 @@ func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forc
 		e.adopt(c)
 		return base, nil
 	}
-	if !now.Before(base.ValidUntil) {
-		return provider.Pair{}, fmt.Errorf("refresh: the pair under %s expired at %s: provide a new one: %w", e.key, base.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+	if err := e.checkLifetime(base); err != nil {
+		return provider.Pair{}, err
 	}
-	if e.issuer == nil {
-		if base.ValidFor(now, e.opts.MinValidity) {
-			e.adopt(c)
-			return base, nil
-		}
-		return provider.Pair{}, e.errNoIssuer(base)
+	if err := e.refreshable(base, now); err != nil {
+		return provider.Pair{}, err
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
 	next, err := e.callIssuer(ctx, base)
 	if err != nil {
 		if errors.Is(err, provider.ErrRefreshRejected) {
 			e.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
-			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token"), err)
+			if e.policy.RejectionRevokesAuthToken {
+				e.unpublish(base)
+			}
+			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token: spent or revoked"), err)
 		}
 		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", e.key, err)
 	}
 	next.Generation = base.Generation + 1
+	if next.IssuedAt.IsZero() {
+		next.IssuedAt = now.Truncate(time.Second)
+	}
 	e.mu.Lock()
 	e.memPair = &next
 	warn := !e.warnedRO
 	e.warnedRO = true
 	e.mu.Unlock()
 	if warn {
-		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only, and the stored refresh token is now spent",
+		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only and the stored refresh token is now spent: any other process reading the same source will present it again, which an issuer with reuse detection answers by revoking the whole family",
 			slog.String("key", e.key))
 	}
 	e.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
-	e.publish(e.schedule(next, now))
+	e.publish(e.schedule(next, true))
 	return next, nil
 }

@@ -143,6 +143,8 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		e, err := a.engine(w, func(o *refresh.Options) {
 			o.Logger = a.logger.With(slog.String("profile", w.name))
 			o.Metrics = metrics.Engine(w.name)
+			// The agent is the single long-lived holder this opt-in is for.
+			o.UnsafeRefreshInMemory = w.profile.UnsafeRefreshInMemory
 		})
 		if err != nil {
 			w.Close()

@@ -55,6 +55,8 @@ type app struct {
 	caFile     string
 	clientID   string
 	secretEnv  string
+	defLife    time.Duration
+	unsafeMem  bool
 }
 
 // run is the whole program behind a thin main: it returns the exit code.
@@ -83,7 +85,7 @@ func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) i
 	if errors.As(err, &st) {
 		return st.ExitCode() // the command already said what it had to
 	}
-	fmt.Fprintf(a.stderr, "credhelper: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(a.stderr, "credhelper: %s\n", message(err))
 	var coder interface{ ExitCode() int } // e.g. exec's 126 and 127
 	var ue usageError
 	switch {
@@ -153,6 +155,8 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 	f.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle to trust for the momento issuer")
 	f.StringVar(&a.clientID, "client-id", "", "OAuth2 client id ($CREDHELPER_CLIENT_ID)")
 	f.StringVar(&a.secretEnv, "client-secret-env", "", "environment variable holding the OAuth2 client secret")
+	f.DurationVar(&a.defLife, "default-lifetime", 0, "lifetime assumed for an OAuth2 access token whose response states none (default 1h)")
+	f.BoolVar(&a.unsafeMem, "unsafe-refresh-in-memory", false, "agent and exec only: refresh a read-only credential (env:) in memory; other readers would present a spent refresh token")
 
 	root.AddCommand(
 		a.versionCommand(),

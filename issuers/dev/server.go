@@ -55,7 +55,7 @@ type Server struct {
 
 // counters are the call counts Stats reports.
 type counters struct {
-	generates, refreshes, refreshAttempts, rejected, reuses, familiesRevoked, faults atomic.Uint64
+	generates, refreshes, refreshAttempts, rejected, reuses, graceReuses, familiesRevoked, faults atomic.Uint64
 }
 
 // Stats are the server's call counters since it started. The JSON names are
@@ -75,6 +75,9 @@ type Stats struct {
 	// Reuses counts presentations of an already spent refresh token. A
 	// correct fleet of clients keeps it at 0.
 	Reuses uint64 `json:"reuses"`
+	// GraceReuses counts spent refresh tokens presented again within
+	// Options.ReuseGrace and answered with the same pair.
+	GraceReuses uint64 `json:"graceReuses"`
 	// FamiliesRevoked counts token families revoked by reuse detection.
 	FamiliesRevoked uint64 `json:"familiesRevoked"`
 	// Faults counts failures injected by FailNextRefreshes.
@@ -242,6 +245,7 @@ func (s *Server) Stats() Stats {
 		RefreshAttempts: s.stats.refreshAttempts.Load(),
 		Rejected:        s.stats.rejected.Load(),
 		Reuses:          s.stats.reuses.Load(),
+		GraceReuses:     s.stats.graceReuses.Load(),
 		FamiliesRevoked: s.stats.familiesRevoked.Load(),
 		Faults:          s.stats.faults.Load(),
 	}

@@ -75,6 +75,9 @@ func TestContract(t *testing.T) {
 				Counters: counters(srv),
 				Endpoint: srv.Endpoint(),
 				NoRotate: tc.noRotate,
+				// OAuth2 cannot say "never": a response without expires_in
+				// gets the assumed lifetime.
+				AssumedLifetime: oauth2.DefaultAssumedLifetime,
 			})
 		})
 	}
