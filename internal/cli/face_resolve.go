@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/subtle"
 
 	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
@@ -23,9 +24,19 @@ func (r profileResolver) Credential(ctx context.Context, profile string) (provid
 }
 
 // Refresh implements face.Refresher: one forced refresh through the
-// engine. It does not go through the agent, whose socket protocol has no
-// refresh; the agent adopts the new generation from the store when its
-// own pair falls due.
+// engine, for a tool whose server rejected the token. The agent's socket
+// protocol has no refresh, so it runs here; the agent adopts the new
+// generation from the store when its own pair falls due, and until then
+// keeps serving the rejected token. So when an agent answers, the refresh
+// happens only if the store still holds the token the agent serves (the
+// one the tool was given); otherwise the stored, newer pair is the answer
+// and no refresh token is spent.
 func (r profileResolver) Refresh(ctx context.Context, profile string) (provider.Pair, error) {
-	return r.a.direct(ctx, profile, true)
+	served, viaAgent, err := r.a.viaAgent(ctx, profile)
+	if !viaAgent || err != nil {
+		return r.a.direct(ctx, profile, func(provider.Pair) bool { return true })
+	}
+	return r.a.direct(ctx, profile, func(stored provider.Pair) bool {
+		return subtle.ConstantTimeCompare([]byte(stored.AuthToken), []byte(served.AuthToken)) == 1
+	})
 }

@@ -336,3 +336,56 @@ index_urls = ["`+index+`"]
 	}
 	noFaceSecrets(t, "cargo's output", r.stdout, r.stderr)
 }
+
+// TestGoAuthRetryWithTheAgent: with an agent serving the revoked token, the
+// first go command's 401 re-run refreshes once; a later go command, given
+// the same revoked token by the agent (whose pair is not due), is answered
+// on its re-run with the pair already in the store, spending nothing.
+func TestGoAuthRetryWithTheAgent(t *testing.T) {
+	dev, minted := startDev(t)
+	seen := &seenTokens{}
+	srv, caFile := goproxy(t, func(tok string) bool { return tok != "" && tok != minted.AuthToken }, seen)
+	w := newFaceWorld(t, `
+[profiles.mods]
+backend = "file:%DIR%/mods.json"
+issuer = "dev:`+dev.Addr()+`"
+[profiles.mods.goauth]
+url_prefixes = ["`+srv.URL+`"]
+`)
+	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
+	sockDir := filepath.Join(w.dir, "sock")
+	if err := os.Mkdir(sockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "a.sock")
+	t.Setenv("CREDHELPER_NO_AGENT", "")
+	t.Setenv("CREDHELPER_AGENT_SOCKET", sock)
+	w.env = os.Environ()
+	agentCmd, _, agentErr := startBin(t, w.env, "agent")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not start: %s", agentErr.String())
+		}
+	}
+	defer func() {
+		agentCmd.Process.Signal(os.Interrupt)
+		exitCode(t, agentCmd)
+	}()
+
+	for i := 1; i <= 2; i++ {
+		r := runTool(t, goEnv(t, w, srv.URL, caFile), w.dir, "go", "mod", "download", "-json", "example.com/private/mod@v1.0.0")
+		if r.code != 0 {
+			t.Fatalf("go mod download #%d: exit %d\n%s\n%s", i, r.code, r.stdout, r.stderr)
+		}
+		if st := dev.Stats(); st.Refreshes != 1 || st.Reuses != 0 {
+			t.Errorf("after go command #%d: dev issuer %+v, want exactly one refresh", i, st)
+		}
+	}
+	if _, denied := seen.snapshot(); denied != 2 {
+		t.Errorf("proxy denied %d requests; want one per go command (the agent's revoked token)", denied)
+	}
+	noFaceSecrets(t, "agent log", agentErr.String())
+}

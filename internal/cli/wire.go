@@ -301,13 +301,13 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 	if p, ok, err := a.viaAgent(ctx, name); ok {
 		return p, err
 	}
-	return a.direct(ctx, name, false)
+	return a.direct(ctx, name, nil)
 }
 
-// direct resolves the profile through its own engine; with force it then
-// refreshes once (a profile without an issuer, or whose pair never
-// expires, is not refreshed).
-func (a *app) direct(ctx context.Context, name string, force bool) (provider.Pair, error) {
+// direct resolves the profile through its own engine. When force is set
+// and says so of the stored pair, it then refreshes once (a profile
+// without an issuer, or whose pair never expires, is not refreshed).
+func (a *app) direct(ctx context.Context, name string, force func(stored provider.Pair) bool) (provider.Pair, error) {
 	w, err := a.wire(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
@@ -322,7 +322,7 @@ func (a *app) direct(ctx context.Context, name string, force bool) (provider.Pai
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
-	if err == nil && force && w.issuer != nil && !p.Never() {
+	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
 		p, err = e.Refresh(ctx)
 	}
 	// Close waits for a refresh started in the background so that a
