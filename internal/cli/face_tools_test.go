@@ -370,10 +370,15 @@ url_prefixes = ["`+srv.URL+`"]
 			t.Fatalf("the agent did not start: %s", agentErr.String())
 		}
 	}
-	defer func() {
-		agentCmd.Process.Signal(os.Interrupt)
-		exitCode(t, agentCmd)
-	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			agentCmd.Process.Signal(os.Interrupt)
+			exitCode(t, agentCmd)
+		}
+	}
+	defer stop()
 
 	for i := 1; i <= 2; i++ {
 		r := runTool(t, goEnv(t, w, srv.URL, caFile), w.dir, "go", "mod", "download", "-json", "example.com/private/mod@v1.0.0")
@@ -387,5 +392,6 @@ url_prefixes = ["`+srv.URL+`"]
 	if _, denied := seen.snapshot(); denied != 2 {
 		t.Errorf("proxy denied %d requests; want one per go command (the agent's revoked token)", denied)
 	}
+	stop() // before reading its log
 	noFaceSecrets(t, "agent log", agentErr.String())
 }
