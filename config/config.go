@@ -58,6 +58,10 @@ type Profile struct {
 	ClientSecretFile string   `toml:"client_secret_file"`
 	Scopes           []string `toml:"scopes"`
 	AuthStyle        string   `toml:"auth_style"`
+	// IntrospectionURL is the OAuth2 server's RFC 7662 introspection
+	// endpoint; with it, an instance taking over an expired claim asks
+	// whether the refresh token was already spent before presenting it.
+	IntrospectionURL string `toml:"introspection_url"`
 
 	// TLS for momento issuers: a CA bundle to trust instead of the system
 	// roots, and plaintext for a loopback dev issuer.
@@ -82,6 +86,10 @@ type Profile struct {
 	// refresh token. Other commands never refresh such a credential.
 	UnsafeRefreshInMemory bool `toml:"unsafe_refresh_in_memory"`
 
+	// Bootstrap, when set, lets the fleet heal a lineage that can no
+	// longer be continued.
+	Bootstrap Bootstrap `toml:"bootstrap"`
+
 	// Faces.
 	Docker Docker `toml:"docker"`
 	Git    Git    `toml:"git"`
@@ -93,6 +101,27 @@ type Profile struct {
 	Kubelet   Kubelet   `toml:"kubelet"`
 	Bazel     Bazel     `toml:"bazel"`
 	Terraform Terraform `toml:"terraform"`
+}
+
+// Bootstrap says how to mint a first pair when the lineage is broken or
+// its refresh token expired: from a session token through the issuer's
+// generate call (Momento, dev), or by running a command that prints a
+// record as JSON ({"apiKey": ..., "refreshToken": ..., "validUntil": ...}).
+type Bootstrap struct {
+	// SessionTokenEnv or SessionTokenFile holds the session token.
+	SessionTokenEnv  string `toml:"session_token_env"`
+	SessionTokenFile string `toml:"session_token_file"`
+	// TTL is the lifetime asked of a generated pair.
+	TTL Duration `toml:"ttl"`
+	// Command is an argv list (not a shell string) run to print a pair.
+	Command []string `toml:"command"`
+	// Timeout bounds the command or the generate call; default 30s.
+	Timeout Duration `toml:"timeout"`
+}
+
+// Configured reports whether a bootstrap is set.
+func (b Bootstrap) Configured() bool {
+	return b.SessionTokenEnv != "" || b.SessionTokenFile != "" || len(b.Command) > 0
 }
 
 // Docker maps registries to this profile for the docker credential helper.
@@ -364,6 +393,12 @@ func (p Profile) withDefaults(d Profile) Profile {
 	dur(&p.LeaseDuration, d.LeaseDuration)
 	dur(&p.IssuerTimeout, d.IssuerTimeout)
 	dur(&p.ClockSkew, d.ClockSkew)
+	dur(&p.DefaultLifetime, d.DefaultLifetime)
+	str(&p.IntrospectionURL, d.IntrospectionURL)
+	p.UnsafeRefreshInMemory = p.UnsafeRefreshInMemory || d.UnsafeRefreshInMemory
+	if !p.Bootstrap.Configured() {
+		p.Bootstrap = d.Bootstrap
+	}
 	if p.RefreshFraction == 0 {
 		p.RefreshFraction = d.RefreshFraction
 	}

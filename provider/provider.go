@@ -103,6 +103,34 @@ func PolicyOf(i Issuer) RefreshPolicy {
 	return RefreshPolicy{}
 }
 
+// Introspector is implemented by issuers that can tell, without spending
+// it, whether a refresh token is still active (OAuth2 token introspection,
+// RFC 7662). The refresh engine asks before it presents a token whose
+// previous holder's lease expired: a token already spent means that holder
+// got an answer, so presenting it again could only be refused (and revoke
+// the family at servers with reuse detection).
+type Introspector interface {
+	// RefreshTokenActive reports whether pair's refresh token can still be
+	// spent. It returns an error wrapping ErrUnsupported when this issuer
+	// instance cannot tell (no introspection endpoint configured).
+	RefreshTokenActive(ctx context.Context, pair Pair) (bool, error)
+}
+
+// Bootstrapper mints a first pair for a lineage that can no longer be
+// continued: from a Momento session token, or by running a command that
+// prints one. The refresh engine calls it, under a claim, when the lineage
+// is found broken or its refresh token expired, so that a fleet heals
+// itself instead of waiting for a person.
+type Bootstrapper interface {
+	Bootstrap(ctx context.Context) (Pair, error)
+}
+
+// BootstrapperFunc adapts a function to Bootstrapper.
+type BootstrapperFunc func(ctx context.Context) (Pair, error)
+
+// Bootstrap calls f(ctx).
+func (f BootstrapperFunc) Bootstrap(ctx context.Context) (Pair, error) { return f(ctx) }
+
 // Generator is implemented by issuers that can mint a first pair.
 type Generator interface {
 	Generate(ctx context.Context, req GenerateRequest) (Pair, error)

@@ -223,6 +223,17 @@ func (e *Engine) prime(ctx context.Context) (*cached, error) {
 		return c, nil // published meanwhile
 	}
 	if rec.Broken != nil && rec.Broken.Generation == rec.Pair.Generation {
+		if e.opts.Bootstrap != nil && e.canStore() {
+			// The lineage will be healed: wait for it, unless the current
+			// pair is still usable (its issuer did not revoke it).
+			if e.policy.RejectionRevokesAuthToken || !rec.Pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
+				return nil, nil
+			}
+			c := e.schedule(rec.Pair, true)
+			c.refreshAt, c.freshUntil = time.Time{}, 0 // heal at once
+			e.adopt(c)
+			return c, nil
+		}
 		if _, err := e.servedBroken(rec, false); err != nil {
 			return nil, err
 		}
@@ -325,9 +336,15 @@ func (e *Engine) start(force bool, gen uint64) *call {
 	return cl
 }
 
+// flightTimeout bounds one shared refresh: a wait for another holder's
+// lease, two issuer calls (a maybe-delivered one is retried once), and a
+// wait for a predecessor's commit.
 func (e *Engine) flightTimeout() time.Duration {
-	return 2*e.opts.LeaseDuration + e.opts.ClockSkew + e.opts.IssuerTimeout
+	return 3*e.opts.LeaseDuration + 2*e.opts.ClockSkew + 2*e.opts.IssuerTimeout
 }
+
+// storeTimeout bounds one commit attempt outside a shared refresh.
+func (e *Engine) storeTimeout() time.Duration { return e.opts.LeaseDuration / 2 }
 
 // Close stops background work. A commit that is still pending gets one
 // last attempt; its pair stays in the journal for the next start if that
@@ -346,7 +363,7 @@ func (e *Engine) Close() error {
 	p := e.pending
 	e.mu.Unlock()
 	if p != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.IssuerTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
 		defer cancel()
 		if _, err := e.commitPending(ctx); err != nil {
 			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, e.key, err)
@@ -450,11 +467,11 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 	e.opts.Metrics.Count(e.key, ev)
 	level := slog.LevelInfo
 	switch ev {
-	case EventConflict, EventCommitDeferred:
+	case EventConflict, EventCommitDeferred, EventLeaseLost, EventSpentElsewhere, EventHealed:
 		level = slog.LevelWarn
-	case EventOrphaned, EventLineageBroken:
+	case EventOrphaned, EventLineageBroken, EventHealFailed:
 		level = slog.LevelError
-	case EventLeaseWait, EventClaimLost:
+	case EventLeaseWait, EventClaimLost, EventLeaseRenewed:
 		level = slog.LevelDebug
 	case EventFailed:
 		// The caller that needs the pair gets the error itself; a

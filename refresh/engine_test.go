@@ -609,7 +609,9 @@ func TestOptionsValidated(t *testing.T) {
 	bad := []func(*Options){
 		func(o *Options) { o.RefreshFraction = 1.5 },
 		func(o *Options) { o.MinValidity = 10 * time.Minute },
-		func(o *Options) { o.IssuerTimeout = time.Hour },
+		func(o *Options) { o.IssuerTimeout = -time.Second },
+		func(o *Options) { o.LeaseDuration = time.Millisecond },
+		func(o *Options) { o.HealBackoff = -time.Second },
 		func(o *Options) { o.Jitter = -1 },
 	}
 	for i, fn := range bad {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/credhelper/credhelper/provider"
 )
 
 // Options configure an Engine. Durations are validated by New.
@@ -41,11 +43,13 @@ type Options struct {
 	// 1 minute. It must be smaller than the window.
 	MinValidity time.Duration
 
-	// LeaseDuration is how long a claim lasts; default 60s.
+	// LeaseDuration is how long a claim lasts without renewal; default
+	// 60s. The holder renews it every third of LeaseDuration while its
+	// issuer call or commit is in flight.
 	LeaseDuration time.Duration
-	// IssuerTimeout bounds one issuer call. The holder may make two (one
-	// retry of a call that may have been delivered), so it must be less
-	// than half the lease. Default LeaseDuration/3.
+	// IssuerTimeout is the hard ceiling of one issuer call. The call is
+	// not cut off earlier while the lease can be renewed; it is cancelled
+	// at once when the lease cannot be. Default 2 minutes.
 	IssuerTimeout time.Duration
 	// ClockSkew is how far other hosts' clocks may be off; a lease counts
 	// as expired only ClockSkew after its expiry. Default 30s.
@@ -53,6 +57,18 @@ type Options struct {
 	// RetryBackoff is the first delay after a failed refresh, doubling to
 	// MaxRetryBackoff, with jitter. Defaults 1s and 1 minute.
 	RetryBackoff, MaxRetryBackoff time.Duration
+
+	// Bootstrap, when set, heals a lineage that can no longer be continued
+	// (marked broken, or its refresh token expired): one instance claims
+	// the heal, calls Bootstrap once, and commits the first pair of a new
+	// chain as the next generation, which every other instance adopts. A
+	// failing bootstrap is retried after a backoff every instance honours
+	// (recorded in the record), never in a storm. Nil: a person must store
+	// a new pair.
+	Bootstrap provider.Bootstrapper
+	// HealBackoff is the first delay after a failed bootstrap, doubling up
+	// to an hour; default 30s.
+	HealBackoff time.Duration
 
 	// UnsafeRefreshInMemory lets an engine on a read-only backend (env, a
 	// read-only plugin) refresh and keep the new pair in memory only. The
@@ -103,7 +119,10 @@ func (o *Options) finish() error {
 		o.Holder = defaultHolder()
 	}
 	if o.IssuerTimeout == 0 {
-		o.IssuerTimeout = o.LeaseDuration / 3
+		o.IssuerTimeout = 2 * time.Minute
+	}
+	if o.HealBackoff == 0 {
+		o.HealBackoff = 30 * time.Second
 	}
 	if o.JournalDir == "" {
 		d, err := DefaultJournalDir()
@@ -121,10 +140,8 @@ func (o *Options) finish() error {
 		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")
 	case o.MinValidity+CoarseSlack >= o.RefreshFloor:
 		return fmt.Errorf("refresh: MinValidity (%v) plus %v must be less than RefreshFloor (%v), or pairs would expire before they are refreshed", o.MinValidity, CoarseSlack, o.RefreshFloor)
-	case o.LeaseDuration <= 0 || o.IssuerTimeout <= 0 || 2*o.IssuerTimeout >= o.LeaseDuration:
-		// The holder may call twice (a maybe-delivered call is retried
-		// once), and both calls must end inside its lease.
-		return fmt.Errorf("refresh: IssuerTimeout (%v) must be positive and less than half of LeaseDuration (%v)", o.IssuerTimeout, o.LeaseDuration)
+	case o.LeaseDuration < 30*time.Millisecond || o.IssuerTimeout <= 0 || o.HealBackoff < 0:
+		return fmt.Errorf("refresh: LeaseDuration (%v) must be at least 30ms, IssuerTimeout (%v) positive and HealBackoff (%v) not negative", o.LeaseDuration, o.IssuerTimeout, o.HealBackoff)
 	case o.ClockSkew < 0:
 		return errors.New("refresh: ClockSkew must not be negative")
 	case o.RetryBackoff <= 0 || o.MaxRetryBackoff < o.RetryBackoff:

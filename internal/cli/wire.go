@@ -66,6 +66,7 @@ func (a *app) profileSettings(name string) (config.Profile, *config.File, error)
 	set(&p.CAFile, a.caFile)
 	set(&p.ClientID, a.clientID)
 	set(&p.ClientSecretEnv, a.secretEnv)
+	set(&p.IntrospectionURL, a.introURL)
 	p.Insecure = p.Insecure || a.insecure
 	dur := func(dst *config.Duration, v time.Duration) {
 		if v != 0 {
@@ -179,6 +180,7 @@ func (a *app) openIssuer(s config.Spec, p config.Profile, cfg *config.File, w *w
 			if p.DefaultLifetime.Duration != 0 {
 				o.DefaultLifetime = p.DefaultLifetime.Duration
 			}
+			o.IntrospectionURL = p.IntrospectionURL
 			if p.AuthStyle != "" {
 				o.AuthStyle = oauth2.AuthStyle(p.AuthStyle)
 			}
@@ -266,8 +268,13 @@ func expandHome(p string) string {
 // profile's settings; optFns run after them.
 func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engine, error) {
 	p := w.profile
+	boot, err := a.bootstrapper(w)
+	if err != nil {
+		return nil, err
+	}
 	e, err := refresh.New(w.backend, w.issuer, w.key, append([]func(*refresh.Options){func(o *refresh.Options) {
 		o.Logger = a.logger
+		o.Bootstrap = boot
 		o.JournalDir = p.JournalDir
 		if p.MinValidity.Duration != 0 {
 			o.MinValidity = p.MinValidity.Duration

@@ -309,3 +309,92 @@ func keys(m map[string]any) []string {
 	}
 	return ks
 }
+
+// writeConfig writes the world's config file.
+func (w *world) writeConfig(body string) {
+	w.t.Helper()
+	cfg := filepath.Join(w.dir, "config", "credhelper", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// A broken lineage heals itself when the profile has a bootstrap: one
+// generate from the session token, committed as the next generation.
+func TestHealFromSessionToken(t *testing.T) {
+	w := newWorld(t)
+	p := w.mintAgo(time.Hour, 0)
+	be := w.store("heal", &provider.Record{Pair: p, Broken: &provider.Broken{Generation: 0, Reason: "the issuer rejected the refresh token: spent or revoked"}})
+	w.writeConfig(`[profiles.default]
+backend = "` + be + `"
+issuer = "dev:` + w.srv.Addr() + `"
+[profiles.default.bootstrap]
+session_token_env = "BOOT_TOKEN"
+ttl = "2h"
+`)
+	r := w.run("credhelper", []string{"BOOT_TOKEN=" + dev.DefaultSessionToken + "\n"}, "", "get").want(t, "get", 0)
+	rec := w.record(be)
+	if rec.Pair.Generation != 1 || rec.Broken != nil || rec.Healed == nil || rec.Healed.Generation != 0 {
+		t.Fatalf("stored generation %d, broken %v, healed %+v; want generation 1 healed from 0", rec.Pair.Generation, rec.Broken, rec.Healed)
+	}
+	if !near(rec.Pair.ValidUntil, time.Now().Add(2*time.Hour), 10*time.Second) {
+		t.Errorf("healed pair valid until %v, want now+2h (the bootstrap ttl)", rec.Pair.ValidUntil)
+	}
+	// The still-valid key of the broken lineage is served at once; the heal
+	// runs in the background before the process exits.
+	r.wantOut(t, "get", p.AuthToken+"\n").wantErr(t, "get", "re-bootstrapping")
+	if st := w.srv.Stats(); st.Generates != 2 || st.RefreshAttempts != 0 {
+		t.Errorf("issuer: %d generates, %d refresh attempts; want 2 (mint + heal), 0", st.Generates, st.RefreshAttempts)
+	}
+	w.credhelper("get").want(t, "get after heal", 0).wantOut(t, "get after heal", rec.Pair.AuthToken+"\n")
+}
+
+// Any issuer heals from a command that prints a record; a failing command
+// is reported and backed off, never retried in a storm.
+func TestHealFromCommand(t *testing.T) {
+	w := newWorld(t)
+	p := w.mintAgo(10*time.Minute, 10*time.Minute-20*time.Second) // 20s left: unusable
+	be := w.store("heal", &provider.Record{Pair: p, Broken: &provider.Broken{Generation: 0, Reason: "test"}})
+	fresh := w.mintAgo(time.Hour, 0)
+	freshJSON, _ := (&provider.Record{Pair: fresh}).Encode()
+	pairFile := filepath.Join(w.dir, "fresh.json")
+	if err := os.WriteFile(pairFile, freshJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.writeConfig(`[profiles.default]
+backend = "` + be + `"
+issuer = "oauth2:` + w.srv.TokenURL() + `"
+client_id = "` + dev.DefaultClientID + `"
+client_secret_env = "CREDHELPER_CLIENT_SECRET"
+[profiles.default.bootstrap]
+command = ["sh", "-c", "exit 3"]
+`)
+	w.credhelper("get").want(t, "get (failing bootstrap)", 1).wantErr(t, "get", "re-bootstrap failed", "exit status 3")
+	rec := w.record(be)
+	if rec.Broken == nil || rec.Broken.HealFailures != 1 || rec.Broken.HealRetryAfter.IsZero() {
+		t.Fatalf("broken mark %+v: want one recorded failure and a retry time", rec.Broken)
+	}
+	w.credhelper("get").want(t, "get (backing off)", 1).wantErr(t, "get", "next attempt after")
+	if rec2 := w.record(be); rec2.Broken.HealFailures != 1 {
+		t.Fatalf("a second bootstrap ran during the backoff (%d failures)", rec2.Broken.HealFailures)
+	}
+	// A person fixes the command and clears the backoff by storing the
+	// broken record again without it.
+	w.store("heal", &provider.Record{Pair: p, Broken: &provider.Broken{Generation: 0, Reason: "test"}})
+	w.writeConfig(`[profiles.default]
+backend = "` + be + `"
+issuer = "oauth2:` + w.srv.TokenURL() + `"
+client_id = "` + dev.DefaultClientID + `"
+client_secret_env = "CREDHELPER_CLIENT_SECRET"
+[profiles.default.bootstrap]
+command = ["cat", "` + pairFile + `"]
+`)
+	r := w.credhelper("get").want(t, "get (healing)", 0).noSecrets(t, "get", fresh)
+	r.wantOut(t, "get", fresh.AuthToken+"\n")
+	if rec := w.record(be); rec.Pair.Generation != 1 || rec.Healed == nil {
+		t.Errorf("stored generation %d, healed %v; want 1, healed", rec.Pair.Generation, rec.Healed)
+	}
+}

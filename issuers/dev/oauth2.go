@@ -146,6 +146,31 @@ func (s *Server) tokenResponse(p issued, scope string) tokenResponse {
 	return resp
 }
 
+// handleIntrospect is RFC 7662 token introspection for refresh tokens: an
+// authenticated client learns whether a refresh token is still active
+// (known, unspent, its family not revoked, not expired), without spending
+// it.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "body is not a form")
+		return
+	}
+	if !s.clientOK(w, r) {
+		return
+	}
+	s.stats.introspections.Add(1)
+	resp := map[string]any{"active": false}
+	if exp, ok := s.refreshActive(r.PostForm.Get("token")); ok {
+		resp["active"] = true
+		resp["token_type"] = "refresh_token"
+		if !exp.IsZero() {
+			resp["exp"] = exp.Unix()
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 func oauthError(w http.ResponseWriter, code int, errCode, desc string) {
 	writeJSON(w, code, map[string]string{"error": errCode, "error_description": desc})
 }

@@ -55,7 +55,7 @@ type Server struct {
 
 // counters are the call counts Stats reports.
 type counters struct {
-	generates, refreshes, refreshAttempts, rejected, reuses, graceReuses, familiesRevoked, faults atomic.Uint64
+	generates, refreshes, refreshAttempts, rejected, reuses, graceReuses, familiesRevoked, faults, introspections atomic.Uint64
 }
 
 // Stats are the server's call counters since it started. The JSON names are
@@ -82,6 +82,8 @@ type Stats struct {
 	FamiliesRevoked uint64 `json:"familiesRevoked"`
 	// Faults counts failures injected by FailNextRefreshes.
 	Faults uint64 `json:"faults"`
+	// Introspections counts RFC 7662 introspection requests answered.
+	Introspections uint64 `json:"introspections"`
 }
 
 // NewServer returns a Server that is not yet listening.
@@ -111,6 +113,7 @@ func NewServer(optFns ...func(*Options)) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", s.handleToken)
 	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("POST /oauth2/introspect", s.handleIntrospect)
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	if o.TLS {
@@ -221,6 +224,9 @@ func (s *Server) URL() string {
 // TokenURL is the OAuth2 token endpoint.
 func (s *Server) TokenURL() string { return s.URL() + "/oauth2/token" }
 
+// IntrospectionURL is the RFC 7662 introspection endpoint.
+func (s *Server) IntrospectionURL() string { return s.URL() + "/oauth2/introspect" }
+
 // StatsURL is the JSON counters endpoint.
 func (s *Server) StatsURL() string { return s.URL() + "/stats" }
 
@@ -248,6 +254,7 @@ func (s *Server) Stats() Stats {
 		GraceReuses:     s.stats.graceReuses.Load(),
 		FamiliesRevoked: s.stats.familiesRevoked.Load(),
 		Faults:          s.stats.faults.Load(),
+		Introspections:  s.stats.introspections.Load(),
 	}
 }
 

@@ -168,6 +168,18 @@ func (s *Server) refreshLocked(apiKey *string, refreshToken string) (issued, err
 	return p, nil
 }
 
+// refreshActive reports whether tok is a refresh token that a refresh
+// would accept now, and its expiry.
+func (s *Server) refreshActive(tok string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.refreshTokens[tok]
+	if !ok || st.spent || st.fam.revoked || (!st.validUntil.IsZero() && !s.opts.Clock().Before(st.validUntil)) {
+		return time.Time{}, false
+	}
+	return st.validUntil, true
+}
+
 // mintLocked mints a pair in fam. keepRefresh, when set, is reused as the
 // pair's refresh token (NoRotate) instead of a fresh one.
 func (s *Server) mintLocked(fam *family, keepRefresh string) (issued, error) {

@@ -2,14 +2,17 @@ package oauth2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +70,12 @@ type Options struct {
 	// taken for "never expires". The first such response is logged at
 	// warn level.
 	DefaultLifetime time.Duration
+	// IntrospectionURL, when set, is the server's RFC 7662 token
+	// introspection endpoint (https, or http on a loopback host). The
+	// refresh engine then asks it, before taking over an expired claim,
+	// whether the refresh token is still active, instead of presenting a
+	// token the previous holder may have spent.
+	IntrospectionURL string
 	// Clock returns now, to turn expires_in into a time; default time.Now.
 	Clock func() time.Time
 	// Logger receives debug lines, never a token; default silent.
@@ -89,6 +98,7 @@ type Issuer struct {
 var (
 	_ provider.Issuer              = (*Issuer)(nil)
 	_ provider.RefreshPolicyIssuer = (*Issuer)(nil)
+	_ provider.Introspector        = (*Issuer)(nil)
 )
 
 // RefreshPolicy reports OAuth2's: the refresh token alone authorizes a
@@ -106,14 +116,15 @@ func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	u, err := url.Parse(tokenURL)
+	if err := checkURL("token URL", tokenURL); err != nil {
+		return nil, err
+	}
+	if o.IntrospectionURL != "" {
+		if err := checkURL("introspection URL", o.IntrospectionURL); err != nil {
+			return nil, err
+		}
+	}
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return nil, fmt.Errorf("oauth2: token URL %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", tokenURL)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return nil, fmt.Errorf("oauth2: token URL %q is plain http to a non-loopback host: use https", tokenURL)
-	case u.User != nil:
-		return nil, errors.New("oauth2: the token URL must not carry credentials: set ClientID and ClientSecret")
 	case o.ClientID == "":
 		return nil, errors.New("oauth2: ClientID is required")
 	case o.AuthStyle != AuthBasic && o.AuthStyle != AuthPost && o.AuthStyle != AuthAuto:
@@ -134,6 +145,21 @@ func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
 		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return &Issuer{tokenURL: tokenURL, opts: o}, nil
+}
+
+// checkURL accepts an absolute https URL, or http to a loopback host, with
+// no credentials in it.
+func checkURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("oauth2: %s %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", what, raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("oauth2: %s %q is plain http to a non-loopback host: use https", what, raw)
+	case u.User != nil:
+		return fmt.Errorf("oauth2: the %s must not carry credentials: set ClientID and ClientSecret", what)
+	}
+	return nil
 }
 
 func loopback(host string) bool {
@@ -323,6 +349,58 @@ func positiveSeconds(v any) (int64, bool) {
 		return 0, false
 	}
 	return int64(f), true
+}
+
+// RefreshTokenActive asks the introspection endpoint (RFC 7662) whether
+// pair's refresh token is still active, authenticating as the client. It
+// returns an error wrapping provider.ErrUnsupported when no
+// IntrospectionURL is set.
+func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bool, error) {
+	if i.opts.IntrospectionURL == "" {
+		return false, fmt.Errorf("oauth2: no introspection endpoint configured: %w", provider.ErrUnsupported)
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	defer cancel()
+	form := url.Values{"token": {pair.RefreshToken}, "token_type_hint": {"refresh_token"}}
+	style := i.opts.AuthStyle
+	if style == AuthAuto && i.postWorks.Load() {
+		style = AuthPost
+	}
+	if style == AuthPost {
+		form.Set("client_id", i.opts.ClientID)
+		if i.opts.ClientSecret != "" {
+			form.Set("client_secret", i.opts.ClientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.opts.IntrospectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, fmt.Errorf("oauth2: introspection request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if style != AuthPost {
+		req.SetBasicAuth(url.QueryEscape(i.opts.ClientID), url.QueryEscape(i.opts.ClientSecret))
+	}
+	resp, err := i.opts.HTTPClient.Do(req)
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("oauth2: introspection at %s: %s", i.opts.IntrospectionURL,
+			provider.SanitizeMessage(err.Error(), maxServerMessage, pair.RefreshToken, i.opts.ClientSecret)))
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Active *bool `json:"active"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := fmt.Errorf("oauth2: introspection at %s answered HTTP %d", i.opts.IntrospectionURL, resp.StatusCode)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			err = provider.Transient(err)
+		}
+		return false, err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Active == nil {
+		return false, fmt.Errorf("oauth2: introspection at %s answered without a boolean \"active\"", i.opts.IntrospectionURL)
+	}
+	return *body.Active, nil
 }
 
 // maxServerMessage bounds server-supplied text quoted in an error.
