@@ -78,6 +78,13 @@ type Profile struct {
 	Docker Docker `toml:"docker" inherit:"no" help:"registries the docker credential helper answers with this profile"`
 	Git    Git    `toml:"git" inherit:"no" help:"requests the git credential helper answers with this profile"`
 	Env    Env    `toml:"env" help:"variable names of credhelper env and exec"`
+
+	// Faces for build tools and package managers.
+	GoAuth    GoAuth    `toml:"goauth" inherit:"no" help:"URL prefixes the GOAUTH helper (credhelper goauth) answers with this profile"`
+	Cargo     Cargo     `toml:"cargo" inherit:"no" help:"registries the cargo credential provider answers with this profile"`
+	Kubelet   Kubelet   `toml:"kubelet" inherit:"no" help:"images the kubelet image credential provider answers with this profile"`
+	Bazel     Bazel     `toml:"bazel" inherit:"no" help:"URIs the Bazel credential helper answers with this profile"`
+	Terraform Terraform `toml:"terraform" inherit:"no" help:"hosts the Terraform credentials helper answers with this profile"`
 }
 
 // AWS holds the settings of awssm backends; the AWS SDK's own environment
@@ -144,6 +151,50 @@ type Env struct {
 	TokenVar    string `toml:"token_var" shown:"MOMENTO_API_KEY" help:"variable for the auth token"`
 	EndpointVar string `toml:"endpoint_var" shown:"MOMENTO_ENDPOINT" help:"variable for the endpoint"`
 	ExpiryVar   string `toml:"expiry_var" help:"variable for the expiry in Unix seconds (0: never); none if empty"`
+}
+
+// GoAuth maps URL prefixes to this profile for Go's GOAUTH.
+type GoAuth struct {
+	// URLPrefixes this profile answers for: https://host[/path]; the go
+	// command matches them by path segment.
+	URLPrefixes []string `toml:"url_prefixes" help:"URL prefixes this profile answers for: https://host[/path], matched by path segment" example:"[\"https://go.example.com/private\"]"`
+	// Username, when set, sends Basic authentication with the token as the
+	// password; otherwise a Bearer token.
+	Username string `toml:"username" help:"when set, Basic authentication with the token as the password; otherwise a Bearer token"`
+}
+
+// Cargo maps registries to this profile for cargo's credential provider.
+type Cargo struct {
+	// IndexURLs this profile answers for, as cargo names them
+	// ("sparse+https://host/index/").
+	IndexURLs []string `toml:"index_urls" help:"registry index URLs this profile answers for, as cargo names them" example:"[\"sparse+https://cargo.example.com/index/\"]"`
+	// Registries this profile answers for, by their name in cargo's
+	// configuration.
+	Registries []string `toml:"registries" help:"registries this profile answers for, by their name in cargo's configuration" example:"[\"private\"]"`
+}
+
+// Kubelet matches images to this profile for the kubelet's image
+// credential provider.
+type Kubelet struct {
+	// MatchImages uses the kubelet's matchImages syntax: globs per domain
+	// label, an optional port and an optional path prefix.
+	MatchImages []string `toml:"match_images" help:"images this profile answers for, in the kubelet's matchImages syntax" example:"[\"*.registry.example.com\", \"registry.example.com:5000/team\"]"`
+	// Username reported with the token; default "credhelper".
+	Username string `toml:"username" shown:"credhelper" help:"username reported with the token"`
+}
+
+// Bazel maps hosts to this profile for Bazel's credential helper.
+type Bazel struct {
+	// Hosts this profile answers for: host[:port], or *.domain for every
+	// host below domain.
+	Hosts []string `toml:"hosts" help:"hosts this profile answers for: host[:port], or *.domain for every host below it" example:"[\"cache.example.com\"]"`
+}
+
+// Terraform maps hosts to this profile for Terraform's and OpenTofu's
+// credentials helper.
+type Terraform struct {
+	// Hosts this profile answers for, in ASCII (punycode) form.
+	Hosts []string `toml:"hosts" help:"hosts this profile answers for, in ASCII (punycode) form" example:"[\"app.terraform.io\"]"`
 }
 
 // Plugin is an out-of-process backend or issuer.

@@ -4,9 +4,10 @@
 // This binary is a small front. The whole command line lives in
 // credhelper-full, installed next to it, which links every backend, issuer
 // and SDK and so takes about ten milliseconds just to start. The front
-// answers the one call that must be fast, `credhelper get` for a profile a
-// running agent serves, by itself in a few milliseconds, and replaces
-// itself with credhelper-full (same arguments, same name, same
+// answers the calls that must be fast, `credhelper get` and the build-tool
+// faces (GOAUTH's first run, cargo, the kubelet, Bazel, Terraform's get)
+// for profiles a running agent serves, by itself in a few milliseconds,
+// and replaces itself with credhelper-full (same arguments, same name, same
 // environment) for everything else, including every case the agent cannot
 // answer.
 package main
@@ -28,6 +29,9 @@ func main() {
 	if token, ok := fastGet(os.Args); ok {
 		os.Stdout.WriteString(token + "\n")
 		os.Exit(0)
+	}
+	if code, ok := fastFace(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
 	}
 	full, err := fullPath()
 	if err == nil {

@@ -310,7 +310,20 @@ func TestCompletionAndExamples(t *testing.T) {
 		}
 	}
 	walk(root)
-	for _, name := range []string{"docker", "git", "kubectl", "env", "exec", "completion"} {
+	// The completion knows the build-tool faces and their actions.
+	r = runBin(t, w.env, "", "credhelper", "__complete", "")
+	for _, name := range []string{"goauth", "cargo", "kubelet", "bazel", "terraform"} {
+		if !strings.Contains(r.stdout, "\n"+name+"\t") {
+			t.Errorf("command completion lacks %s: %q", name, r.stdout)
+		}
+	}
+	if r = runBin(t, w.env, "", "credhelper", "__complete", "terraform", ""); !strings.Contains(r.stdout, "get\nstore\nforget\n") {
+		t.Errorf("terraform completion: %q", r.stdout)
+	}
+	if r = runBin(t, w.env, "", "credhelper", "__complete", "bazel", ""); !strings.HasPrefix(r.stdout, "get\n") {
+		t.Errorf("bazel completion: %q", r.stdout)
+	}
+	for _, name := range []string{"docker", "git", "kubectl", "env", "exec", "completion", "goauth", "cargo", "kubelet", "bazel", "terraform"} {
 		var out bytes.Buffer
 		code := run(context.Background(), []string{"credhelper", name, "--help"}, strings.NewReader(""), &out, &bytes.Buffer{})
 		if code != 0 || !strings.Contains(out.String(), "Examples:") {

@@ -286,6 +286,13 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 	if p, ok, err := a.viaAgent(ctx, name); ok {
 		return p, err
 	}
+	return a.direct(ctx, name, nil)
+}
+
+// direct resolves the profile through its own engine. When force is set
+// and says so of the stored pair, it then refreshes once (a profile
+// without an issuer, or whose pair never expires, is not refreshed).
+func (a *app) direct(ctx context.Context, name string, force func(stored provider.Pair) bool) (provider.Pair, error) {
 	w, err := a.wire(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
@@ -300,6 +307,9 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
+	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
+		p, err = e.Refresh(ctx)
+	}
 	// Closing waits for a refresh started in the background so that a
 	// short-lived process never abandons a claimed refresh; after an
 	// interrupt it waits only for an issuer call that may have been
