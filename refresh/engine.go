@@ -33,6 +33,10 @@ type Engine struct {
 	// coarse clock.
 	cur    atomic.Pointer[cached]
 	coarse *atomic.Int64 // Options.Clock.Coarse(), read on the hot path
+	// changed is closed, and replaced, when a different pair is published.
+	changed atomic.Pointer[chan struct{}]
+	// releaseClock lets go of the shared coarse ticker at Close.
+	releaseClock func()
 
 	// commitMu serialises commit attempts of the pending pair.
 	commitMu sync.Mutex
@@ -115,7 +119,28 @@ func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ..
 	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
 		e.readOnly = true
 	}
+	ch := make(chan struct{})
+	e.changed.Store(&ch)
+	e.releaseClock = func() {}
+	if _, ok := o.Clock.(SystemClock); ok {
+		e.releaseClock = acquireCoarse()
+	}
 	return e, nil
+}
+
+// Changed returns a channel that is closed when the engine next publishes
+// a different pair (a refresh committed, another instance's generation
+// adopted, a pair dropped after its lineage broke). A long-lived holder
+// (the agent) waits on it, together with a timer for NextRefresh, instead
+// of polling; after it fires, call Changed again for the next change.
+func (e *Engine) Changed() <-chan struct{} { return *e.changed.Load() }
+
+// notify wakes everyone waiting on Changed.
+func (e *Engine) notify() {
+	ch := make(chan struct{})
+	if old := e.changed.Swap(&ch); old != nil {
+		close(*old)
+	}
 }
 
 // spreadSeq numbers the engines of this process, and spreadSeed places the
@@ -196,7 +221,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 			// refresh run in the background (or, under DeferRefresh, let
 			// the caller see Due and hand the refresh on).
 			if !e.opts.DeferRefresh {
-				e.start(false, 0)
+				e.start(ctx, false, 0)
 			}
 			return c.pair, nil
 		}
@@ -205,7 +230,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 	if c != nil {
 		gen = c.pair.Generation
 	}
-	cl := e.start(force, gen)
+	cl := e.start(ctx, force, gen)
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
@@ -286,9 +311,11 @@ func (e *LifetimeError) Error() string {
 // Unwrap reports the kind: no usable pair can be had.
 func (e *LifetimeError) Unwrap() error { return provider.ErrExpired }
 
-// start joins the shared refresh in flight or starts one. It runs on a
-// context of its own so that no caller's cancellation stops it.
-func (e *Engine) start(force bool, gen uint64) *call {
+// start joins the shared refresh in flight or starts one. It runs on the
+// starting caller's context without its cancellation (and with a deadline
+// of its own), so that no caller's cancellation stops it while trace and
+// log values flow.
+func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.flight != nil {
@@ -309,7 +336,7 @@ func (e *Engine) start(force bool, gen uint64) *call {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), e.flightTimeout())
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.flightTimeout())
 		defer cancel()
 		var forceGen *uint64
 		if force {
@@ -371,6 +398,7 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.mu.Unlock()
 	e.wg.Wait()
+	defer e.releaseClock()
 	e.mu.Lock()
 	p := e.pending
 	e.mu.Unlock()
@@ -466,7 +494,9 @@ func (e *Engine) canRefresh() bool {
 
 // publish makes p the pair callers get.
 func (e *Engine) publish(c *cached) {
-	e.cur.Store(c)
+	if old := e.cur.Swap(c); old == nil || !sameLineage(old.pair, c.pair) {
+		defer e.notify()
+	}
 	secs := math.Inf(1)
 	if !c.pair.Never() {
 		secs = c.pair.ValidUntil.Sub(e.opts.Clock.Now()).Seconds()

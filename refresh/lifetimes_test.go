@@ -273,3 +273,56 @@ func TestSpreadAcrossUsableWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestChangedFiresOnNewPair(t *testing.T) {
+	f := newFixture(t)
+	e := f.engineWith(f.iss)
+	ch := e.Changed()
+	mustGet(t, e) // the first pair is published
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed did not fire when the first pair was published")
+	}
+	ch = e.Changed()
+	mustGet(t, e) // the same pair: no change
+	select {
+	case <-ch:
+		t.Fatal("Changed fired without a new pair")
+	default:
+	}
+	f.expire(f.first)
+	mustGet(t, e)
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed did not fire after a refresh")
+	}
+}
+
+func TestCoarseTickerStopsWithLastEngine(t *testing.T) {
+	f := newFixture(t)
+	var engines []*Engine
+	for range 3 {
+		e, err := New(f.be, f.iss, testKey, func(o *Options) { o.JournalDir = f.dir })
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, e)
+	}
+	coarse.mu.Lock()
+	running := coarse.stop != nil
+	coarse.mu.Unlock()
+	if !running {
+		t.Fatal("no coarse ticker while engines on the system clock are open")
+	}
+	for _, e := range engines {
+		e.Close()
+		e.Close() // twice: released once
+	}
+	coarse.mu.Lock()
+	defer coarse.mu.Unlock()
+	if coarse.users != 0 || coarse.stop != nil {
+		t.Errorf("after the last Close: %d users, ticker running %v; want 0, false", coarse.users, coarse.stop != nil)
+	}
+}

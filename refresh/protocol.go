@@ -256,8 +256,8 @@ func (e *Engine) servingBroken(rec *provider.Record) error {
 
 // unpublish stops serving p if it is the published pair.
 func (e *Engine) unpublish(p provider.Pair) {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
-		e.cur.CompareAndSwap(c, nil)
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+		e.notify()
 	}
 }
 

@@ -287,7 +287,7 @@ func conflict(path string, cas uint64, cause error) error {
 	if cas == 0 {
 		what = "the secret was created meanwhile"
 	}
-	return newError(fmt.Sprintf("vault: write %q: %s (another writer won): load it again", path, what), provider.ErrConflict, cause)
+	return provider.NewError(fmt.Sprintf("vault: write %q: %s (another writer won): load it again", path, what), cause, provider.KindConflict)
 }
 
 // CheckWrite reports, without writing, whether the token may write key: it

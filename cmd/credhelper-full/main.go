@@ -5,10 +5,7 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/credhelper/credhelper/internal/cli"
 	"github.com/credhelper/credhelper/internal/coredump"
@@ -18,8 +15,5 @@ func main() {
 	// Before any token is in memory: no core file may hold one (the agent
 	// runs in this binary too).
 	_ = coredump.Disable()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(cli.Main())
 }
