@@ -210,7 +210,7 @@ type Plugin struct {
 // Agent configures the local agent.
 type Agent struct {
 	Socket      string `toml:"socket" flag:"socket" env:"CREDHELPER_AGENT_SOCKET" shown:"$XDG_RUNTIME_DIR/credhelper/agent.sock" help:"unix socket the agent listens on and callers dial"`
-	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" env:"CREDHELPER_AGENT_METRICS_ADDR" help:"loopback host:port for Prometheus /metrics; off if empty" example:"\"127.0.0.1:9464\""`
+	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" env:"CREDHELPER_AGENT_METRICS_ADDR" help:"unix:PATH (mode 0600, yours alone) or a loopback host:port (every local user can read it) for Prometheus /metrics; off if empty" example:"\"127.0.0.1:9464\""`
 }
 
 // PluginDir is where plugin binaries live by default:
