@@ -31,19 +31,11 @@ vet:
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-# cross vets the module (which type-checks every package) and links the
-# commands for every platform credhelper's users
-# have (the agent is Unix-only; every other command works everywhere). Test
-# files of the packages whose tests drive Unix processes are built for Unix
-# only, so vet checks their library code on Windows.
-CROSS_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
-
+# cross vets the module and links the commands for Linux, macOS and Windows
+# on amd64 and arm64 (scripts/cross.sh; on Windows without the test files,
+# whose suites drive Unix processes).
 cross:
-	@set -e; for t in $(CROSS_TARGETS); do \
-		echo "cross: $$t"; \
-		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet $(PKGS) ; \
-		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build ./cmd/... ; \
-	done
+	GO=$(GO) scripts/cross.sh
 
 # test runs every test (with the servers they need), then each fuzz target
 # briefly; `make fuzz` fuzzes for minutes.

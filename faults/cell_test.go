@@ -1,5 +1,3 @@
-//go:build unix
-
 package faults_test
 
 // One cell of the matrix: a store on one backend, a dev issuer behind a

@@ -1,5 +1,3 @@
-//go:build unix
-
 package faults_test
 
 // engineMarginFix makes the MinValidity boundary check strict: the slow

@@ -1,5 +1,3 @@
-//go:build unix
-
 package faults_test
 
 // What a worker process of the matrix runs: TestMain hands every worker to

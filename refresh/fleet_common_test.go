@@ -1,5 +1,3 @@
-//go:build unix
-
 package refresh_test
 
 // Shared set-up of the multi-process tests (fleet_*_test.go and
