@@ -46,17 +46,17 @@ type Engine struct {
 	flightCancel context.CancelFunc // cancels flight before it holds a claim
 	holding      bool               // flight holds a claim: Close must wait
 	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
-	notBefore time.Time     // no new refresh before this, after a failure
-	backoff   time.Duration // the next failure's delay
-	lastErr   error         // why the last refresh failed
-	warned    bool          // a failure while serving a usable pair was logged
-	pending   *pendingCommit
-	memPair   *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
-	warnedRO  bool
-	replayed  bool
-	closed    bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	notBefore    time.Time          // no new refresh before this, after a failure
+	backoff      time.Duration      // the next failure's delay
+	lastErr      error              // why the last refresh failed
+	warned       bool               // a failure while serving a usable pair was logged
+	pending      *pendingCommit
+	memPair      *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
+	warnedRO     bool
+	replayed     bool
+	closed       bool
+	stop         chan struct{}
+	wg           sync.WaitGroup
 }
 
 var _ provider.CredentialProvider = (*Engine)(nil)
