@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/credhelper/credhelper/provider"
@@ -13,7 +12,7 @@ import (
 // message is the one line the command prints for err: the library's facts,
 // then the command's advice for that kind of error, said once.
 func message(err error) string {
-	msg := restated.ReplaceAllString(oneLine(err.Error()), "")
+	msg := oneLine(err.Error())
 	// A sentinel's own text at the end repeats what the message says.
 	for _, k := range provider.KindsOf(err) {
 		if t := ": " + k.Err().Error(); strings.HasSuffix(msg, t) && len(msg) > len(t) {
@@ -26,11 +25,6 @@ func message(err error) string {
 	}
 	return msg + ": " + h
 }
-
-// restated is a clause of the refresh engine that says what the backend's
-// own message, which follows it, says again ("no credential stored under
-// KEY: file: no credential at KEY").
-var restated = regexp.MustCompile(`refresh: no credential stored under \S+: `)
 
 // hint is the command's advice for a kind of error. Libraries state facts
 // only; what to run or which setting to change is the command's to say,
