@@ -41,3 +41,7 @@ func PeerCred(c *net.UnixConn) (Peer, error) {
 	}
 	return p, nil
 }
+
+// Supported reports, as an error wrapping ErrPlatform, that the agent
+// cannot run on this platform, or returns nil.
+func Supported() error { return platformSupported() }

@@ -77,7 +77,8 @@ func listenPrivateUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("agent: metrics: listen on %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
-	if err := os.Chmod(dir.Join(tmp), 0o600); err == nil {
+	err = os.Chmod(dir.Join(tmp), 0o600)
+	if err == nil {
 		err = dir.Rename(tmp, name)
 	}
 	if err != nil {

@@ -75,6 +75,9 @@ type agentProfile struct {
 }
 
 func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
+	if err := agent.Supported(); err != nil {
+		return err // before any profile is opened: nothing to undo
+	}
 	if a.backend != "" || a.issuer != "" {
 		return usagef("agent: --backend and --issuer (and $CREDHELPER_BACKEND, $CREDHELPER_ISSUER) do not apply to the agent: it serves the profiles of the config file")
 	}

@@ -74,7 +74,6 @@ issuer = "dev:` + srv.Addr() + `"
 
 	type run struct {
 		args  []string
-		env   []string
 		code  int // exit code wanted
 		extra string
 	}
