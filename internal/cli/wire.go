@@ -302,13 +302,19 @@ func (a *app) direct(ctx context.Context, name string, force func(stored provide
 	// it holds nothing between calls, so spreading its refresh point over
 	// the window (as long-lived holders do against herds) would only make
 	// each call's outcome a matter of chance.
-	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
+	// A usable pair is served at once; its due refresh goes to a detached
+	// refresher (refresher.go), so nobody waits for an issuer meanwhile.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter, o.DeferRefresh = 0, canDetach && force == nil })
 	if err != nil {
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
 	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
 		p, err = e.Refresh(ctx)
+	}
+	if err == nil && canDetach && force == nil && e.Due() && !a.startRefresher(w) {
+		// No refresher could be started: refresh here, as before.
+		_, _ = e.RefreshIfDue(ctx)
 	}
 	// Closing waits for a refresh started in the background so that a
 	// short-lived process never abandons a claimed refresh; after an

@@ -177,7 +177,7 @@ func loopback(host string) bool {
 // a pair whose access token has expired is still sent: the server decides.
 func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
 	if pair.RefreshToken == "" {
-		return provider.Pair{}, fmt.Errorf("oauth2: the pair has no refresh token: store one with credhelper put: %w", provider.ErrInvalidRecord)
+		return provider.Pair{}, fmt.Errorf("oauth2: refresh not sent: the pair has no refresh token: %w: %w", provider.ErrInvalidRecord, provider.ErrNotDelivered)
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
 	defer cancel()
