@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,13 +212,28 @@ func clientSecret(r *config.Resolved) (string, error) {
 		}
 		return cleanSecret(v, "$"+o.ClientSecretEnv)
 	case o.ClientSecretFile != "":
-		b, err := os.ReadFile(expandHome(o.ClientSecretFile))
+		b, err := readSecretFile(expandHome(o.ClientSecretFile))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", r.Describe("oauth2.client_secret_file"), err)
 		}
 		return cleanSecret(string(b), r.Describe("oauth2.client_secret_file"))
 	}
 	return "", nil
+}
+
+// readSecretFile reads a file holding one secret, refusing one larger than
+// any secret (64 KiB) without reading it all.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err == nil && len(b) > 64<<10 {
+		err = fmt.Errorf("%s is larger than 64 KiB: not a secret", path)
+	}
+	return b, err
 }
 
 // cleanSecret trims one trailing newline from a secret read from source and
