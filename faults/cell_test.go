@@ -499,12 +499,12 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 	// The issuer itself says whether the stored refresh token can still
 	// be spent (RFC 7662 introspection, asked after the counters above
 	// were read): a lineage is intact when it can, the record is not
-	// marked broken and the stored pair is valid. A stored pair of a
-	// family the issuer revoked, with no broken mark, was revived: a pair
-	// of the revoked family was committed (and served) after the
-	// rejection that revoked it.
+	// marked broken and the stored pair is valid. The last pair minted,
+	// stored with no broken mark although the issuer revoked its family,
+	// was revived: committed (and served) after the rejection that
+	// revoked the family.
 	active := c.storedActive(rec.Pair)
-	revived := st.FamiliesRevoked > 0 && rec.Broken == nil && !active
+	revived := st.FamiliesRevoked > 0 && rec.Broken == nil && !active && rec.Pair.Generation == st.Refreshes+heals
 	intact := rec.Broken == nil && active && rec.Pair.ValidUntil.After(time.Now())
 	if revived && w.lost {
 		w.lostPairs = st.Refreshes + heals - rec.Pair.Generation // the holder's pair was committed after all

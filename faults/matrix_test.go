@@ -119,6 +119,8 @@ func scenarios() []scenario {
 		{23, "row 13's fault (torn journal entry of a killed instance) with a bootstrap configured", killAt("journaled", true), cellOpts{lifetime: killLifetime, bootstrap: true}},
 		{24, "row 8's fault on OAuth2 with introspection and a bootstrap configured", killAt("issued", false), cellOpts{lifetime: killLifetime, protocol: introspect, bootstrap: true}},
 		{25, "row 17's fault (Momento protocol: a race) with a bootstrap configured", partition(6 * time.Second), cellOpts{due: true, bootstrap: true}},
+		{26, "issuer slower than IssuerTimeout, the hard ceiling of one call (RefreshDelay 5s, IssuerTimeout 1.5s: misconfigured)", issuerPastCeiling,
+			cellOpts{due: true, lifetime: base.Lifetime, dev: slowIssuer(base.Lease + time.Second)}},
 	}
 }
 
@@ -441,6 +443,16 @@ func issuerSlow(c *cell) faults.Row {
 	return c.assess(total, regress, store, w)
 }
 
+// issuerPastCeiling: every refresh takes 5s at the issuer, and the
+// engine's IssuerTimeout (1.5s) cuts each call: the holder retries the
+// maybe-spent token once at once, then keeps its claim and retries after
+// its backoff; callers are served the pair until it runs out.
+func issuerPastCeiling(c *cell) faults.Row {
+	w := want{expired: true}
+	total, regress, store := c.runFault(faultRun{want: w, duration: c.tm.Lifetime/2 + 2*time.Second})
+	return c.assess(total, regress, store, w)
+}
+
 // slowStoreRenewal: from the holder's claim on, every store request
 // takes 150ms more, for 8s, while the issuer takes longer than the lease:
 // each renewal goes through the slow store, and the claim, the issuer
@@ -649,37 +661,82 @@ func writeReport(t *testing.T, path string, sc scale, took time.Duration, table 
 const reportIntro = `
 Each cell runs a fleet of worker processes (internal/fleet; the test binary
 re-executed) sharing one credential on one backend, refreshed through a dev
-issuer (Momento protocol) behind a loopback proxy, with 24-second pairs
-(12s where a dead holder's lease must expire first), a 4s lease, a 1.5s
-issuer timeout and a 250ms clock-skew allowance. In most cells the stored
-pair is due when the fleet starts, every instance contends for the
-refresh, and the one that claims it is paused at a protocol step while the
-fault goes on; the fault is held, then lifted, and one more instance is
-started afterwards if the fleet stopped before the store caught up.
+issuer behind a loopback proxy: over its Momento protocol (gRPC) unless the
+row says OAuth2 (its token endpoint; "with introspection", the engine asks
+its RFC 7662 introspection endpoint before it takes over an expired claim).
+Pairs live 24 seconds (12s where a dead holder's lease must expire first,
+36s where the issuer takes 5s a refresh); the lease is 4s, renewed every
+1.3s while the holder's issuer call is in flight; IssuerTimeout, the hard
+ceiling of one issuer call, is 1.5s (8s in rows 7 and 20, above the
+issuer's delay); the clock-skew allowance is 250ms. Rows "with a bootstrap
+configured" give every instance an Options.Bootstrap that generates a 10s
+first pair over the dev issuer's GenerateApiToken with its session token,
+as ` + "`credhelper generate`" + ` does. In most cells the stored pair is due when
+the fleet starts, every instance contends for the refresh, and the one
+that claims it is paused at a protocol step while the fault goes on; the
+fault is held, then lifted, and one more instance is started afterwards
+if the fleet stopped before the store caught up.
 
 "I1-I5 held" checks, from the issuer's counters, the stored record, the
 journals and every pair every worker was served: each refresh token
-presented once (I1); every minted pair committed, nothing left in a
-journal (I2); every served pair valid with at least MinValidity left, one
-pair per generation, none of a family the issuer revoked (I3); no call
-past its deadline, beyond the scheduling delay measured on the machine
-(I4); generations never decrease, per process or at the store (I5).
-"Refresh tokens spent" is the issuer's count of pairs minted; "presented"
-counts refresh requests that reached it (an injected Unavailable counts);
-"rejected" those it refused. "Time to recover" runs from the end of the
-fault to the first newer generation stored ("no outage": the chain moved
-on during the fault). A cell that failed while the machine was so loaded
+presented once (I1); every minted and every bootstrapped pair committed,
+nothing left in a journal (I2); every served pair valid with at least
+MinValidity left, one pair per generation, none of a family the issuer
+revoked (I3); no call past its deadline, beyond the scheduling delay
+measured on the machine (I4); generations never decrease, per process or
+at the store (I5). "Lineage intact" asks the issuer itself: the stored
+refresh token is still active (introspection), the record is not marked
+broken and the stored pair is valid. "Refresh tokens spent" is the
+issuer's count of pairs minted by refresh; "presented" counts refresh
+requests that reached it (an injected Unavailable counts); "rejected"
+those it refused. "Time to recover" runs from the end of the fault to the
+first newer generation stored ("no outage": the chain moved on during the
+fault); "healed in" runs from the moment the lineage broke (the issuer's
+revocation of the family) to the healed generation stored (the store is
+polled every 100ms). A cell that failed while the machine was so loaded
 that timers fired over 300ms late is run once more, and its row says so.
 `
 
 const reportNotes = `
-Rows whose lineage is lost are the protocol's limits, each ending in a
-clear error (provider.ErrLineageBroken or ErrExpired) and never in a torn
-or expired pair; README's "Failure modes" section says what the user sees
-and how to recover. Rows marked NO are either a misconfiguration the cell
-provokes on purpose (15: ClockSkew below the real skew), a race the
-protocol cannot win (2, 3, 17: the holder cannot reach the store for
-longer than its lease, so the others take it for dead). A deferred commit
-that finds the lineage marked broken meanwhile reports its pair orphaned
-and never revives the revoked family.
+What stays lost, and why. Without a bootstrap, rows 6, 8 and 13 lose the
+lineage by design: the issuer spent the refresh token and the pair it
+returned is gone (the answer lost on the way, the process killed before
+its journal write, the journal entry torn), and no client can continue a
+chain from a pair it never had; an issuer with a reuse grace period keeps
+row 6's lineage. Every such instance ends with a clear error
+(provider.ErrLineageBroken), never with a torn or expired pair. With a
+bootstrap configured (rows 21-23) the same faults heal within a second:
+one instance re-bootstraps under a heal lease, commits the next
+generation with a healed note, and the others adopt it.
+
+Rows 2, 3 and 17 on the Momento protocol remain a race the protocol
+cannot win: a holder that cannot reach the store for longer than its
+lease plus the skew allowance cannot renew it (row 3: every store call
+outlasts the lease, the renewals too), and the Momento issuer cannot say
+whether a refresh token was spent, so an instance that takes the holder
+for dead presents the spent token (I1 marked NO when it does). On OAuth2
+with introspection the taker asks first, learns the token was spent and
+waits for the holder's commit: rows 18 and 19 keep the lineage. With a
+bootstrap configured a lost race heals (row 25). Renewal keeps a live
+holder's lease through a slow issuer (row 7: one presentation; before
+renewal it presented the token 7-8 times and lost the lineage) and a slow
+store (row 20). Rows 15 and 26 are misconfigurations provoked on purpose:
+ClockSkew below the real skew, and IssuerTimeout below the issuer's
+latency (the ceiling cuts each call and the holder presents the
+maybe-spent token again).
+
+Engine defects found by the matrix are marked NO and named in their rows;
+faults/engine_checks_test.go holds a minimal test of each and a flag that
+turns the check strict once the engine is fixed. engineAwaitFix (row 24):
+a taker that learned the token was spent releases its claim after
+LeaseDuration + ClockSkew with no lease left on the record, so the next
+attempt is no takeover, does not ask, and presents the spent token.
+engineHealGenFix (row 25, when the cut-off holder served its new pair from
+memory): the heal numbers its first pair N+1, the generation the orphaned
+pair was served under. engineRenewFix (TestEngineRenewalAfterAmbiguousSwap;
+row 20 keeps its store inside a renewal's timeout): a renewal that times
+out but lands makes the next one conflict with the holder's own lease,
+which the holder takes for a takeover. A deferred commit that finds the
+lineage marked broken meanwhile reports its pair orphaned and never
+revives the revoked family.
 `
