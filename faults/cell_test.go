@@ -633,7 +633,7 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		if w.asked && (n == 0 || st.Introspections == 0) {
 			c.errorf("no takeover asked the issuer (spent_elsewhere %d, introspections %d)", n, st.Introspections)
 		}
-		notes = append(notes, fmt.Sprintf("%d takeover(s) asked the issuer (%d introspections), learned the token was spent and waited for the holder's commit", n, st.Introspections))
+		notes = append(notes, fmt.Sprintf("%d takeover(s) asked the issuer (%d introspections), learned the token was spent and waited for the previous holder's commit", n, st.Introspections))
 	}
 	if n := total.Events[string(refresh.EventLeaseLost)]; n > 0 {
 		notes = append(notes, fmt.Sprintf("%d lease(s) lost", n))
@@ -659,6 +659,9 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 			how = "lineage lost (another instance took the live holder for dead and presented its spent token)"
 		}
 		row.Result = fmt.Sprintf("%s, then healed: one instance re-bootstrapped (1 bootstrap fleet-wide) and the others adopted it; generation %d stored; %d of %d calls failed", how, rec.Pair.Generation, total.Errors, total.Calls)
+		if r := c.recovery(store); r > 0 {
+			row.Result += fmt.Sprintf("; the healed chain was stored %.1fs after the fault ended", r.Seconds())
+		}
 	case w.lost:
 		if intact {
 			c.errorf("the lineage survived; this cell expects it lost by design")

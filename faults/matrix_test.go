@@ -705,7 +705,8 @@ its journal write, the journal entry torn), and no client can continue a
 chain from a pair it never had; an issuer with a reuse grace period keeps
 row 6's lineage. Every such instance ends with a clear error
 (provider.ErrLineageBroken), never with a torn or expired pair. With a
-bootstrap configured (rows 21-23) the same faults heal within a second:
+bootstrap configured (rows 21-23) the same faults heal in about a second
+or less:
 one instance re-bootstraps under a heal lease, commits the next
 generation with a healed note, and the others adopt it.
 
