@@ -33,23 +33,30 @@ type Engine struct {
 	// coarse clock.
 	cur    atomic.Pointer[cached]
 	coarse *atomic.Int64 // Options.Clock.Coarse(), read on the hot path
+	// changed is closed, and replaced, when a different pair is published.
+	changed atomic.Pointer[chan struct{}]
+	// releaseClock lets go of the shared coarse ticker at Close.
+	releaseClock func()
 
 	// commitMu serialises commit attempts of the pending pair.
 	commitMu sync.Mutex
 
-	mu        sync.Mutex    // guards the fields below
-	flight    *call         // the shared refresh in progress, or nil
-	notBefore time.Time     // no new refresh before this, after a failure
-	backoff   time.Duration // the next failure's delay
-	lastErr   error         // why the last refresh failed
-	warned    bool          // a failure while serving a usable pair was logged
-	pending   *pendingCommit
-	memPair   *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
-	warnedRO  bool
-	replayed  bool
-	closed    bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	mu           sync.Mutex         // guards the fields below
+	flight       *call              // the shared refresh in progress, or nil
+	flightCancel context.CancelFunc // cancels flight before it holds a claim
+	holding      bool               // flight holds a claim: Close must wait
+	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
+	notBefore    time.Time          // no new refresh before this, after a failure
+	backoff      time.Duration      // the next failure's delay
+	lastErr      error              // why the last refresh failed
+	warned       bool               // a failure while serving a usable pair was logged
+	pending      *pendingCommit
+	memPair      *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
+	warnedRO     bool
+	replayed     bool
+	closed       bool
+	stop         chan struct{}
+	wg           sync.WaitGroup
 }
 
 var _ provider.CredentialProvider = (*Engine)(nil)
@@ -115,7 +122,28 @@ func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ..
 	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
 		e.readOnly = true
 	}
+	ch := make(chan struct{})
+	e.changed.Store(&ch)
+	e.releaseClock = func() {}
+	if _, ok := o.Clock.(SystemClock); ok {
+		e.releaseClock = acquireCoarse()
+	}
 	return e, nil
+}
+
+// Changed returns a channel that is closed when the engine next publishes
+// a different pair (a refresh committed, another instance's generation
+// adopted, a pair dropped after its lineage broke). A long-lived holder
+// (the agent) waits on it, together with a timer for NextRefresh, instead
+// of polling; after it fires, call Changed again for the next change.
+func (e *Engine) Changed() <-chan struct{} { return *e.changed.Load() }
+
+// notify wakes everyone waiting on Changed.
+func (e *Engine) notify() {
+	ch := make(chan struct{})
+	if old := e.changed.Swap(&ch); old != nil {
+		close(*old)
+	}
 }
 
 // spreadSeq numbers the engines of this process, and spreadSeed places the
@@ -145,6 +173,33 @@ func (e *Engine) NextRefresh() time.Time {
 		return time.Time{}
 	}
 	return c.refreshAt
+}
+
+// Due reports whether the published pair is in this instance's refresh
+// window and can be refreshed: a caller of an engine with DeferRefresh
+// then refreshes it another way (a one-shot command starts a detached
+// refresher).
+func (e *Engine) Due() bool {
+	c := e.cur.Load()
+	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
+}
+
+// IssuerCallInFlight reports whether an issuer call (or a bootstrap) that
+// may be answered with a new pair is in flight, or answered but not yet
+// journaled, and until when it may run. A process that must stop (after
+// an interrupt) waits for such a call, so the pair it may bring is not
+// lost; anything else Close cancels at once.
+func (e *Engine) IssuerCallInFlight() (deadline time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.issuing, !e.issuing.IsZero()
+}
+
+// setIssuing records (deadline) or clears (zero) an issuer call in flight.
+func (e *Engine) setIssuing(deadline time.Time) {
+	e.mu.Lock()
+	e.issuing = deadline
+	e.mu.Unlock()
 }
 
 // Key returns the backend key this engine serves.
@@ -184,8 +239,11 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		}
 		if now.Add(slowSlack).Before(c.usableUntil) {
 			// In the window but still valid: serve it and let one shared
-			// refresh run in the background.
-			e.start(false, 0)
+			// refresh run in the background (or, under DeferRefresh, let
+			// the caller see Due and hand the refresh on).
+			if !e.opts.DeferRefresh {
+				e.start(ctx, false, 0)
+			}
 			return c.pair, nil
 		}
 	}
@@ -193,7 +251,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 	if c != nil {
 		gen = c.pair.Generation
 	}
-	cl := e.start(force, gen)
+	cl := e.start(ctx, force, gen)
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
@@ -274,9 +332,11 @@ func (e *LifetimeError) Error() string {
 // Unwrap reports the kind: no usable pair can be had.
 func (e *LifetimeError) Unwrap() error { return provider.ErrExpired }
 
-// start joins the shared refresh in flight or starts one. It runs on a
-// context of its own so that no caller's cancellation stops it.
-func (e *Engine) start(force bool, gen uint64) *call {
+// start joins the shared refresh in flight or starts one. It runs on the
+// starting caller's context without its cancellation (and with a deadline
+// of its own), so that no caller's cancellation stops it while trace and
+// log values flow.
+func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.flight != nil {
@@ -294,10 +354,11 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		return cl
 	}
 	e.flight = cl
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.flightTimeout())
+	e.flightCancel = cancel
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), e.flightTimeout())
 		defer cancel()
 		var forceGen *uint64
 		if force {
@@ -305,8 +366,8 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		}
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
-		e.flight = nil
-		if err != nil && e.closed {
+		e.flight, e.flightCancel, e.holding = nil, nil, false
+		if errors.Is(err, errClosed) || (err != nil && e.closed && !errors.Is(err, provider.ErrLineageBroken)) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -357,8 +418,13 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	close(e.stop)
+	if e.flightCancel != nil && !e.holding {
+		// Nothing is claimed: a lease wait or a load may stop at once.
+		e.flightCancel()
+	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	defer e.releaseClock()
 	e.mu.Lock()
 	p := e.pending
 	e.mu.Unlock()
@@ -454,7 +520,9 @@ func (e *Engine) canRefresh() bool {
 
 // publish makes p the pair callers get.
 func (e *Engine) publish(c *cached) {
-	e.cur.Store(c)
+	if old := e.cur.Swap(c); old == nil || !sameLineage(old.pair, c.pair) {
+		defer e.notify()
+	}
 	secs := math.Inf(1)
 	if !c.pair.Never() {
 		secs = c.pair.ValidUntil.Sub(e.opts.Clock.Now()).Seconds()
@@ -488,6 +556,9 @@ func (e *Engine) failpoint(step string) {
 	}
 }
 
+// errClosed ends a wait cut short by Close.
+var errClosed = errors.New("engine closed")
+
 // sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
@@ -497,7 +568,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-e.stop:
-		return errors.New("engine closed")
+		return errClosed
 	case <-t.C:
 		return nil
 	}

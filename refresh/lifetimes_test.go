@@ -134,7 +134,7 @@ func TestMinValidityNotBelowLifetimeSpendsNothing(t *testing.T) {
 		if !errors.As(err, &le) || le.Lifetime != 30*time.Second || le.MinValidity != time.Minute {
 			t.Fatalf("err = %v, want a LifetimeError naming 30s and 1m0s", err)
 		}
-		f.clock.Advance(10 * time.Second)
+		f.clock.Advance(5 * time.Second)
 	}
 	if calls, _ := f.iss.stats(); calls != 0 {
 		t.Errorf("issuer calls = %d, want 0: no refresh can yield a usable pair", calls)
@@ -269,5 +269,108 @@ func TestSpreadAcrossUsableWindow(t *testing.T) {
 				t.Errorf("%d engines: bin %d holds %d refreshes, over twice the even %.1f", n, i, c, even)
 			}
 		}
+	}
+}
+
+func TestChangedFiresOnNewPair(t *testing.T) {
+	f := newFixture(t)
+	e := f.engineWith(f.iss)
+	ch := e.Changed()
+	mustGet(t, e) // the first pair is published
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed did not fire when the first pair was published")
+	}
+	ch = e.Changed()
+	mustGet(t, e) // the same pair: no change
+	select {
+	case <-ch:
+		t.Fatal("Changed fired without a new pair")
+	default:
+	}
+	f.expire(f.first)
+	mustGet(t, e)
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed did not fire after a refresh")
+	}
+}
+
+func TestCoarseTickerStopsWithLastEngine(t *testing.T) {
+	f := newFixture(t)
+	var engines []*Engine
+	for range 3 {
+		e, err := New(f.be, f.iss, testKey, func(o *Options) { o.JournalDir = f.dir })
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, e)
+	}
+	coarse.mu.Lock()
+	running := coarse.stop != nil
+	coarse.mu.Unlock()
+	if !running {
+		t.Fatal("no coarse ticker while engines on the system clock are open")
+	}
+	for _, e := range engines {
+		e.Close()
+		e.Close() // twice: released once
+	}
+	coarse.mu.Lock()
+	defer coarse.mu.Unlock()
+	if coarse.users != 0 || coarse.stop != nil {
+		t.Errorf("after the last Close: %d users, ticker running %v; want 0, false", coarse.users, coarse.stop != nil)
+	}
+}
+
+// TestCloseCancelsUnclaimedWork: Close stops a refresh that waits on
+// another holder's lease at once, and reports an issuer call in flight
+// (and waits for it) only while one is.
+func TestCloseCancelsUnclaimedWork(t *testing.T) {
+	f := newFixture(t)
+	f.store(f.first, func(r *provider.Record) {
+		r.Lease = &provider.Lease{Holder: "other", Expires: f.clock.Now().Add(time.Hour), Generation: 0}
+	})
+	f.expire(f.first)
+	e := f.engineWith(f.iss)
+	go e.Credential(ctx(t))
+	time.Sleep(50 * time.Millisecond)
+	if _, busy := e.IssuerCallInFlight(); busy {
+		t.Fatal("an issuer call reported in flight while waiting on another holder's lease")
+	}
+	start := time.Now()
+	e.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v to stop a lease wait", d)
+	}
+
+	g := newFixture(t)
+	block := make(chan struct{})
+	g.iss.block = block
+	g.expire(g.first)
+	e2 := g.engineWith(g.iss)
+	go e2.Credential(ctx(t))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if dl, busy := e2.IssuerCallInFlight(); busy {
+			if time.Until(dl) <= 0 {
+				t.Errorf("issuer call deadline %v already past", dl)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer call never showed as in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(block)
+	e2.Close()
+	if _, busy := e2.IssuerCallInFlight(); busy {
+		t.Error("an issuer call still reported in flight after Close")
+	}
+	if rec := g.be.record(testKey); rec.Pair.Generation != 1 {
+		t.Errorf("stored generation %d after Close waited for the claimed refresh, want 1", rec.Pair.Generation)
 	}
 }

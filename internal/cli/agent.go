@@ -16,11 +16,9 @@ import (
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
+	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/refresh"
 )
-
-// metricsAddrEnv names the variable that sets --metrics-addr.
-const metricsAddrEnv = "CREDHELPER_AGENT_METRICS_ADDR"
 
 type agentFlags struct {
 	socket, metricsAddr, profiles, logFormat string
@@ -57,12 +55,13 @@ removes the socket.`,
   credhelper get --profile prod       # answered by the agent while it runs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.setSignals(signalsStopService)
 			return a.runAgent(cmd.Context(), f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.socket, "socket", "", "unix socket path (default $CREDHELPER_AGENT_SOCKET, [agent] socket, or $XDG_RUNTIME_DIR/credhelper/agent.sock)")
-	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this loopback host:port (default $"+metricsAddrEnv+" or [agent] metrics_addr; off if empty)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this loopback host:port (default $"+config.EnvAgentMetricsAddr+" or [agent] metrics_addr; off if empty)")
 	fl.StringVar(&f.profiles, "profiles", "", "comma-separated profiles to serve (default: every profile in the config file)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "stderr log format: text or json")
 	return cmd
@@ -101,7 +100,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		return usagef("agent: no profiles to serve: add [profiles.NAME] sections to %s", configName(cfg.Path))
 	}
 	socket := firstNonEmpty(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
-	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(metricsAddrEnv), cfg.Agent.MetricsAddr)
+	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
 	if metricsAddr != "" {
 		if host, _, err := net.SplitHostPort(metricsAddr); err != nil || !isLoopback(host) {
 			return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464: metrics are not served to the network", metricsAddr)
