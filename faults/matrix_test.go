@@ -278,7 +278,15 @@ func (c *cell) runFault(r faultRun) (*fleet.Report, []string, []fleet.GenEvent) 
 	// lineage where the fleet left it, replaying what a journal kept.
 	total := res.Total
 	if rec, _ := c.record(); rec.Lease != nil || len(c.journalEntries()) > 0 || rec.Pair.Generation < 1+c.sc.more {
-		after := c.spec(1, 1, 1+c.sc.more, 20*time.Second, nil)
+		var extra map[string]string
+		if rec.Broken != nil && len(c.journalEntries()) > 0 {
+			// A holder that exited with its commit deferred left its
+			// entry. A broken lineage is only served or refused, never
+			// refreshed, and only a refresh replays journals: force one
+			// (it cannot spend a token marked broken).
+			extra = map[string]string{"force": "once", "forceMayFail": "1"}
+		}
+		after := c.spec(1, 1, 1+c.sc.more, 20*time.Second, extra)
 		after.StopOnLineageBroken = !c.bootstrap
 		ar, err := c.startFleet(after).Wait(false)
 		if err != nil {
