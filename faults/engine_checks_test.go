@@ -47,9 +47,9 @@ import (
 const (
 	engineBrokenFix  = false
 	engineMarginFix  = true
-	engineRenewFix   = false
-	engineAwaitFix   = false
-	engineHealGenFix = false
+	engineRenewFix   = true
+	engineAwaitFix   = true
+	engineHealGenFix = true
 )
 
 // storeFirst stores p as generation 0 (with lease, if set) under a fresh

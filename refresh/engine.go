@@ -293,6 +293,10 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 // publishes it if it is usable; it returns nil (and no error) when the pair
 // must be refreshed before anyone can use it.
 func (e *Engine) prime(ctx context.Context) (*cached, error) {
+	// A dead neighbour's journaled pair is committed first, also when no
+	// refresh would follow (a broken record's holder that exited with its
+	// commit pending).
+	e.replayOnce(ctx)
 	_, rec, err := e.load(ctx)
 	if err != nil {
 		return nil, err

@@ -378,7 +378,11 @@ func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *
 		grace = lt
 	}
 	if e.opts.Clock.Now().Before(predecessor.Expires.Add(e.opts.ClockSkew + grace)) {
-		e.release(ctx, rec, version)
+		// Put the record back as it was, the predecessor's expired lease
+		// on it: whoever tries next is taking over too, and asks first.
+		if _, err := e.swap(ctx, version, rec); err != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+		}
 		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", e.key, gen, predecessor.Holder))
 	}
 	return e.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)

@@ -355,9 +355,9 @@ session_token_env = "BOOT_TOKEN"
 ttl = "2h"
 `)
 	r := w.run("credhelper", []string{"BOOT_TOKEN=" + dev.DefaultSessionToken + "\n"}, "", "get").want(t, "get", 0)
-	rec := w.waitGeneration(be, 1)
-	if rec.Pair.Generation != 1 || rec.Broken != nil || rec.Healed == nil || rec.Healed.Generation != 0 {
-		t.Fatalf("stored generation %d, broken %v, healed %+v; want generation 1 healed from 0", rec.Pair.Generation, rec.Broken, rec.Healed)
+	rec := w.waitGeneration(be, 2)
+	if rec.Pair.Generation != 2 || rec.Broken != nil || rec.Healed == nil || rec.Healed.Generation != 0 {
+		t.Fatalf("stored generation %d, broken %v, healed %+v; want generation 2 (N+2) healed from 0", rec.Pair.Generation, rec.Broken, rec.Healed)
 	}
 	if !near(rec.Pair.ValidUntil, time.Now().Add(2*time.Hour), 10*time.Second) {
 		t.Errorf("healed pair valid until %v, want now+2h (the bootstrap ttl)", rec.Pair.ValidUntil)
@@ -416,7 +416,7 @@ command = ["cat", "` + pairFile + `"]
 `)
 	r := w.credhelper("get").want(t, "get (healing)", 0).noSecrets(t, "get", fresh)
 	r.wantOut(t, "get", fresh.AuthToken+"\n")
-	if rec := w.record(be); rec.Pair.Generation != 1 || rec.Healed == nil {
-		t.Errorf("stored generation %d, healed %v; want 1, healed", rec.Pair.Generation, rec.Healed)
+	if rec := w.record(be); rec.Pair.Generation != 2 || rec.Healed == nil {
+		t.Errorf("stored generation %d, healed %v; want 2, healed", rec.Pair.Generation, rec.Healed)
 	}
 }
