@@ -4,14 +4,19 @@ package faults
 
 import (
 	"errors"
-	"runtime"
+	"fmt"
 )
 
-// errNoMounts reports that the mount faults need Linux.
-var errNoMounts = errors.New("faults: read-only and full file system faults need Linux bind and tmpfs mounts, not " + runtime.GOOS)
+// errNoMounts is what the mount faults return where they are not built:
+// bind mounts and tmpfs are Linux's.
+var errNoMounts = errors.New("faults: read-only and full mounts need Linux (bind mounts and tmpfs, as root)")
 
-// ReadOnly needs Linux; elsewhere it fails.
-func ReadOnly(string) (func() error, error) { return nil, errNoMounts }
+// ReadOnly is Linux-only; see mount_linux.go.
+func ReadOnly(dir string) (undo func() error, err error) {
+	return nil, fmt.Errorf("%w: cannot make %s read-only", errNoMounts, dir)
+}
 
-// Full needs Linux; elsewhere it fails.
-func Full(string) (func() error, error) { return nil, errNoMounts }
+// Full is Linux-only; see mount_linux.go.
+func Full(dir string) (undo func() error, err error) {
+	return nil, fmt.Errorf("%w: cannot fill %s", errNoMounts, dir)
+}

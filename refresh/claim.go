@@ -58,17 +58,17 @@ func (e *Engine) renewEvery() time.Duration { return e.opts.LeaseDuration / 3 }
 func (c *claim) renew(ctx context.Context) {
 	defer close(c.done)
 	e := c.e
-	next := e.renewEvery()
+	due := time.Now().Add(e.renewEvery()) // renewals are due a third of a lease after the last one started
 	for {
 		c.mu.Lock()
 		deadline := c.expires
 		c.mu.Unlock()
-		wait := min(next, time.Until(deadline))
-		if wait <= 0 {
+		wait := min(time.Until(due), time.Until(deadline))
+		if !time.Now().Before(deadline) {
 			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
 			return
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(max(wait, 0))
 		select {
 		case <-c.stopped:
 			t.Stop()
@@ -79,23 +79,31 @@ func (c *claim) renew(ctx context.Context) {
 			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
 			return
 		}
-		err := c.extend(ctx)
+		start := time.Now()
+		err := c.extend(ctx, deadline)
+		if err != nil && c.recover(ctx, deadline) {
+			// An earlier renewal whose answer was lost did land: the lease
+			// on the record is still this holder's.
+			err = nil
+		}
 		switch {
 		case err == nil:
-			next = e.renewEvery()
+			due = start.Add(e.renewEvery())
 		case errors.Is(err, provider.ErrConflict):
 			c.lose(fmt.Errorf("refresh: the lease on %s was taken over or the record replaced: %w", e.key, err))
 			return
 		default:
-			// Retry sooner, until the lease would run out.
+			// Retry soon, until the lease would run out.
 			e.opts.Logger.Warn("credhelper refresh: could not renew the lease; retrying", slog.String("key", e.key), slog.String("error", err.Error()))
-			next = max(e.renewEvery()/4, 10*time.Millisecond)
+			due = time.Now().Add(max(e.renewEvery()/4, 10*time.Millisecond))
 		}
 	}
 }
 
-// extend writes the lease with a new expiry against the current version.
-func (c *claim) extend(ctx context.Context) error {
+// extend writes the lease with a new expiry against the current version,
+// allowing the store until the current lease runs out (deadline): a slow
+// store's write that lands late still counts.
+func (c *claim) extend(ctx context.Context, deadline time.Time) error {
 	e := c.e
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,7 +115,7 @@ func (c *claim) extend(ctx context.Context) error {
 	r := c.rec.Clone()
 	start := time.Now()
 	r.Lease.Expires = e.opts.Clock.Now().Add(e.opts.LeaseDuration)
-	sctx, cancel := context.WithTimeout(ctx, e.renewEvery())
+	sctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	v, err := e.swap(sctx, c.version, r)
 	if err != nil {
@@ -116,6 +124,34 @@ func (c *claim) extend(ctx context.Context) error {
 	c.rec, c.version, c.expires = r, v, start.Add(e.opts.LeaseDuration)
 	e.event(EventLeaseRenewed, slog.Uint64("generation", r.Lease.Generation))
 	return nil
+}
+
+// recover reloads the record after a renewal failed and, if a renewal of
+// this holder's had landed nonetheless (the record changed, and carries
+// this holder's lease on the same generation with a later expiry), takes
+// it as the claim's own; it reports whether the lease was renewed.
+func (c *claim) recover(ctx context.Context, deadline time.Time) bool {
+	e := c.e
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	entry, cur, err := e.load(lctx)
+	if err != nil {
+		return false
+	}
+	l, mine := cur.Lease, c.rec.Lease
+	if entry.Version == c.version {
+		return false // nothing landed: the lease was not renewed
+	}
+	if l == nil || l.Holder != mine.Holder || l.Generation != mine.Generation || l.Kind != mine.Kind || cur.Pair.Generation != c.rec.Pair.Generation || !l.Expires.After(mine.Expires) {
+		return false
+	}
+	c.rec, c.version = cur, entry.Version
+	// The landed renewal set the expiry; by this host's clock it runs no
+	// later than a lease from now.
+	c.expires = time.Now().Add(min(e.opts.LeaseDuration, l.Expires.Sub(e.opts.Clock.Now())))
+	return true
 }
 
 func (c *claim) lose(err error) {

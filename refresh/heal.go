@@ -17,7 +17,7 @@ const maxHealBackoff = time.Hour
 // marked broken, or its refresh token expired) from Options.Bootstrap.
 // Exactly one instance heals: it claims a lease of kind LeaseHeal on the
 // generation, bootstraps once, journals the new pair and commits it as
-// the next generation with a note of why; everyone else waits for it and
+// generation N+2 with a note of why; everyone else waits for it and
 // adopts it. A failed bootstrap releases the claim and records a backoff
 // in the record that every instance honours. It returns errRetry when
 // the caller should load the record again (another instance's heal is in
@@ -62,7 +62,10 @@ func (e *Engine) heal(ctx context.Context, entry provider.Entry, rec *provider.R
 		return e.healFailed(ctx, rec, h.stop(), reason, err)
 	}
 	e.failpoint("issued")
-	p.Generation = gen + 1
+	// N+2, not N+1: a holder cut off after its issuer answered may have
+	// served its own pair as N+1 from memory, and one generation must
+	// never name two pairs.
+	p.Generation = gen + 2
 	next := rec.Clone()
 	next.Pair = p
 	next.Lease, next.Broken = nil, nil

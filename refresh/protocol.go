@@ -378,7 +378,11 @@ func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *
 		grace = lt
 	}
 	if e.opts.Clock.Now().Before(predecessor.Expires.Add(e.opts.ClockSkew + grace)) {
-		e.release(ctx, rec, version)
+		// Put the record back as it was, the predecessor's expired lease
+		// on it: whoever tries next is taking over too, and asks first.
+		if _, err := e.swap(ctx, version, rec); err != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+		}
 		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", e.key, gen, predecessor.Holder))
 	}
 	return e.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
@@ -401,6 +405,13 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, take
 		if lost := h.held(); lost != nil {
 			h.stop()
 			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the lease was lost, so the token is not presented again: %w: %w", e.key, lost, err)
+		}
+		e.mu.Lock()
+		stopping := e.stopping
+		e.mu.Unlock()
+		if stopping {
+			h.stop()
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the process is stopping: the claim is kept until it expires, so nobody presents the token meanwhile: %w: %w", e.key, errClosed, err)
 		}
 		e.opts.Logger.Warn("credhelper refresh: issuer call may have been delivered; retrying once with the same token",
 			slog.String("key", e.key), slog.String("error", err.Error()))

@@ -216,8 +216,8 @@ func TestHealAfterRejection(t *testing.T) {
 	b := f.engineWith(f.iss, func(o *Options) { o.Bootstrap = boot })
 	f.expire(f.first)
 	p := mustGet(t, a)
-	if p.Generation != 1 || boot.calls.Load() != 1 {
-		t.Fatalf("generation %d after %d bootstraps; want 1 and 1", p.Generation, boot.calls.Load())
+	if p.Generation != 2 || boot.calls.Load() != 1 {
+		t.Fatalf("generation %d after %d bootstraps; want 2 (N+2) and 1", p.Generation, boot.calls.Load())
 	}
 	rec := f.be.record(testKey)
 	if rec.Broken != nil || rec.Healed == nil || rec.Healed.Generation != 0 || rec.Pair.AuthToken != p.AuthToken {
@@ -257,8 +257,8 @@ func TestHealBacksOffFleetWide(t *testing.T) {
 	boot.fail.Store(false)
 	f.iss.lifetime = time.Hour
 	c := f.engineWith(f.iss, func(o *Options) { o.Bootstrap = boot })
-	if p := mustGet(t, c); p.Generation != 1 || boot.calls.Load() != 2 {
-		t.Fatalf("after the backoff: generation %d, bootstraps %d; want 1, 2", p.Generation, boot.calls.Load())
+	if p := mustGet(t, c); p.Generation != 2 || boot.calls.Load() != 2 {
+		t.Fatalf("after the backoff: generation %d, bootstraps %d; want 2, 2", p.Generation, boot.calls.Load())
 	}
 }
 
@@ -268,8 +268,8 @@ func TestHealExpiredLineage(t *testing.T) {
 	f.clock.Advance(2 * time.Hour) // the Momento-like key expired: no refresh possible
 	a := f.engineWith(f.iss, func(o *Options) { o.Bootstrap = boot })
 	p := mustGet(t, a)
-	if p.Generation != 1 || boot.calls.Load() != 1 {
-		t.Fatalf("generation %d, bootstraps %d; want 1, 1", p.Generation, boot.calls.Load())
+	if p.Generation != 2 || boot.calls.Load() != 1 {
+		t.Fatalf("generation %d, bootstraps %d; want 2, 1", p.Generation, boot.calls.Load())
 	}
 	if calls, _ := f.iss.stats(); calls != 0 {
 		t.Errorf("the expired key was presented %d times", calls)
@@ -290,7 +290,7 @@ func TestOneHealerAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if p, err := e.Credential(ctx(t)); err != nil || p.Generation != 1 {
+			if p, err := e.Credential(ctx(t)); err != nil || p.Generation != 2 {
 				t.Errorf("generation %d, err %v", p.Generation, err)
 			}
 		}()

@@ -204,6 +204,7 @@ every problem in the file.`,
 		a.devIssuerCommand(),
 		a.demoCommand(),
 		a.demoWorkerCommand(),
+		a.backgroundRefreshCommand(),
 		a.agentCommand(),
 	)
 	a.addFaces(root)
