@@ -160,6 +160,38 @@ func (d *Dir) Open(name string, rule Rule) (f *os.File, fi fs.FileInfo, err erro
 	return f, fi, nil
 }
 
+// OpenAppend opens name in d for appending, creating it with mode perm if
+// missing. An existing file is checked as Open checks it (rule's size cap
+// aside: the caller truncates a log that grew too large).
+func (d *Dir) OpenAppend(name string, perm fs.FileMode, rule Rule) (*os.File, error) {
+	path := d.Join(name)
+	lfi, err := d.root.Lstat(name)
+	if err == nil && !lfi.Mode().IsRegular() {
+		if lfi.Mode()&fs.ModeSymlink != 0 {
+			return nil, &PathError{What: rule.what(), Path: path, Problem: "is a symbolic link where none may be", Fix: "check who else writes in " + d.path, Err: ErrUntrusted}
+		}
+		return nil, CheckFile(path, lfi, rule)
+	}
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|openFlags, perm)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && lfi != nil && !os.SameFile(lfi, fi) {
+		err = &PathError{What: rule.what(), Path: path, Problem: "was replaced while it was being opened", Fix: "check who else writes in " + d.path, Err: ErrUntrusted}
+	}
+	if err == nil {
+		unlimited := rule
+		unlimited.MaxSize = 1<<63 - 1
+		err = CheckFile(path, fi, unlimited)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // ReadFile reads name in d, opened as Open does, up to rule's size cap.
 func (d *Dir) ReadFile(name string, rule Rule) ([]byte, error) {
 	f, _, err := d.Open(name, rule)

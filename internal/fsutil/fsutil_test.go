@@ -439,3 +439,32 @@ func TestRelativeXDGIgnored(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAppend(t *testing.T) {
+	d := private(t)
+	dir, err := fsutil.OpenDir(d, fsutil.Rule{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	rule := fsutil.Rule{What: "log", Private: true, Mine: true, MaxSize: 4}
+	for _, line := range []string{"one\n", "two\n"} {
+		f, err := dir.OpenAppend("log", 0o600, rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line)
+		f.Close()
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "log")); string(b) != "one\ntwo\n" {
+		t.Errorf("log = %q", b)
+	}
+	os.Symlink("/etc/passwd", filepath.Join(d, "link"))
+	syscall.Mkfifo(filepath.Join(d, "fifo"), 0o600)
+	write(t, filepath.Join(d, "open"), "", 0o644)
+	for name, says := range map[string]string{"link": "symbolic link", "fifo": "named pipe", "open": "chmod 600"} {
+		if _, err := dir.OpenAppend(name, 0o600, rule); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("OpenAppend(%s) = %v, want a refusal naming %q", name, err, says)
+		}
+	}
+}
