@@ -19,7 +19,7 @@ import (
 const maxRSSKiB = 100 << 10
 
 // TestSpecialPaths gives every input path (credential file, its lock,
-// journal directory and entry, config file, plugin binary) a FIFO,
+// journal directory and entry, config file, plugin binary, CA file) a FIFO,
 // /dev/zero, an oversized file and a directory. Each run fails (or, for a
 // journal, logs the refusal and carries on) within a second, says what the
 // path is, and stays small.
@@ -103,6 +103,10 @@ sha256 = "`+pluginSum+`"
 backend = "plugin:p:x.json"
 `), 0o600)
 				return run{args: []string{"get", "--config", cfg, "--profile", "p"}, code: 1, extra: "plugin binary"}
+			},
+			"CA file": func() run {
+				p := special("ca-"+kind, kind)
+				return run{args: []string{"get", "--profile", "good", "--issuer", "momento:127.0.0.1:1", "--ca-file", p}, code: 1, extra: "CA file"}
 			},
 			"journal directory": func() run {
 				p := special("journal-"+kind, kind)
