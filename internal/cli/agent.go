@@ -85,6 +85,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	a.cfg = cfg
 	names := cfg.ProfileNames()
 	if f.profiles != "" {
 		names = nil

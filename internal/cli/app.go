@@ -55,6 +55,11 @@ type app struct {
 	caFile     string
 	clientID   string
 	secretEnv  string
+
+	// cfg, when set, is the configuration loadConfig returns without
+	// reading the file again: the agent parses its file once for all its
+	// profiles (and again on reload), not once per profile.
+	cfg *config.File
 }
 
 // run is the whole program behind a thin main: it returns the exit code.
@@ -198,6 +203,9 @@ func (a *app) setup() error {
 
 // loadConfig reads the config file named by --config or the default path.
 func (a *app) loadConfig() (*config.File, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
 	path, explicit := a.configPath, a.configPath != ""
 	if !explicit {
 		path = config.DefaultPath()
