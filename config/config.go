@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,106 @@ type Profile struct {
 	Docker Docker `toml:"docker"`
 	Git    Git    `toml:"git"`
 	Env    Env    `toml:"env"`
+
+	// Sink lists the files the agent keeps the profile's current auth
+	// token in ([[profiles.NAME.sink]]); never taken from [defaults].
+	Sink []Sink `toml:"sink"`
+}
+
+// Sink formats.
+const (
+	SinkToken    = "token"
+	SinkEnv      = "env"
+	SinkJSON     = "json"
+	SinkTemplate = "template"
+)
+
+// Sink expiry actions: what happens to a sink file once its pair has less
+// than min_validity left and no newer pair replaced it.
+const (
+	SinkExpiryEmpty  = "empty"
+	SinkExpiryRemove = "remove"
+)
+
+// Sink is a file the agent rewrites, atomically, with the profile's auth
+// token at start and on every new generation, like a Vault Agent file sink
+// or template.
+type Sink struct {
+	// Path is the file; its directory is created 0700 when missing.
+	Path string `toml:"path"`
+	// Format is token (default: the token alone), env (KEY="value" lines
+	// named by the profile's [env] table), json, or template.
+	Format string `toml:"format"`
+	// Template is a Go text/template (format = "template"), inline;
+	// TemplateFile reads it from a file at start instead.
+	Template     string `toml:"template"`
+	TemplateFile string `toml:"template_file"`
+	// Mode is the file's permission bits, default 0600.
+	Mode FileMode `toml:"mode"`
+	// Command runs after each write (an argv list, not a shell string),
+	// bounded by CommandTimeout (default 30s).
+	Command        []string `toml:"command"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	// OnExpiry is empty (default: the file is truncated) or remove.
+	OnExpiry string `toml:"on_expiry"`
+}
+
+// FileMode is a file's permission bits, written "0640" or 0o640.
+type FileMode uint32
+
+// UnmarshalTOML accepts an octal string or an integer (0o640).
+func (m *FileMode) UnmarshalTOML(v any) error {
+	var n uint64
+	switch v := v.(type) {
+	case string:
+		u, err := strconv.ParseUint(strings.TrimPrefix(v, "0o"), 8, 32)
+		if err != nil {
+			return fmt.Errorf("mode %q is not octal permission bits such as \"0640\"", v)
+		}
+		n = u
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("mode %d is not permission bits: write it as \"0640\" or 0o640", v)
+		}
+		n = uint64(v)
+	default:
+		return fmt.Errorf("mode %v is not permission bits: write it as \"0640\" or 0o640", v)
+	}
+	if n == 0 || n > 0o777 {
+		return fmt.Errorf("mode %#o is not permission bits between 0o400 and 0o777: write it as \"0640\" or 0o640 (a decimal 640 is not octal)", n)
+	}
+	*m = FileMode(n)
+	return nil
+}
+
+func (s Sink) check() error {
+	switch {
+	case s.Path == "":
+		return errors.New("a sink has no path: set path = \"/run/app/token\"")
+	case !filepath.IsAbs(s.Path) && !strings.HasPrefix(s.Path, "~/"):
+		return fmt.Errorf("sink path %q must be absolute (or start with ~/)", s.Path)
+	}
+	switch s.Format {
+	case "", SinkToken, SinkEnv, SinkJSON:
+		if s.Template != "" || s.TemplateFile != "" {
+			return fmt.Errorf("sink %s: template and template_file need format = \"template\"", s.Path)
+		}
+	case SinkTemplate:
+		if (s.Template == "") == (s.TemplateFile == "") {
+			return fmt.Errorf("sink %s: format = \"template\" needs exactly one of template (inline) or template_file", s.Path)
+		}
+	default:
+		return fmt.Errorf("sink %s: format %q: use token, env, json or template", s.Path, s.Format)
+	}
+	switch s.OnExpiry {
+	case "", SinkExpiryEmpty, SinkExpiryRemove:
+	default:
+		return fmt.Errorf("sink %s: on_expiry %q: use empty or remove", s.Path, s.OnExpiry)
+	}
+	if len(s.Command) > 0 && s.Command[0] == "" {
+		return fmt.Errorf("sink %s: command's first element is empty: give the program, then its arguments", s.Path)
+	}
+	return nil
 }
 
 // Docker maps registries to this profile for the docker credential helper.
@@ -209,13 +310,24 @@ func Parse(data []byte) (*File, error) {
 		sort.Strings(keys)
 		return nil, fmt.Errorf("unknown setting %s: check the spelling against the README", strings.Join(keys, ", "))
 	}
-	for name, p := range f.Profiles {
+	sinks := map[string]string{}
+	for _, name := range f.ProfileNames() {
+		p := f.Profiles[name]
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("profile %q: %w", name, err)
+		}
+		for _, s := range p.Sink {
+			if other, ok := sinks[s.Path]; ok {
+				return nil, fmt.Errorf("profile %q: sink path %s is given twice (also in profile %q): give each sink its own file", name, s.Path, other)
+			}
+			sinks[s.Path] = name
 		}
 	}
 	if err := f.Defaults.check(); err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
+	}
+	if len(f.Defaults.Sink) > 0 {
+		return nil, errors.New("defaults: sinks belong to a profile ([[profiles.NAME.sink]]), not to [defaults]")
 	}
 	return &f, nil
 }
@@ -233,6 +345,11 @@ func (p Profile) check() error {
 	}
 	if p.RefreshFraction < 0 || p.RefreshFraction >= 1 {
 		return fmt.Errorf("refresh_fraction %v must be in [0, 1)", p.RefreshFraction)
+	}
+	for _, s := range p.Sink {
+		if err := s.check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -140,3 +140,57 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSinks(t *testing.T) {
+	f, err := Parse([]byte(`
+[profiles.a]
+backend = "file:/tmp/a.json"
+[[profiles.a.sink]]
+path = "/run/app/token"
+[[profiles.a.sink]]
+path = "/run/app/env"
+format = "env"
+mode = 0o640
+command = ["systemctl", "--user", "reload", "app"]
+command_timeout = "5s"
+on_expiry = "remove"
+[[profiles.a.sink]]
+path = "~/app.conf"
+format = "template"
+template = "key={{.Token}}"
+mode = "0644"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Profiles["a"].Sink
+	if len(s) != 3 {
+		t.Fatalf("got %d sinks, want 3", len(s))
+	}
+	if s[1].Mode != 0o640 || s[2].Mode != 0o644 || s[0].Mode != 0 {
+		t.Errorf("modes %o %o %o, want 0 640 644", s[0].Mode, s[1].Mode, s[2].Mode)
+	}
+	if s[1].CommandTimeout.Duration != 5*time.Second || len(s[1].Command) != 4 || s[1].OnExpiry != SinkExpiryRemove {
+		t.Errorf("sink 1 = %+v", s[1])
+	}
+	bad := []struct{ cfg, want string }{
+		{"[[profiles.a.sink]]\nformat = \"env\"", "has no path"},
+		{"[[profiles.a.sink]]\npath = \"rel/token\"", "must be absolute"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\nformat = \"yaml\"", "use token, env, json or template"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\nformat = \"template\"", "exactly one of template"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\ntemplate = \"{{.Token}}\"", "need format = \"template\""},
+		{"[[profiles.a.sink]]\npath = \"/x\"\nmode = 640", "decimal 640 is not octal"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\nmode = \"rw\"", "not octal"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\non_expiry = \"keep\"", "use empty or remove"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\ncommand = [\"\"]", "first element is empty"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\n[[profiles.a.sink]]\npath = \"/x\"", "given twice"},
+		{"[[profiles.a.sink]]\npath = \"/x\"\n[profiles.b]\nbackend = \"file:/b\"\n[[profiles.b.sink]]\npath = \"/x\"", "given twice (also in profile \"a\")"},
+		{"[[defaults.sink]]\npath = \"/x\"", "not to [defaults]"},
+	}
+	for _, c := range bad {
+		_, err := Parse([]byte("[profiles.a]\nbackend = \"file:/a\"\n" + c.cfg))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.cfg, err, c.want)
+		}
+	}
+}
