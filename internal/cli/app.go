@@ -60,6 +60,8 @@ type app struct {
 	// reading the file again: the agent parses its file once for all its
 	// profiles (and again on reload), not once per profile.
 	cfg *config.File
+	// clients, when set, shares backends and issuers between profiles.
+	clients *clientCache
 }
 
 // run is the whole program behind a thin main: it returns the exit code.

@@ -102,7 +102,7 @@ func (a *app) wire(ctx context.Context, name string) (*wired, error) {
 	if err != nil {
 		return nil, usagef("--backend: %v", err)
 	}
-	if w.backend, w.key, err = a.openBackend(ctx, bs, p, cfg, w); err != nil {
+	if w.backend, w.key, err = a.sharedBackend(ctx, bs, p, cfg, w); err != nil {
 		return nil, err
 	}
 	if p.Issuer != "" {
@@ -110,7 +110,7 @@ func (a *app) wire(ctx context.Context, name string) (*wired, error) {
 		if err != nil {
 			return nil, usagef("--issuer: %v", err)
 		}
-		if w.issuer, err = a.openIssuer(is, p, cfg, w); err != nil {
+		if w.issuer, err = a.sharedIssuer(is, p, cfg, w); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +122,7 @@ func (a *app) openBackend(ctx context.Context, s config.Spec, p config.Profile, 
 	switch s.Scheme {
 	case "file":
 		b, err := file.New(func(o *file.Options) { o.Logger = a.logger })
-		return b, expandHome(s.Rest), err
+		return b, backendKey(s), err
 	case "env":
 		return env.New(), s.Rest, nil
 	case "awssm":
@@ -142,13 +142,13 @@ func (a *app) openBackend(ctx context.Context, s config.Spec, p config.Profile, 
 		w.closers = append(w.closers, b.Close)
 		return b, s.Rest, nil
 	case "plugin":
-		name, key, _ := strings.Cut(s.Rest, ":")
+		name, _, _ := strings.Cut(s.Rest, ":")
 		pl, err := a.openPlugin(name, cfg)
 		if err != nil {
 			return nil, "", err
 		}
 		w.closers = append(w.closers, pl.Close)
-		return pl.Backend(), key, nil
+		return pl.Backend(), backendKey(s), nil
 	}
 	return nil, "", usagef("unknown backend scheme %q", s.Scheme)
 }
