@@ -174,6 +174,7 @@ func (k *keeper) expireAll(keep map[string]bool) {
 func (k *keeper) step() time.Duration {
 	prof := k.prof
 	ctx, cancel := context.WithTimeout(context.Background(), k.s.opts.RequestTimeout)
+	k.s.tick()
 	p, err := prof.Provider.Credential(ctx)
 	cancel()
 	now := time.Now()

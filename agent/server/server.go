@@ -65,6 +65,10 @@ type Options struct {
 	// Workers bounds how many profiles are warmed, refreshed or have their
 	// sinks written at once; default 16.
 	Workers int
+	// Clock, when set, is the clock of every provider's engine; the server
+	// advances its coarse reading before each call to a provider (see
+	// Clock).
+	Clock *Clock
 }
 
 // Server answers requests on a unix socket and keeps profiles fresh. Create
@@ -550,6 +554,7 @@ func (s *Server) get(req agent.Request) agent.Response {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
+	s.tick()
 	p, err := prof.Provider.Credential(ctx)
 	if err != nil {
 		return agent.ErrorResponse(fmt.Errorf("agent: profile %q: %w", req.Profile, err))
@@ -570,6 +575,13 @@ func (s *Server) get(req agent.Request) agent.Response {
 		r.ValidUntil = p.ValidUntil.Unix()
 	}
 	return r
+}
+
+// tick advances the engines' coarse clock, if the server keeps it.
+func (s *Server) tick() {
+	if s.opts.Clock != nil {
+		s.opts.Clock.tick()
+	}
 }
 
 // sameConfig reports whether path names the agent's config file.

@@ -167,6 +167,7 @@ type agentRun struct {
 	a       *app
 	f       agentFlags
 	metrics *server.Metrics
+	clock   *server.Clock // every engine's; the server advances it
 	srv     *server.Server
 
 	profiles map[string]*agentProfile // touched by start-up, then reload only
@@ -208,7 +209,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		// Collecting at +25% costs a few ms of CPU per round of refreshes.
 		debug.SetGCPercent(25)
 	}
-	run := &agentRun{a: a, f: f, metrics: server.NewMetrics(), profiles: map[string]*agentProfile{}}
+	run := &agentRun{a: a, f: f, metrics: server.NewMetrics(), clock: server.NewClock(), profiles: map[string]*agentProfile{}}
 	a.shareClients()
 	defer func() {
 		// Engines first: Close finishes a refresh in flight and retries a
@@ -233,7 +234,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		profiles = append(profiles, ap.served)
 	}
 	srv, err := server.New(profiles, func(o *server.Options) {
-		o.Logger, o.Metrics, o.ConfigPath, o.Version = a.logger, run.metrics, cfgPath, version
+		o.Logger, o.Metrics, o.ConfigPath, o.Version, o.Clock = a.logger, run.metrics, cfgPath, version, run.clock
 	})
 	if err != nil {
 		return usageError{err}
@@ -327,6 +328,7 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 	e, err := a.engine(w, func(o *refresh.Options) {
 		o.Logger = a.logger.With(slog.String("profile", w.name))
 		o.Metrics = r.metrics.Engine(w.name)
+		o.Clock = r.clock           // no coarse-clock ticker: the server ticks it
 		minValidity = o.MinValidity // after every setting and default
 	})
 	if err != nil {
@@ -431,7 +433,7 @@ func (r *agentRun) reload() {
 }
 
 func (r *agentRun) apply() error {
-	a := r.a
+	a, t0 := r.a, time.Now()
 	prev := a.cfg
 	a.cfg = nil
 	cfg, err := a.loadConfig()
@@ -506,7 +508,7 @@ func (r *agentRun) apply() error {
 	r.profiles = next
 	debug.FreeOSMemory()
 	a.logger.Info("agent: configuration reloaded", slog.Int("profiles", len(names)), slog.Int("added", added),
-		slog.Int("changed", changed), slog.Int("removed", removed))
+		slog.Int("changed", changed), slog.Int("removed", removed), slog.Duration("took", time.Since(t0)))
 	return nil
 }
 
