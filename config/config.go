@@ -59,6 +59,10 @@ type Profile struct {
 	ClientSecretFile string   `toml:"client_secret_file"`
 	Scopes           []string `toml:"scopes"`
 	AuthStyle        string   `toml:"auth_style"`
+	// IntrospectionURL is the OAuth2 server's RFC 7662 introspection
+	// endpoint; with it, an instance taking over an expired claim asks
+	// whether the refresh token was already spent before presenting it.
+	IntrospectionURL string `toml:"introspection_url"`
 
 	// TLS for momento issuers: a CA bundle to trust instead of the system
 	// roots, and plaintext for a loopback dev issuer.
@@ -73,6 +77,19 @@ type Profile struct {
 	IssuerTimeout   Duration `toml:"issuer_timeout"`
 	ClockSkew       Duration `toml:"clock_skew"`
 	JournalDir      string   `toml:"journal_dir"`
+	// DefaultLifetime is the lifetime given to an access token whose
+	// issuer states none (an OAuth2 response without expires_in and an
+	// opaque token); default 1h. Never "never expires".
+	DefaultLifetime Duration `toml:"default_lifetime"`
+	// UnsafeRefreshInMemory lets the agent and exec refresh a credential
+	// whose backend is read-only, keeping the chain in their memory only;
+	// every other reader of the same source would then present a spent
+	// refresh token. Other commands never refresh such a credential.
+	UnsafeRefreshInMemory bool `toml:"unsafe_refresh_in_memory"`
+
+	// Bootstrap, when set, lets the fleet heal a lineage that can no
+	// longer be continued.
+	Bootstrap Bootstrap `toml:"bootstrap"`
 
 	// Faces.
 	Docker Docker `toml:"docker"`
@@ -178,6 +195,27 @@ func (s Sink) check() error {
 		return fmt.Errorf("sink %s: command's first element is empty: give the program, then its arguments", s.Path)
 	}
 	return nil
+}
+
+// Bootstrap says how to mint a first pair when the lineage is broken or
+// its refresh token expired: from a session token through the issuer's
+// generate call (Momento, dev), or by running a command that prints a
+// record as JSON ({"apiKey": ..., "refreshToken": ..., "validUntil": ...}).
+type Bootstrap struct {
+	// SessionTokenEnv or SessionTokenFile holds the session token.
+	SessionTokenEnv  string `toml:"session_token_env"`
+	SessionTokenFile string `toml:"session_token_file"`
+	// TTL is the lifetime asked of a generated pair.
+	TTL Duration `toml:"ttl"`
+	// Command is an argv list (not a shell string) run to print a pair.
+	Command []string `toml:"command"`
+	// Timeout bounds the command or the generate call; default 30s.
+	Timeout Duration `toml:"timeout"`
+}
+
+// Configured reports whether a bootstrap is set.
+func (b Bootstrap) Configured() bool {
+	return b.SessionTokenEnv != "" || b.SessionTokenFile != "" || len(b.Command) > 0
 }
 
 // Docker maps registries to this profile for the docker credential helper.
@@ -421,6 +459,12 @@ func (p Profile) withDefaults(d Profile) Profile {
 	dur(&p.LeaseDuration, d.LeaseDuration)
 	dur(&p.IssuerTimeout, d.IssuerTimeout)
 	dur(&p.ClockSkew, d.ClockSkew)
+	dur(&p.DefaultLifetime, d.DefaultLifetime)
+	str(&p.IntrospectionURL, d.IntrospectionURL)
+	p.UnsafeRefreshInMemory = p.UnsafeRefreshInMemory || d.UnsafeRefreshInMemory
+	if !p.Bootstrap.Configured() {
+		p.Bootstrap = d.Bootstrap
+	}
 	if p.RefreshFraction == 0 {
 		p.RefreshFraction = d.RefreshFraction
 	}

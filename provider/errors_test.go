@@ -158,3 +158,26 @@ func TestSanitizeMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanSecret(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"s3cr3t", "s3cr3t", true},
+		{"s3cr3t\n", "s3cr3t", true},
+		{"s3cr3t\r\n", "s3cr3t", true},
+		{"s3cr3t\n\n", "", false},
+		{"s3c\tr3t", "", false},
+		{"s3cr3t\x7f", "", false},
+		{"", "", true},
+	} {
+		got, err := provider.CleanSecret(tc.in, "$VAR")
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("CleanSecret(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "$VAR") || strings.Contains(err.Error(), "s3c")) {
+			t.Errorf("CleanSecret(%q) error %q must name $VAR and not the value", tc.in, err)
+		}
+	}
+}

@@ -80,6 +80,9 @@ func (b *Backend) record(prefix string) ([]byte, error) {
 		if n > 0 {
 			p.ValidUntil = time.Unix(n, 0)
 		}
+	} else if info, err := provider.ParseAuthToken(key); err == nil && !info.Expires.IsZero() {
+		// Unset is not "never" when the token itself says when it expires.
+		p.ValidUntil = info.Expires
 	}
 	rec := &provider.Record{Pair: p}
 	out, err := rec.Encode()

@@ -2,6 +2,7 @@ package env_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,5 +92,25 @@ func TestBadVariables(t *testing.T) {
 				t.Errorf("error echoes a variable's value: %v", err)
 			}
 		})
+	}
+}
+
+// TestExpiryFromTokenWhenUnset: an unset _VALID_UNTIL is not "never" when
+// the API key is a JWT that says when it expires.
+func TestExpiryFromTokenWhenUnset(t *testing.T) {
+	enc := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	jwt := enc(`{"alg":"none"}`) + "." + enc(`{"exp":4102444800,"iat":4102441200}`) + ".sig"
+	t.Setenv("APP_API_KEY", jwt)
+	t.Setenv("APP_REFRESH_TOKEN", "refresh-abc")
+	e, err := env.New().Load(context.Background(), "APP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := provider.DecodeRecord(e.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(4102444800, 0); !rec.Pair.ValidUntil.Equal(want) {
+		t.Fatalf("validUntil = %v, want the token's exp %v", rec.Pair.ValidUntil, want)
 	}
 }

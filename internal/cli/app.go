@@ -55,6 +55,9 @@ type app struct {
 	caFile     string
 	clientID   string
 	secretEnv  string
+	defLife    time.Duration
+	introURL   string
+	unsafeMem  bool
 
 	// cfg, when set, is the configuration loadConfig returns without
 	// reading the file again: the agent parses its file once for all its
@@ -90,7 +93,7 @@ func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) i
 	if errors.As(err, &st) {
 		return st.ExitCode() // the command already said what it had to
 	}
-	fmt.Fprintf(a.stderr, "credhelper: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(a.stderr, "credhelper: %s\n", message(err))
 	var coder interface{ ExitCode() int } // e.g. exec's 126 and 127
 	var ue usageError
 	switch {
@@ -154,12 +157,15 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 	f.DurationVar(&a.floor, "refresh-floor", 0, "refresh at least this long before expiry (default 5m)")
 	f.Float64Var(&a.fraction, "refresh-fraction", 0, "refresh when this fraction of the lifetime remains (default 0.25)")
 	f.DurationVar(&a.lease, "lease", 0, "how long a refresh claim lasts (default 60s)")
-	f.DurationVar(&a.issuerTO, "issuer-timeout", 0, "deadline of one issuer call, inside the lease (default lease/3)")
+	f.DurationVar(&a.issuerTO, "issuer-timeout", 0, "hard ceiling of one issuer call; the lease is renewed while it runs (default 2m)")
 	f.DurationVar(&a.skew, "clock-skew", 0, "how far hosts' clocks may disagree (default 30s)")
 	f.BoolVar(&a.insecure, "insecure", false, "plaintext gRPC to a momento issuer (loopback dev issuers only)")
 	f.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle to trust for the momento issuer")
 	f.StringVar(&a.clientID, "client-id", "", "OAuth2 client id ($CREDHELPER_CLIENT_ID)")
 	f.StringVar(&a.secretEnv, "client-secret-env", "", "environment variable holding the OAuth2 client secret")
+	f.StringVar(&a.introURL, "introspection-url", "", "OAuth2 token introspection endpoint (RFC 7662), asked before taking over an expired claim")
+	f.DurationVar(&a.defLife, "default-lifetime", 0, "lifetime assumed for an OAuth2 access token whose response states none (default 1h)")
+	f.BoolVar(&a.unsafeMem, "unsafe-refresh-in-memory", false, "agent and exec only: refresh a read-only credential (env:) in memory; other readers would present a spent refresh token")
 
 	root.AddCommand(
 		a.versionCommand(),

@@ -36,31 +36,29 @@ func (a *app) shareClients() {
 }
 
 // clientKey is what makes two clients interchangeable: the scheme, the
-// address part shared by every key, and the profile settings that the
-// scheme's client reads.
+// issuer's address (a backend's key is per call, so it does not count), the
+// plugin's definition, and every profile setting except those that belong
+// to one credential or to the engine, the faces or the sinks. A setting
+// added to the profile later therefore keeps clients apart until it is
+// listed here: the safe way to be wrong.
 func clientKey(kind string, s config.Spec, p config.Profile, plugins map[string]config.Plugin) string {
+	q := p
+	q.Backend, q.Issuer, q.Endpoint, q.JournalDir = "", "", "", ""
+	q.MinValidity, q.RefreshFloor, q.LeaseDuration, q.IssuerTimeout, q.ClockSkew = config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}
+	q.RefreshFraction = 0
+	q.Docker, q.Git, q.Env, q.Sink = config.Docker{}, config.Git{}, config.Env{}, nil
 	k := struct {
 		Kind, Scheme, Addr string
-		Settings           any
-	}{Kind: kind, Scheme: s.Scheme}
-	switch kind + ":" + s.Scheme {
-	case "backend:awssm":
-		k.Settings = []string{p.Region, p.AWSProfile}
-	case "backend:vault":
-		k.Settings = []string{p.VaultTokenFile, p.VaultRoleID, p.VaultSecretIDFile, p.VaultAppRoleMount}
-	case "issuer:dev":
+		Plugin             *config.Plugin
+		Profile            config.Profile
+	}{Kind: kind, Scheme: s.Scheme, Profile: q}
+	if kind == "issuer" {
 		k.Addr = s.Rest
-	case "issuer:momento":
-		k.Addr = s.Rest
-		k.Settings = []any{p.CAFile, p.Insecure}
-	case "issuer:oauth2":
-		k.Addr = s.Rest
-		k.Settings = []any{p.ClientID, p.ClientSecretEnv, p.ClientSecretFile, p.Scopes, p.AuthStyle}
 	}
 	if s.Scheme == "plugin" {
 		name, _, _ := strings.Cut(s.Rest, ":")
-		k.Addr = name
-		k.Settings = plugins[name]
+		def := plugins[name]
+		k.Addr, k.Plugin = name, &def
 	}
 	b, _ := json.Marshal(k)
 	return string(b)

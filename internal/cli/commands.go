@@ -97,6 +97,12 @@ type status struct {
 	LeaseExpires     *time.Time `json:"leaseExpires,omitempty"`
 	LineageBroken    bool       `json:"lineageBroken,omitempty"`
 	LineageBrokenWhy string     `json:"lineageBrokenReason,omitempty"`
+	// IssuedAt and RefreshValidUntil are the record's, when known.
+	IssuedAt          *time.Time `json:"issuedAt,omitempty"`
+	RefreshValidUntil *time.Time `json:"refreshValidUntil,omitempty"`
+	// Refreshable reports an expired auth token whose issuer refreshes
+	// after expiry (OAuth2) and whose refresh token is not known expired.
+	Refreshable bool `json:"refreshableAfterExpiry,omitempty"`
 }
 
 func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
@@ -120,6 +126,20 @@ func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
 	if rec != nil && rec.Broken != nil && rec.Broken.Generation == p.Generation {
 		s.LineageBroken, s.LineageBrokenWhy = true, rec.Broken.Reason
 	}
+	if !p.IssuedAt.IsZero() {
+		t := p.IssuedAt.UTC()
+		s.IssuedAt = &t
+	}
+	if !p.RefreshValidUntil.IsZero() {
+		t := p.RefreshValidUntil.UTC()
+		s.RefreshValidUntil = &t
+	}
+	return s
+}
+
+// withPolicy marks an expired auth token that its issuer can still renew.
+func (s status) withPolicy(pol provider.RefreshPolicy, now time.Time) status {
+	s.Refreshable = !s.Valid && !s.LineageBroken && pol.RefreshAfterExpiry && (s.RefreshValidUntil == nil || now.Before(*s.RefreshValidUntil))
 	return s
 }
 
@@ -134,6 +154,8 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	switch {
 	case s.LineageBroken:
 		validity = "LINEAGE BROKEN (" + s.LineageBrokenWhy + "): store a new pair with 'credhelper generate' or 'credhelper put'"
+	case s.Refreshable:
+		validity = "auth token expired; the next get refreshes it with its refresh token"
 	case !s.Valid:
 		validity = "EXPIRED: store a new pair with 'credhelper generate' or 'credhelper put'"
 	}
@@ -150,6 +172,12 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	fmt.Fprintf(w, "status:       %s\n", validity)
 	fmt.Fprintf(w, "valid until:  %s\n", until)
 	fmt.Fprintf(w, "time left:    %s\n", left)
+	if s.IssuedAt != nil {
+		fmt.Fprintf(w, "issued at:    %s\n", s.IssuedAt.Format(time.RFC3339))
+	}
+	if s.RefreshValidUntil != nil {
+		fmt.Fprintf(w, "refresh until: %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "generation:   %d\n", s.Generation)
 	fmt.Fprintf(w, "endpoint:     %s\n", endpoint)
 	fmt.Fprintf(w, "token:        %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
@@ -188,11 +216,15 @@ or its lineage is broken.`,
 			if err != nil {
 				return err
 			}
-			s := statusOf(rec.Pair, rec, time.Now())
+			now := time.Now()
+			s := statusOf(rec.Pair, rec, now)
+			if w.issuer != nil {
+				s = s.withPolicy(provider.PolicyOf(w.issuer), now)
+			}
 			if err := writeStatus(a.stdout, w.key, s, asJSON); err != nil {
 				return err
 			}
-			if !s.Valid || s.LineageBroken {
+			if (!s.Valid && !s.Refreshable) || s.LineageBroken {
 				return errors.New("the stored pair is not usable")
 			}
 			return nil
@@ -248,8 +280,20 @@ and a broken lineage is cleared). Unknown fields are kept. Files are created
 // count so that running engines adopt it.
 func (a *app) store(ctx context.Context, w *wired, rec *provider.Record) (uint64, error) {
 	now := time.Now()
-	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) {
+	// An expired auth token is worth storing only where its refresh token
+	// alone can renew it (OAuth2) and is not known to have expired.
+	refreshable := w.issuer != nil && provider.PolicyOf(w.issuer).RefreshAfterExpiry &&
+		(rec.Pair.RefreshValidUntil.IsZero() || now.Before(rec.Pair.RefreshValidUntil))
+	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) && !refreshable {
 		return 0, usagef("the pair expired at %s: store a valid one", rec.Pair.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	if rec.Pair.IssuedAt.IsZero() {
+		// Record when the pair was issued, so every process sizes its
+		// refresh window alike: the JWT's iat if it has one, else now.
+		rec.Pair.IssuedAt = now.Truncate(time.Second)
+		if info, err := provider.ParseAuthToken(rec.Pair.AuthToken); err == nil && !info.IssuedAt.IsZero() && info.IssuedAt.Before(now) {
+			rec.Pair.IssuedAt = info.IssuedAt
+		}
 	}
 	if w.profile.Endpoint != "" {
 		if err := rec.Pair.CheckEndpoint(w.profile.Endpoint); err != nil {
@@ -314,11 +358,14 @@ it never lands in a terminal's scrollback by accident.`,
 			if !ok || session == "" {
 				return usagef("generate: $%s is not set: export the session token in it", sessionEnv)
 			}
+			session, err := cleanSecret(session, "$"+sessionEnv)
+			if err != nil {
+				return err
+			}
 			if out != "" && out != "-" {
 				return usagef("generate: --out only accepts \"-\" (standard output); the backend is the place for a pair")
 			}
 			var w *wired
-			var err error
 			if out == "-" && a.backend == "" {
 				a.backend = "file:/dev/null" // unused: printing only
 			}

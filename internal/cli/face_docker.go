@@ -67,7 +67,7 @@ func (a *app) dockerByName(ctx context.Context, name string, args []string) int 
 		return 0
 	}
 	if err := a.setup(); err != nil {
-		fmt.Fprintln(a.stdout, oneLine(err.Error()))
+		fmt.Fprintln(a.stdout, message(err))
 		return 1
 	}
 	return a.serveDocker(ctx, name, action)
@@ -81,7 +81,7 @@ func (a *app) serveDocker(ctx context.Context, name, action string) int {
 		err = h.Serve(ctx, action, a.stdin, a.stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(a.stdout, oneLine(err.Error()))
+		fmt.Fprintln(a.stdout, message(err))
 		return 1
 	}
 	return 0

@@ -45,7 +45,7 @@ store and erase do nothing: credhelper owns its credentials.`,
 			case errors.Is(err, git.ErrNoMatch) || errors.Is(err, git.ErrBadRequest):
 				a.logger.Debug("credhelper: " + err.Error())
 			case err != nil:
-				a.logger.Warn("credhelper: " + oneLine(err.Error()))
+				a.logger.Warn("credhelper: " + message(err))
 			}
 			return nil // git's convention: quiet failure, next helper
 		},

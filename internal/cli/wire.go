@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ func (a *app) profileSettings(name string) (config.Profile, *config.File, error)
 	set(&p.CAFile, a.caFile)
 	set(&p.ClientID, a.clientID)
 	set(&p.ClientSecretEnv, a.secretEnv)
+	set(&p.IntrospectionURL, a.introURL)
 	p.Insecure = p.Insecure || a.insecure
 	dur := func(dst *config.Duration, v time.Duration) {
 		if v != 0 {
@@ -76,6 +78,8 @@ func (a *app) profileSettings(name string) (config.Profile, *config.File, error)
 	dur(&p.LeaseDuration, a.lease)
 	dur(&p.IssuerTimeout, a.issuerTO)
 	dur(&p.ClockSkew, a.skew)
+	dur(&p.DefaultLifetime, a.defLife)
+	p.UnsafeRefreshInMemory = p.UnsafeRefreshInMemory || a.unsafeMem
 	if a.fraction != 0 {
 		p.RefreshFraction = a.fraction
 	}
@@ -171,7 +175,12 @@ func (a *app) openIssuer(s config.Spec, p config.Profile, cfg *config.File, w *w
 			return nil, err
 		}
 		return oauth2.New(s.Rest, func(o *oauth2.Options) {
-			o.ClientID, o.ClientSecret, o.Scopes, o.Logger = p.ClientID, secret, p.Scopes, a.logger
+			o.ClientID, o.ClientSecret, o.Scopes = p.ClientID, secret, p.Scopes
+			o.Logger = a.logger.With(slog.String("profile", w.name))
+			if p.DefaultLifetime.Duration != 0 {
+				o.DefaultLifetime = p.DefaultLifetime.Duration
+			}
+			o.IntrospectionURL = p.IntrospectionURL
 			if p.AuthStyle != "" {
 				o.AuthStyle = oauth2.AuthStyle(p.AuthStyle)
 			}
@@ -210,15 +219,25 @@ func clientSecret(p config.Profile) (string, error) {
 		if !ok {
 			return "", usagef("client secret variable $%s is not set", p.ClientSecretEnv)
 		}
-		return v, nil
+		return cleanSecret(v, "$"+p.ClientSecretEnv)
 	case p.ClientSecretFile != "":
 		b, err := os.ReadFile(expandHome(p.ClientSecretFile))
 		if err != nil {
 			return "", fmt.Errorf("client secret file: %w", err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		return cleanSecret(string(b), "client_secret_file "+p.ClientSecretFile)
 	}
 	return "", nil
+}
+
+// cleanSecret trims one trailing newline from a secret read from source and
+// refuses other control characters, as a usage error naming the source.
+func cleanSecret(v, source string) (string, error) {
+	v, err := provider.CleanSecret(v, source)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return v, nil
 }
 
 func loadCA(path string) (*tls.Config, error) {
@@ -249,8 +268,13 @@ func expandHome(p string) string {
 // profile's settings; optFns run after them.
 func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engine, error) {
 	p := w.profile
+	boot, err := a.bootstrapper(w)
+	if err != nil {
+		return nil, err
+	}
 	e, err := refresh.New(w.backend, w.issuer, w.key, append([]func(*refresh.Options){func(o *refresh.Options) {
 		o.Logger = a.logger
+		o.Bootstrap = boot
 		o.JournalDir = p.JournalDir
 		if p.MinValidity.Duration != 0 {
 			o.MinValidity = p.MinValidity.Duration
@@ -289,7 +313,11 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 		return provider.Pair{}, err
 	}
 	defer w.Close()
-	e, err := a.engine(w)
+	// A one-shot process refreshes as soon as the pair is in its window:
+	// it holds nothing between calls, so spreading its refresh point over
+	// the window (as long-lived holders do against herds) would only make
+	// each call's outcome a matter of chance.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
 	if err != nil {
 		return provider.Pair{}, err
 	}

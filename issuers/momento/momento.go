@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -53,9 +54,15 @@ type Issuer struct {
 }
 
 var (
-	_ provider.Issuer    = (*Issuer)(nil)
-	_ provider.Generator = (*Issuer)(nil)
+	_ provider.Issuer              = (*Issuer)(nil)
+	_ provider.Generator           = (*Issuer)(nil)
+	_ provider.RefreshPolicyIssuer = (*Issuer)(nil)
 )
+
+// RefreshPolicy reports Momento's: a refresh authenticates with the current
+// key, so a lineage ends when its key expires, and a rejected refresh does
+// not revoke the current key, which stays usable until it expires.
+func (i *Issuer) RefreshPolicy() provider.RefreshPolicy { return provider.RefreshPolicy{} }
 
 // New returns an Issuer.
 func New(optFns ...func(*Options)) (*Issuer, error) {
@@ -104,6 +111,9 @@ func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair
 		return provider.Pair{}, fmt.Errorf("momento: cannot tell which control endpoint to call: %w", err)
 	}
 	addr := i.addr(endpoint)
+	if err := sendable("refresh", addr, field{"api key", pair.AuthToken}, field{"refresh token", pair.RefreshToken}); err != nil {
+		return provider.Pair{}, err
+	}
 	log := i.opts.Logger.With("addr", addr, "generation", pair.Generation)
 	log.Debug("momento: refreshing")
 
@@ -122,6 +132,7 @@ func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair
 	if err != nil {
 		return provider.Pair{}, fmt.Errorf("momento: refresh at %s: %w", addr, err)
 	}
+	out.IssuedAt = i.opts.Clock().Truncate(time.Second)
 	log.Debug("momento: refreshed", "pair", out)
 	return out, nil
 }
@@ -151,6 +162,12 @@ func (i *Issuer) Generate(ctx context.Context, req provider.GenerateRequest) (pr
 		endpoint = info.Endpoint
 	}
 	addr := i.addr(endpoint)
+	if err := sendable("generate", addr, field{"session token", req.SessionToken}); err != nil {
+		return provider.Pair{}, err
+	}
+	if !utf8.ValidString(req.Description) {
+		return provider.Pair{}, fmt.Errorf("momento: generate not sent to %s: the description is not UTF-8 text: %w", addr, provider.ErrNotDelivered)
+	}
 	i.opts.Logger.Debug("momento: generating", "addr", addr, "never", req.Never)
 	var resp *authpb.XGenerateApiTokenResponse
 	err := i.call(ctx, addr, req.SessionToken, func(ctx context.Context, c authpb.AuthClient) error {
@@ -165,7 +182,31 @@ func (i *Issuer) Generate(ctx context.Context, req provider.GenerateRequest) (pr
 	if err != nil {
 		return provider.Pair{}, fmt.Errorf("momento: generate at %s: %w", addr, err)
 	}
+	out.IssuedAt = i.opts.Clock().Truncate(time.Second)
 	return out, nil
+}
+
+// field is a named request value checked by sendable.
+type field struct{ name, value string }
+
+// sendable checks, before anything is sent, that each token can travel in
+// gRPC metadata (printable ASCII). One that cannot would fail the call
+// locally, so the error is "not delivered" (the refresh token is unspent)
+// and permanent (retrying cannot help). It names the value, never its
+// content.
+func sendable(op, addr string, fields ...field) error {
+	for _, f := range fields {
+		for i := 0; i < len(f.value); i++ {
+			if c := f.value[i]; c < 0x20 || c > 0x7e {
+				what := "a control character"
+				if c >= 0x80 {
+					what = "a non-ASCII character"
+				}
+				return fmt.Errorf("momento: %s not sent to %s: the %s contains %s at byte %d: %w", op, addr, f.name, what, i, provider.ErrNotDelivered)
+			}
+		}
+	}
+	return nil
 }
 
 func (i *Issuer) addr(endpoint string) string {

@@ -2,13 +2,17 @@ package oauth2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +24,11 @@ import (
 
 // DefaultTimeout bounds one refresh unless Options.Timeout says otherwise.
 const DefaultTimeout = 30 * time.Second
+
+// DefaultAssumedLifetime is the lifetime given to an access token whose
+// response has no usable expires_in and which carries no exp claim, unless
+// Options.DefaultLifetime says otherwise.
+const DefaultAssumedLifetime = time.Hour
 
 // AuthStyle says how the client authenticates to the token endpoint.
 type AuthStyle string
@@ -55,12 +64,18 @@ type Options struct {
 	HTTPClient *http.Client
 	// Timeout bounds each refresh; default DefaultTimeout.
 	Timeout time.Duration
-	// DefaultLifetime is the lifetime of a pair whose response has no
-	// expires_in and whose access token carries no exp claim. Zero (the
-	// default) treats such a pair as never expiring: credhelper then never
-	// refreshes it, so set this when your server omits expires_in but its
-	// tokens do expire.
+	// DefaultLifetime is the lifetime of an access token whose response
+	// has no usable expires_in (absent or 0) and which carries no exp
+	// claim; default DefaultAssumedLifetime. An unknown lifetime is never
+	// taken for "never expires". The first such response is logged at
+	// warn level.
 	DefaultLifetime time.Duration
+	// IntrospectionURL, when set, is the server's RFC 7662 token
+	// introspection endpoint (https, or http on a loopback host). The
+	// refresh engine then asks it, before taking over an expired claim,
+	// whether the refresh token is still active, instead of presenting a
+	// token the previous holder may have spent.
+	IntrospectionURL string
 	// Clock returns now, to turn expires_in into a time; default time.Now.
 	Clock func() time.Time
 	// Logger receives debug lines, never a token; default silent.
@@ -76,33 +91,48 @@ type Issuer struct {
 	opts     Options
 	// postWorks records that AuthAuto fell back to the form body.
 	postWorks atomic.Bool
+	// warnedLifetime records that a response without a lifetime was logged.
+	warnedLifetime atomic.Bool
 }
 
-var _ provider.Issuer = (*Issuer)(nil)
+var (
+	_ provider.Issuer              = (*Issuer)(nil)
+	_ provider.RefreshPolicyIssuer = (*Issuer)(nil)
+	_ provider.Introspector        = (*Issuer)(nil)
+)
+
+// RefreshPolicy reports OAuth2's: the refresh token alone authorizes a
+// refresh, also after the access token expired (RFC 6749 section 6), and a
+// server that detects reuse of a rotated refresh token revokes the
+// family's access tokens too (RFC 9700 section 4.14.2).
+func (i *Issuer) RefreshPolicy() provider.RefreshPolicy {
+	return provider.RefreshPolicy{RefreshAfterExpiry: true, RejectionRevokesAuthToken: true}
+}
 
 // New returns an Issuer for the token endpoint tokenURL, which must be
 // https, or http on a loopback host.
 func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
-	o := Options{AuthStyle: AuthBasic, Timeout: DefaultTimeout, Clock: time.Now, Logger: slog.New(slog.DiscardHandler)}
+	o := Options{AuthStyle: AuthBasic, Timeout: DefaultTimeout, DefaultLifetime: DefaultAssumedLifetime, Clock: time.Now, Logger: slog.New(slog.DiscardHandler)}
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	u, err := url.Parse(tokenURL)
+	if err := checkURL("token URL", tokenURL); err != nil {
+		return nil, err
+	}
+	if o.IntrospectionURL != "" {
+		if err := checkURL("introspection URL", o.IntrospectionURL); err != nil {
+			return nil, err
+		}
+	}
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return nil, fmt.Errorf("oauth2: token URL %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", tokenURL)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return nil, fmt.Errorf("oauth2: token URL %q is plain http to a non-loopback host: use https", tokenURL)
-	case u.User != nil:
-		return nil, errors.New("oauth2: the token URL must not carry credentials: set ClientID and ClientSecret")
 	case o.ClientID == "":
 		return nil, errors.New("oauth2: ClientID is required")
 	case o.AuthStyle != AuthBasic && o.AuthStyle != AuthPost && o.AuthStyle != AuthAuto:
 		return nil, fmt.Errorf("oauth2: AuthStyle %q is not basic, post or auto", o.AuthStyle)
 	case o.Timeout <= 0:
 		return nil, fmt.Errorf("oauth2: Timeout %v must be positive", o.Timeout)
-	case o.DefaultLifetime < 0:
-		return nil, fmt.Errorf("oauth2: DefaultLifetime %v must not be negative", o.DefaultLifetime)
+	case o.DefaultLifetime < time.Second:
+		return nil, fmt.Errorf("oauth2: DefaultLifetime %v must be at least 1s", o.DefaultLifetime)
 	case o.Clock == nil || o.Logger == nil:
 		return nil, errors.New("oauth2: Clock and Logger must not be nil: leave them unset for the defaults")
 	}
@@ -115,6 +145,21 @@ func New(tokenURL string, optFns ...func(*Options)) (*Issuer, error) {
 		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return &Issuer{tokenURL: tokenURL, opts: o}, nil
+}
+
+// checkURL accepts an absolute https URL, or http to a loopback host, with
+// no credentials in it.
+func checkURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("oauth2: %s %q is not an absolute http(s) URL: use e.g. https://login.example.com/oauth2/token", what, raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("oauth2: %s %q is plain http to a non-loopback host: use https", what, raw)
+	case u.User != nil:
+		return fmt.Errorf("oauth2: the %s must not carry credentials: set ClientID and ClientSecret", what)
+	}
+	return nil
 }
 
 func loopback(host string) bool {
@@ -241,19 +286,28 @@ func isInvalidClient(err error) bool {
 
 // toPair builds the new pair from a token response.
 func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, error) {
-	p := provider.Pair{AuthToken: tok.AccessToken, RefreshToken: prev.RefreshToken, Endpoint: prev.Endpoint}
+	now := i.opts.Clock()
+	p := provider.Pair{AuthToken: tok.AccessToken, RefreshToken: prev.RefreshToken, Endpoint: prev.Endpoint, IssuedAt: now.Truncate(time.Second)}
 	// x/oauth2 fills an absent refresh_token in with the presented one, so
 	// look at the raw response to tell rotation from none.
 	if rt, _ := tok.Extra("refresh_token").(string); rt != "" {
 		p.RefreshToken = rt
 	} else {
 		i.opts.Logger.Debug("oauth2: the server did not rotate the refresh token; keeping it")
+		p.RefreshValidUntil = prev.RefreshValidUntil
+	}
+	// RFC 6749 has no field for the refresh token's lifetime; these are
+	// the vendor extensions in use (GitHub, Keycloak).
+	for _, name := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
+		if secs, ok := positiveSeconds(tok.Extra(name)); ok {
+			p.RefreshValidUntil = now.Add(time.Duration(secs) * time.Second).Truncate(time.Second)
+			break
+		}
 	}
 	info, infoErr := provider.ParseAuthToken(tok.AccessToken)
 	if infoErr == nil && info.Endpoint != "" {
 		p.Endpoint = info.Endpoint
 	}
-	now := i.opts.Clock()
 	switch {
 	case tok.ExpiresIn > 0:
 		p.ValidUntil = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
@@ -261,14 +315,92 @@ func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, 
 		p.ValidUntil = tok.Expiry
 	case infoErr == nil && !info.Expires.IsZero():
 		p.ValidUntil = info.Expires
-	case i.opts.DefaultLifetime > 0:
+	default:
 		p.ValidUntil = now.Add(i.opts.DefaultLifetime)
+		if !i.warnedLifetime.Swap(true) {
+			i.opts.Logger.Warn("oauth2: the token response has no expires_in and the access token no exp claim; assuming the default lifetime",
+				slog.String("token_url", i.tokenURL), slog.Duration("default_lifetime", i.opts.DefaultLifetime))
+		}
 	}
 	p.ValidUntil = p.ValidUntil.Truncate(time.Second)
 	if err := p.Validate(); err != nil {
 		return provider.Pair{}, fmt.Errorf("oauth2: %s returned an unusable token: %w", i.tokenURL, err)
 	}
 	return p, nil
+}
+
+// positiveSeconds reads a JSON number (or numeric string) of seconds from
+// a token response's extra field.
+func positiveSeconds(v any) (int64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		n, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return 0, false
+		}
+		f = n
+	default:
+		return 0, false
+	}
+	if f < 1 || f > 1<<40 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// RefreshTokenActive asks the introspection endpoint (RFC 7662) whether
+// pair's refresh token is still active, authenticating as the client. It
+// returns an error wrapping provider.ErrUnsupported when no
+// IntrospectionURL is set.
+func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bool, error) {
+	if i.opts.IntrospectionURL == "" {
+		return false, fmt.Errorf("oauth2: no introspection endpoint configured: %w", provider.ErrUnsupported)
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	defer cancel()
+	form := url.Values{"token": {pair.RefreshToken}, "token_type_hint": {"refresh_token"}}
+	style := i.opts.AuthStyle
+	if style == AuthAuto && i.postWorks.Load() {
+		style = AuthPost
+	}
+	if style == AuthPost {
+		form.Set("client_id", i.opts.ClientID)
+		if i.opts.ClientSecret != "" {
+			form.Set("client_secret", i.opts.ClientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.opts.IntrospectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, fmt.Errorf("oauth2: introspection request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if style != AuthPost {
+		req.SetBasicAuth(url.QueryEscape(i.opts.ClientID), url.QueryEscape(i.opts.ClientSecret))
+	}
+	resp, err := i.opts.HTTPClient.Do(req)
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("oauth2: introspection at %s: %s", i.opts.IntrospectionURL,
+			provider.SanitizeMessage(err.Error(), maxServerMessage, pair.RefreshToken, i.opts.ClientSecret)))
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Active *bool `json:"active"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := fmt.Errorf("oauth2: introspection at %s answered HTTP %d", i.opts.IntrospectionURL, resp.StatusCode)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			err = provider.Transient(err)
+		}
+		return false, err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Active == nil {
+		return false, fmt.Errorf("oauth2: introspection at %s answered without a boolean \"active\"", i.opts.IntrospectionURL)
+	}
+	return *body.Active, nil
 }
 
 // maxServerMessage bounds server-supplied text quoted in an error.

@@ -75,6 +75,9 @@ func TestContract(t *testing.T) {
 				Counters: counters(srv),
 				Endpoint: srv.Endpoint(),
 				NoRotate: tc.noRotate,
+				// OAuth2 cannot say "never": a response without expires_in
+				// gets the assumed lifetime.
+				AssumedLifetime: oauth2.DefaultAssumedLifetime,
 			})
 		})
 	}
@@ -232,5 +235,35 @@ func TestNewRejectsBadOptions(t *testing.T) {
 				t.Fatalf("New error = %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIntrospection: with an introspection endpoint the issuer tells an
+// active refresh token from a spent one without spending it; without one
+// it says it cannot tell.
+func TestIntrospection(t *testing.T) {
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthBasic, oauth2.AuthPost} {
+		srv, _ := startDev(t)
+		p0 := mint(srv)(t, time.Hour, false)
+		iss := newIssuer(t, srv, func(o *oauth2.Options) { o.IntrospectionURL, o.AuthStyle = srv.IntrospectionURL(), style })
+		if active, err := iss.RefreshTokenActive(ctxT(t, 10*time.Second), p0); err != nil || !active {
+			t.Fatalf("%s: fresh token: active %v, err %v; want active", style, active, err)
+		}
+		if _, err := iss.Refresh(ctxT(t, 10*time.Second), p0); err != nil {
+			t.Fatal(err)
+		}
+		if active, err := iss.RefreshTokenActive(ctxT(t, 10*time.Second), p0); err != nil || active {
+			t.Fatalf("%s: spent token: active %v, err %v; want inactive", style, active, err)
+		}
+		if st := srv.Stats(); st.Introspections != 2 || st.Refreshes != 1 || st.Reuses != 0 {
+			t.Errorf("%s: server stats %+v: want 2 introspections, 1 refresh, 0 reuses", style, st)
+		}
+	}
+	srv, _ := startDev(t)
+	if _, err := newIssuer(t, srv).RefreshTokenActive(ctxT(t, 10*time.Second), mint(srv)(t, time.Hour, false)); !errors.Is(err, provider.ErrUnsupported) {
+		t.Errorf("without an introspection URL: err %v, want ErrUnsupported", err)
+	}
+	if _, err := oauth2.New(srv.TokenURL(), func(o *oauth2.Options) { o.ClientID, o.IntrospectionURL = "x", "http://example.com/introspect" }); err == nil {
+		t.Error("plain http introspection to a non-loopback host accepted")
 	}
 }

@@ -1,0 +1,149 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// claim is this instance's lease on one generation while it spends the
+// refresh token: the claimed record and its current version. From the
+// claim until the commit, a goroutine renews the lease by compare-and-swap
+// every third of LeaseDuration, so that a slow issuer or a slow store
+// never lets another instance take a live holder for dead. A holder that
+// cannot renew (the store refuses or is unreachable until the lease runs
+// out) loses the claim: its issuer call is cancelled and it presents no
+// token again.
+type claim struct {
+	e *Engine
+
+	// callCtx is cancelled when the claim is lost; issuer calls run on it.
+	callCtx context.Context
+	cancel  context.CancelFunc
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by stop
+	done     chan struct{} // closed when the renewal goroutine returns
+
+	mu      sync.Mutex // guards the fields below
+	rec     *provider.Record
+	version provider.Version
+	expires time.Time // the lease's expiry by this host's clock
+	lost    error     // why the claim was lost, nil while held
+}
+
+// hold starts renewing the lease written as rec at version; start is when
+// (by the monotonic clock) the claim's compare-and-swap was sent, so the
+// lease is taken to run out LeaseDuration after it at the latest.
+func (e *Engine) hold(ctx context.Context, rec *provider.Record, version provider.Version, start time.Time) *claim {
+	c := &claim{e: e, rec: rec, version: version, expires: start.Add(e.opts.LeaseDuration), stopped: make(chan struct{}), done: make(chan struct{})}
+	c.callCtx, c.cancel = context.WithCancel(ctx)
+	go c.renew(ctx)
+	return c
+}
+
+// renewEvery is how often a held lease is extended.
+func (e *Engine) renewEvery() time.Duration { return e.opts.LeaseDuration / 3 }
+
+func (c *claim) renew(ctx context.Context) {
+	defer close(c.done)
+	e := c.e
+	next := e.renewEvery()
+	for {
+		c.mu.Lock()
+		deadline := c.expires
+		c.mu.Unlock()
+		wait := min(next, time.Until(deadline))
+		if wait <= 0 {
+			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-c.stopped:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !time.Now().Before(deadline) {
+			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
+			return
+		}
+		err := c.extend(ctx)
+		switch {
+		case err == nil:
+			next = e.renewEvery()
+		case errors.Is(err, provider.ErrConflict):
+			c.lose(fmt.Errorf("refresh: the lease on %s was taken over or the record replaced: %w", e.key, err))
+			return
+		default:
+			// Retry sooner, until the lease would run out.
+			e.opts.Logger.Warn("credhelper refresh: could not renew the lease; retrying", slog.String("key", e.key), slog.String("error", err.Error()))
+			next = max(e.renewEvery()/4, 10*time.Millisecond)
+		}
+	}
+}
+
+// extend writes the lease with a new expiry against the current version.
+func (c *claim) extend(ctx context.Context) error {
+	e := c.e
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.stopped:
+		return nil // the holder moved on to its commit
+	default:
+	}
+	r := c.rec.Clone()
+	start := time.Now()
+	r.Lease.Expires = e.opts.Clock.Now().Add(e.opts.LeaseDuration)
+	sctx, cancel := context.WithTimeout(ctx, e.renewEvery())
+	defer cancel()
+	v, err := e.swap(sctx, c.version, r)
+	if err != nil {
+		return err
+	}
+	c.rec, c.version, c.expires = r, v, start.Add(e.opts.LeaseDuration)
+	e.event(EventLeaseRenewed, slog.Uint64("generation", r.Lease.Generation))
+	return nil
+}
+
+func (c *claim) lose(err error) {
+	c.mu.Lock()
+	if c.lost == nil {
+		c.lost = err
+	}
+	c.mu.Unlock()
+	c.e.event(EventLeaseLost, slog.String("error", err.Error()))
+	c.cancel()
+}
+
+// current returns the claimed record's current version.
+func (c *claim) current() provider.Version {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
+// held returns nil while the claim is held, else why it was lost.
+func (c *claim) held() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
+// stop ends renewal and returns the claimed record's current version,
+// which the commit or the release compares against.
+func (c *claim) stop() provider.Version {
+	c.stopOnce.Do(func() { close(c.stopped) })
+	<-c.done
+	c.cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
