@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credhelper/credhelper/provider"
@@ -36,6 +37,9 @@ const (
 	keeperMaxBackoff = time.Minute
 	keeperMinPoll    = 250 * time.Millisecond
 	keeperMaxPoll    = 5 * time.Second
+	// kickHold is how long a keeper keeps its refresh slot without hearing
+	// that the refresh ended (an engine backing off starts none).
+	kickHold = 5 * time.Second
 )
 
 // keeper keeps one profile fresh and its sinks written. It holds no
@@ -60,7 +64,14 @@ type keeper struct {
 	again    bool // woken while running: step once more
 	firstRun chan struct{}
 
+	// holding: this keeper started a refresh and holds one of the server's
+	// refresh slots until the engine publishes or fails (endKick).
+	holding atomic.Bool
+	// Guarded by Server.kickMu.
+	waiting, granted bool
+
 	// Touched only by step, which never runs twice at once.
+	kickedAt    time.Time
 	last        provider.Pair
 	have        bool
 	backoff     time.Duration
@@ -155,6 +166,20 @@ func (k *keeper) stop() {
 		k.idle.Wait()
 	}
 	k.mu.Unlock()
+	k.s.dropKick(k)
+}
+
+// endKick gives back the refresh slot the keeper holds, if any.
+func (k *keeper) endKick() {
+	if k.holding.CompareAndSwap(true, false) {
+		k.s.releaseKick()
+	}
+}
+
+func (k *keeper) isStopped() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.stopped
 }
 
 // expireAll empties or removes the sinks of a stopped keeper whose profile
@@ -173,12 +198,39 @@ func (k *keeper) expireAll(keep map[string]bool) {
 // look next (0: only when woken).
 func (k *keeper) step() time.Duration {
 	prof := k.prof
+	now := time.Now()
+	if k.holding.Load() && now.Sub(k.kickedAt) > kickHold {
+		k.endKick()
+	}
+	// The call below starts the engine's refresh when the pair is due. At
+	// most Options.Workers refreshes started by keepers run at once: a
+	// round of pairs minted together then neither floods the issuer nor
+	// holds a connection per profile in memory. A keeper over the budget
+	// waits for a slot (releaseKick wakes it), emptying its sinks on time
+	// meanwhile; callers are served the still-valid pair throughout.
+	// The first call counts as due: a cold engine may start a refresh of a
+	// stored pair that is already in its window.
+	due := !k.holding.Load() && (!k.have || k.isDue(now))
+	switch {
+	case k.holding.Load():
+	case !due:
+		k.s.returnGrant(k) // handed a slot it no longer needs
+	case !k.s.acquireKick(k):
+		k.expireDue(now)
+		wait := k.sooner(kickHold, now)
+		prof.scheduled(now.Add(wait))
+		return wait
+	default:
+		k.holding.Store(true)
+		k.kickedAt = now
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), k.s.opts.RequestTimeout)
 	k.s.tick()
 	p, err := prof.Provider.Credential(ctx)
 	cancel()
-	now := time.Now()
+	now = time.Now()
 	if err != nil {
+		k.endKick()
 		wait := k.backoff/2 + rand.N(k.backoff/2+1)
 		k.backoff = min(2*k.backoff, keeperMaxBackoff)
 		prof.failed(err, now.Add(wait))
@@ -188,12 +240,18 @@ func (k *keeper) step() time.Duration {
 	}
 	k.backoff = keeperMinBackoff
 	if !k.have || !samePair(p, k.last) {
+		if k.have {
+			k.endKick() // the refresh this keeper started has landed
+		}
 		k.last, k.have, k.poll = p, true, keeperMinPoll
 		k.logAt(slog.LevelInfo, "agent: credential ready", slog.Any("pair", p))
 	}
 	k.s.observe(prof, p)
 	retry := k.writeSinks(p, now)
 	k.expireDue(now)
+	if !k.isDue(now) {
+		k.endKick() // nothing of ours is in flight
+	}
 	if p.Never() {
 		prof.scheduled(time.Time{})
 		return retry
@@ -217,6 +275,16 @@ func (k *keeper) step() time.Duration {
 	wait = k.sooner(wait, now)
 	prof.scheduled(now.Add(wait))
 	return wait
+}
+
+// isDue reports whether the provider says its pair is in its refresh window
+// (a refresh runs or should); false for a provider that does not say.
+func (k *keeper) isDue(now time.Time) bool {
+	if k.sched == nil || (k.have && k.last.Never()) {
+		return false
+	}
+	at := k.sched.NextRefresh()
+	return !at.IsZero() && !now.Before(at)
 }
 
 // sooner shortens wait so that the keeper wakes when a sink's pair is due
@@ -367,4 +435,75 @@ func (p *pool) work() {
 		p.mu.Unlock()
 		k.run()
 	}
+}
+
+// acquireKick takes a refresh slot for k, or queues k for the next free one
+// and reports false.
+func (s *Server) acquireKick(k *keeper) bool {
+	s.kickMu.Lock()
+	defer s.kickMu.Unlock()
+	switch {
+	case k.granted:
+		k.granted = false
+		return true
+	case s.kicks < s.opts.Workers:
+		s.kicks++
+		return true
+	}
+	if !k.waiting {
+		k.waiting = true
+		s.kickWait = append(s.kickWait, k)
+	}
+	return false
+}
+
+// returnGrant gives back a slot handed to k that it did not use.
+func (s *Server) returnGrant(k *keeper) {
+	s.kickMu.Lock()
+	granted := k.granted
+	k.granted = false
+	s.kickMu.Unlock()
+	if granted {
+		s.releaseKick()
+	}
+}
+
+// releaseKick hands a slot to the first keeper waiting for one, or frees
+// it.
+func (s *Server) releaseKick() {
+	s.kickMu.Lock()
+	for len(s.kickWait) > 0 {
+		w := s.kickWait[0]
+		s.kickWait[0] = nil
+		s.kickWait = s.kickWait[1:]
+		w.waiting = false
+		if w.isStopped() {
+			continue
+		}
+		w.granted = true
+		s.kickMu.Unlock()
+		w.wake()
+		return
+	}
+	s.kickWait = nil
+	s.kicks--
+	s.kickMu.Unlock()
+}
+
+// dropKick takes a stopped keeper out of the queue and gives back what it
+// held.
+func (s *Server) dropKick(k *keeper) {
+	s.kickMu.Lock()
+	if k.waiting {
+		k.waiting = false
+		for i, w := range s.kickWait {
+			if w == k {
+				s.kickWait = append(s.kickWait[:i], s.kickWait[i+1:]...)
+				break
+			}
+		}
+	}
+	s.kickMu.Unlock()
+	s.returnGrant(k)
+	k.endKick()
 }

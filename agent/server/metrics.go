@@ -110,6 +110,12 @@ func (e engineMetrics) Count(_ string, ev refresh.Event) {
 		e.m.extra[eventKey{e.profile, ev}]++
 	}
 	e.m.mu.Unlock()
+	if ev == refresh.EventFailed || ev == refresh.EventLineageBroken {
+		// A refresh ended without a pair: the keeper's slot is free.
+		if fn := e.m.publish.Load(); fn != nil {
+			(*fn)(e.profile)
+		}
+	}
 }
 
 // SecondsToExpiry records the expiry instant, so that the gauge keeps

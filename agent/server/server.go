@@ -82,11 +82,15 @@ type Server struct {
 	reloads   atomic.Uint64
 	reloadErr atomic.Pointer[string]
 
-	mu       sync.Mutex // guards conns, down and running; serialises Update
+	mu       sync.Mutex // guards conns, down and running
 	conns    map[*conn]struct{}
 	down     bool
 	running  bool
-	updateMu sync.Mutex
+	updateMu sync.Mutex // serialises Update and Serve's start and end
+
+	kickMu   sync.Mutex // guards kicks and kickWait
+	kicks    int        // refreshes keepers started and have not heard end
+	kickWait []*keeper  // keepers waiting for a refresh slot, oldest first
 }
 
 // profileSet is the immutable set of profiles served; Update swaps it.
@@ -246,8 +250,9 @@ func (s *Server) Warm(ctx context.Context) {
 }
 
 // Notify tells the server that the named profile's provider has published
-// a new pair, so that its keeper writes the sinks now rather than at its
-// next look. Safe to call from any goroutine for any name.
+// a new pair, or that its refresh failed, so that its keeper writes the
+// sinks (or retries) now rather than at its next look. Safe to call from
+// any goroutine for any name.
 func (s *Server) Notify(name string) {
 	if p := s.set.Load().byName[name]; p != nil && p.keeper != nil {
 		p.keeper.wake()
