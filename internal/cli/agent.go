@@ -54,9 +54,18 @@ the config file, or --socket override it): its directory is 0700, the socket
 0600, and connections from other users are refused (SO_PEERCRED). Refresh
 tokens never leave the agent.
 
+Profiles with [[profiles.NAME.sink]] entries also have their auth token
+written to files (token, env, json or a Go template), atomically, at start
+and on every new generation, with an optional command run after each write;
+a sink never holds a pair with less than min_validity left.
+
+SIGHUP (or 'credhelper agent reload') re-reads the config file: new profiles
+start, removed ones stop, changed ones restart; an invalid file is logged and
+the running configuration kept.
+
 With --metrics-addr (a loopback address only) it serves Prometheus metrics at
 /metrics: refresh events per profile and event, seconds to expiry and
-generation per profile, and requests answered. On SIGTERM it stops
+generation per profile, sink writes and failures, and requests answered. On SIGTERM it stops
 accepting, finishes requests in flight, closes every engine (which finishes
 a refresh in flight and makes a last attempt at a pending commit) and
 removes the socket.`,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/provider"
@@ -27,6 +28,11 @@ type sharedClient struct {
 	closers []func() error
 	refs    int
 }
+
+// agentConnIdle is how long the agent keeps an idle issuer connection:
+// long enough for a round of refreshes to share it, short enough that a
+// refresh an hour later dials afresh.
+const agentConnIdle = 30 * time.Second
 
 // shareClients makes wire share clients from now on (the agent does).
 func (a *app) shareClients() {

@@ -159,16 +159,27 @@ func (a *app) openBackend(ctx context.Context, s config.Spec, p config.Profile, 
 
 func (a *app) openIssuer(s config.Spec, p config.Profile, cfg *config.File, w *wired) (provider.Issuer, error) {
 	switch s.Scheme {
-	case "dev":
-		return momento.New(func(o *momento.Options) { o.Addr, o.Insecure, o.Logger = s.Rest, true, a.logger })
-	case "momento":
-		tlsConf, err := loadCA(p.CAFile)
+	case "dev", "momento":
+		var tlsConf *tls.Config
+		if s.Scheme == "momento" {
+			var err error
+			if tlsConf, err = loadCA(p.CAFile); err != nil {
+				return nil, err
+			}
+		}
+		i, err := momento.New(func(o *momento.Options) {
+			o.Addr, o.Insecure, o.TLSConfig, o.Logger = s.Rest, p.Insecure || s.Scheme == "dev", tlsConf, a.logger
+			if a.clients != nil {
+				// The agent: profiles share the issuer, and a round of
+				// refreshes shares its connection.
+				o.ShareIdle = agentConnIdle
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
-		return momento.New(func(o *momento.Options) {
-			o.Addr, o.Insecure, o.TLSConfig, o.Logger = s.Rest, p.Insecure, tlsConf, a.logger
-		})
+		w.closers = append(w.closers, i.Close) // its cached connections
+		return i, nil
 	case "oauth2":
 		secret, err := clientSecret(p)
 		if err != nil {
