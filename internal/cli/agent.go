@@ -249,6 +249,9 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		return usageError{err}
 	}
 	run.srv = srv
+	// Each profile keeps its own merged settings; the parsed file is not
+	// needed until a reload reads it again.
+	a.cfg = nil
 	// Warm every profile (in parallel, bounded) before the socket appears,
 	// so that the first caller is answered from memory and sinks are
 	// written; a profile that fails now is logged and retried by its
@@ -359,10 +362,13 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 // usedPlugins returns the definitions of the plugins p's backend and
 // issuer name, so that a reload restarts p when one of them changes.
 func usedPlugins(cfg *config.File, p config.Profile) map[string]config.Plugin {
-	out := map[string]config.Plugin{}
+	var out map[string]config.Plugin // nil for most profiles: no map each
 	for _, spec := range []string{p.Backend, p.Issuer} {
 		if rest, ok := strings.CutPrefix(spec, "plugin:"); ok {
 			name, _, _ := strings.Cut(rest, ":")
+			if out == nil {
+				out = map[string]config.Plugin{}
+			}
 			out[name] = cfg.Plugins[name]
 		}
 	}
@@ -515,6 +521,7 @@ func (r *agentRun) apply() error {
 		}()
 	}
 	r.profiles = next
+	a.cfg = nil // as at start: the profiles keep what they need
 	debug.FreeOSMemory()
 	a.logger.Info("agent: configuration reloaded", slog.Int("profiles", len(names)), slog.Int("added", added),
 		slog.Int("changed", changed), slog.Int("removed", removed), slog.Duration("took", time.Since(t0)))

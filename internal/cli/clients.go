@@ -23,6 +23,7 @@ type clientCache struct {
 }
 
 type sharedClient struct {
+	key     string // the one copy of its key, which each closer refers to
 	backend provider.Backend
 	issuer  provider.Issuer
 	closers []func() error
@@ -127,7 +128,7 @@ func (c *clientCache) get(key string, w *wired, open func(*wired) (*sharedClient
 			own.Close()
 			return nil, err
 		}
-		sc.closers = own.closers
+		sc.closers, sc.key = own.closers, key
 		c.entries[key] = sc
 	}
 	sc.refs++
@@ -135,7 +136,7 @@ func (c *clientCache) get(key string, w *wired, open func(*wired) (*sharedClient
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if sc.refs--; sc.refs == 0 {
-			delete(c.entries, key)
+			delete(c.entries, sc.key)
 			(&wired{closers: sc.closers}).Close()
 		}
 		return nil
