@@ -170,7 +170,10 @@ func TestCleanSecret(t *testing.T) {
 		{"s3cr3t\n\n", "", false},
 		{"s3c\tr3t", "", false},
 		{"s3cr3t\x7f", "", false},
-		{"", "", true},
+		{"s3cr3t\u0085", "", false},
+		{"\n", "", false},
+		{"", "", false},
+		{"s3cr3t\xff", "", false},
 	} {
 		got, err := provider.CleanSecret(tc.in, "$VAR")
 		if (err == nil) != tc.ok || got != tc.want {

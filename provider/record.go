@@ -15,6 +15,11 @@ import (
 // Manager's limit for a secret string is 65,536 bytes).
 const MaxRecordSize = 64 << 10
 
+// MaxGeneration is the largest generation a record may carry: 2^53, the
+// largest integer every JSON reader (JavaScript's included) holds exactly,
+// and far from overflowing when a refresh adds one.
+const MaxGeneration = 1 << 53
+
 // maxValidUntil is the last second of year 9999; anything above it is almost
 // certainly milliseconds written where seconds belong.
 const maxValidUntil = 253402300799
@@ -192,6 +197,9 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if r.Pair.Generation, _, err = uintField(fields, fieldGeneration); err != nil {
 		return nil, err
 	}
+	if r.Pair.Generation > MaxGeneration {
+		return nil, recordError("%q %d is over the limit of %d: store the pair again without it", fieldGeneration, r.Pair.Generation, uint64(MaxGeneration))
+	}
 	if r.Pair.RefreshToken == "" && !r.Pair.Never() {
 		return nil, recordError("missing or empty %q: an expiring pair needs one to be refreshed", fieldRefreshToken)
 	}
@@ -231,7 +239,7 @@ func (r *Record) Encode() ([]byte, error) {
 	if err := r.Pair.validate(); err != nil {
 		return nil, err
 	}
-	if r.Pair.Generation > math.MaxInt64 {
+	if r.Pair.Generation > MaxGeneration {
 		return nil, recordError("%q out of range", fieldGeneration)
 	}
 	if l := r.Lease; l != nil {

@@ -33,6 +33,10 @@ type Engine struct {
 	// coarse clock.
 	cur    atomic.Pointer[cached]
 	coarse *atomic.Int64 // Options.Clock.Coarse(), read on the hot path
+	// changed is closed, and replaced, when a different pair is published.
+	changed atomic.Pointer[chan struct{}]
+	// releaseClock lets go of the shared coarse ticker at Close.
+	releaseClock func()
 
 	// commitMu serialises commit attempts of the pending pair.
 	commitMu sync.Mutex
@@ -115,7 +119,28 @@ func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ..
 	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
 		e.readOnly = true
 	}
+	ch := make(chan struct{})
+	e.changed.Store(&ch)
+	e.releaseClock = func() {}
+	if _, ok := o.Clock.(SystemClock); ok {
+		e.releaseClock = acquireCoarse()
+	}
 	return e, nil
+}
+
+// Changed returns a channel that is closed when the engine next publishes
+// a different pair (a refresh committed, another instance's generation
+// adopted, a pair dropped after its lineage broke). A long-lived holder
+// (the agent) waits on it, together with a timer for NextRefresh, instead
+// of polling; after it fires, call Changed again for the next change.
+func (e *Engine) Changed() <-chan struct{} { return *e.changed.Load() }
+
+// notify wakes everyone waiting on Changed.
+func (e *Engine) notify() {
+	ch := make(chan struct{})
+	if old := e.changed.Swap(&ch); old != nil {
+		close(*old)
+	}
 }
 
 // spreadSeq numbers the engines of this process, and spreadSeed places the
@@ -145,6 +170,15 @@ func (e *Engine) NextRefresh() time.Time {
 		return time.Time{}
 	}
 	return c.refreshAt
+}
+
+// Due reports whether the published pair is in this instance's refresh
+// window and can be refreshed: a caller of an engine with DeferRefresh
+// then refreshes it another way (a one-shot command starts a detached
+// refresher).
+func (e *Engine) Due() bool {
+	c := e.cur.Load()
+	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
 }
 
 // Key returns the backend key this engine serves.
@@ -184,8 +218,11 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		}
 		if now.Add(slowSlack).Before(c.usableUntil) {
 			// In the window but still valid: serve it and let one shared
-			// refresh run in the background.
-			e.start(false, 0)
+			// refresh run in the background (or, under DeferRefresh, let
+			// the caller see Due and hand the refresh on).
+			if !e.opts.DeferRefresh {
+				e.start(ctx, false, 0)
+			}
 			return c.pair, nil
 		}
 	}
@@ -193,7 +230,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 	if c != nil {
 		gen = c.pair.Generation
 	}
-	cl := e.start(force, gen)
+	cl := e.start(ctx, force, gen)
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
@@ -274,9 +311,11 @@ func (e *LifetimeError) Error() string {
 // Unwrap reports the kind: no usable pair can be had.
 func (e *LifetimeError) Unwrap() error { return provider.ErrExpired }
 
-// start joins the shared refresh in flight or starts one. It runs on a
-// context of its own so that no caller's cancellation stops it.
-func (e *Engine) start(force bool, gen uint64) *call {
+// start joins the shared refresh in flight or starts one. It runs on the
+// starting caller's context without its cancellation (and with a deadline
+// of its own), so that no caller's cancellation stops it while trace and
+// log values flow.
+func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.flight != nil {
@@ -297,7 +336,7 @@ func (e *Engine) start(force bool, gen uint64) *call {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), e.flightTimeout())
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.flightTimeout())
 		defer cancel()
 		var forceGen *uint64
 		if force {
@@ -306,7 +345,7 @@ func (e *Engine) start(force bool, gen uint64) *call {
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight = nil
-		if err != nil && e.closed {
+		if errors.Is(err, errClosed) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -359,6 +398,7 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.mu.Unlock()
 	e.wg.Wait()
+	defer e.releaseClock()
 	e.mu.Lock()
 	p := e.pending
 	e.mu.Unlock()
@@ -454,7 +494,9 @@ func (e *Engine) canRefresh() bool {
 
 // publish makes p the pair callers get.
 func (e *Engine) publish(c *cached) {
-	e.cur.Store(c)
+	if old := e.cur.Swap(c); old == nil || !sameLineage(old.pair, c.pair) {
+		defer e.notify()
+	}
 	secs := math.Inf(1)
 	if !c.pair.Never() {
 		secs = c.pair.ValidUntil.Sub(e.opts.Clock.Now()).Seconds()
@@ -488,6 +530,9 @@ func (e *Engine) failpoint(step string) {
 	}
 }
 
+// errClosed ends a wait cut short by Close.
+var errClosed = errors.New("engine closed")
+
 // sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
 func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
@@ -497,7 +542,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-e.stop:
-		return errors.New("engine closed")
+		return errClosed
 	case <-t.C:
 		return nil
 	}

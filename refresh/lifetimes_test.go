@@ -134,7 +134,7 @@ func TestMinValidityNotBelowLifetimeSpendsNothing(t *testing.T) {
 		if !errors.As(err, &le) || le.Lifetime != 30*time.Second || le.MinValidity != time.Minute {
 			t.Fatalf("err = %v, want a LifetimeError naming 30s and 1m0s", err)
 		}
-		f.clock.Advance(10 * time.Second)
+		f.clock.Advance(5 * time.Second)
 	}
 	if calls, _ := f.iss.stats(); calls != 0 {
 		t.Errorf("issuer calls = %d, want 0: no refresh can yield a usable pair", calls)
@@ -269,5 +269,58 @@ func TestSpreadAcrossUsableWindow(t *testing.T) {
 				t.Errorf("%d engines: bin %d holds %d refreshes, over twice the even %.1f", n, i, c, even)
 			}
 		}
+	}
+}
+
+func TestChangedFiresOnNewPair(t *testing.T) {
+	f := newFixture(t)
+	e := f.engineWith(f.iss)
+	ch := e.Changed()
+	mustGet(t, e) // the first pair is published
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed did not fire when the first pair was published")
+	}
+	ch = e.Changed()
+	mustGet(t, e) // the same pair: no change
+	select {
+	case <-ch:
+		t.Fatal("Changed fired without a new pair")
+	default:
+	}
+	f.expire(f.first)
+	mustGet(t, e)
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed did not fire after a refresh")
+	}
+}
+
+func TestCoarseTickerStopsWithLastEngine(t *testing.T) {
+	f := newFixture(t)
+	var engines []*Engine
+	for range 3 {
+		e, err := New(f.be, f.iss, testKey, func(o *Options) { o.JournalDir = f.dir })
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, e)
+	}
+	coarse.mu.Lock()
+	running := coarse.stop != nil
+	coarse.mu.Unlock()
+	if !running {
+		t.Fatal("no coarse ticker while engines on the system clock are open")
+	}
+	for _, e := range engines {
+		e.Close()
+		e.Close() // twice: released once
+	}
+	coarse.mu.Lock()
+	defer coarse.mu.Unlock()
+	if coarse.users != 0 || coarse.stop != nil {
+		t.Errorf("after the last Close: %d users, ticker running %v; want 0, false", coarse.users, coarse.stop != nil)
 	}
 }

@@ -70,6 +70,14 @@ type Options struct {
 	// to an hour; default 30s.
 	HealBackoff time.Duration
 
+	// DeferRefresh makes Credential serve a pair that is due but usable
+	// without starting a refresh in the background; Due then reports it.
+	// A one-shot process sets it so that no caller waits for a refresh
+	// while a usable pair exists, and hands the refresh to a process of
+	// its own. A pair that is no longer usable is still refreshed, and
+	// waited for, as usual.
+	DeferRefresh bool
+
 	// UnsafeRefreshInMemory lets an engine on a read-only backend (env, a
 	// read-only plugin) refresh and keep the new pair in memory only. The
 	// stored refresh token is then spent, and any other process reading
@@ -132,9 +140,9 @@ func (o *Options) finish() error {
 		o.JournalDir = d
 	}
 	switch {
-	case o.RefreshFraction < 0 || o.RefreshFraction >= 1:
+	case !(o.RefreshFraction >= 0 && o.RefreshFraction < 1): // NaN too
 		return fmt.Errorf("refresh: RefreshFraction %v must be in [0, 1)", o.RefreshFraction)
-	case o.Jitter < 0 || o.Jitter > 1:
+	case !(o.Jitter >= 0 && o.Jitter <= 1):
 		return fmt.Errorf("refresh: Jitter %v must be in [0, 1]", o.Jitter)
 	case o.RefreshFloor <= 0 || o.MinValidity < 0:
 		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")

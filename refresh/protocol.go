@@ -78,7 +78,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 				e.adopt(c)
 				return pair, nil
 			}
-			if !now.Before(pair.ValidUntil) {
+			if !now.Before(pair.ValidUntil) && (e.issuer == nil || e.refreshable(pair, now) != nil) {
 				return provider.Pair{}, &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
 			}
 			if e.issuer == nil {
@@ -99,9 +99,6 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			wait = min(wait*2, time.Second)
 			continue
 		}
-		if err := e.checkLifetime(pair); err != nil {
-			return provider.Pair{}, err
-		}
 		if err := e.refreshable(pair, now); err != nil {
 			if e.opts.Bootstrap == nil {
 				return provider.Pair{}, err
@@ -111,6 +108,13 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 				continue
 			}
 			return p, err
+		}
+		if err := e.checkLifetime(pair); err != nil {
+			return provider.Pair{}, err
+		}
+		if pair.Generation >= provider.MaxGeneration {
+			// Its successor could not be stored: never spend for it.
+			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s is at generation %d, the last one a record can hold: %w", e.key, pair.Generation, provider.ErrInvalidRecord)
 		}
 		if wc, ok := e.backend.(provider.WriteChecker); ok {
 			if err := wc.CheckWrite(ctx, e.key); err != nil {
@@ -252,8 +256,8 @@ func (e *Engine) servingBroken(rec *provider.Record) error {
 
 // unpublish stops serving p if it is the published pair.
 func (e *Engine) unpublish(p provider.Pair) {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
-		e.cur.CompareAndSwap(c, nil)
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+		e.notify()
 	}
 }
 
@@ -667,10 +671,10 @@ func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forc
 		e.adopt(c)
 		return base, nil
 	}
-	if err := e.checkLifetime(base); err != nil {
+	if err := e.refreshable(base, now); err != nil {
 		return provider.Pair{}, err
 	}
-	if err := e.refreshable(base, now); err != nil {
+	if err := e.checkLifetime(base); err != nil {
 		return provider.Pair{}, err
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))

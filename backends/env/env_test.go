@@ -114,3 +114,25 @@ func TestExpiryFromTokenWhenUnset(t *testing.T) {
 		t.Fatalf("validUntil = %v, want the token's exp %v", rec.Pair.ValidUntil, want)
 	}
 }
+
+// TestUnknownExpiryRefused: a refresh token with neither _VALID_UNTIL nor
+// an exp in the API key is an expiring pair of unknown lifetime, refused
+// rather than taken for "never"; a trailing newline (from $(cat file)) is
+// trimmed from the tokens.
+func TestUnknownExpiryRefused(t *testing.T) {
+	t.Setenv("OPQ_API_KEY", "opaque-access-token\n")
+	t.Setenv("OPQ_REFRESH_TOKEN", "refresh-abc\n")
+	_, err := env.New().Load(context.Background(), "OPQ")
+	if !errors.Is(err, provider.ErrInvalidRecord) || !strings.Contains(err.Error(), "$OPQ_VALID_UNTIL") {
+		t.Fatalf("err = %v, want a refusal naming $OPQ_VALID_UNTIL", err)
+	}
+	t.Setenv("OPQ_VALID_UNTIL", "4102444800\n")
+	e, err := env.New().Load(context.Background(), "OPQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := provider.DecodeRecord(e.Value)
+	if rec.Pair.AuthToken != "opaque-access-token" || rec.Pair.RefreshToken != "refresh-abc" {
+		t.Errorf("tokens not trimmed of their newline")
+	}
+}

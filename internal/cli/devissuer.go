@@ -34,6 +34,11 @@ values: never use it for anything but tests and demos.`,
       --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for name, d := range map[string]time.Duration{"--lifetime": lifetime, "--refresh-ttl": dopts.RefreshTTL, "--reuse-grace": dopts.ReuseGrace} {
+				if d < 0 {
+					return usagef("dev-issuer: %s %v is negative", name, d)
+				}
+			}
 			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
 				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
 			}

@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +190,7 @@ func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair
 		}
 	}
 	tok, err := i.exchange(ctx, pair.RefreshToken, style)
-	if i.opts.AuthStyle == AuthAuto && style == AuthBasic && isInvalidClient(err) && !errors.Is(err, provider.ErrNotDelivered) {
+	if i.opts.AuthStyle == AuthAuto && style == AuthBasic && isInvalidClient(err) {
 		i.opts.Logger.Debug("oauth2: basic client authentication refused; trying the form body")
 		if tok, err = i.exchange(ctx, pair.RefreshToken, AuthPost); err == nil {
 			i.postWorks.Store(true)
@@ -237,7 +238,7 @@ func (i *Issuer) exchange(ctx context.Context, refreshToken string, style AuthSt
 // classify maps a token request's failure to credhelper's error kinds.
 // sent reports whether the request's headers were written.
 func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...string) error {
-	secrets = append(secrets, i.opts.ClientSecret)
+	secrets = append(secrets, i.clientSecrets()...)
 	var re *xoauth2.RetrieveError
 	if !errors.As(err, &re) {
 		msg := provider.SanitizeMessage(err.Error(), maxServerMessage, secrets...)
@@ -259,17 +260,39 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 	if desc != "" {
 		what += ": " + desc
 	}
+	// Any error response other than invalid_grant (RFC 6749 section 5.2)
+	// means the grant was refused before it was carried out: the refresh
+	// token is unspent, so it is reported as not delivered and the claim
+	// released, never presented again "in case".
 	switch {
 	case re.ErrorCode == "invalid_grant":
 		return fmt.Errorf("oauth2: refresh token rejected by %s (%s): %w", i.tokenURL, what, provider.ErrRefreshRejected)
 	case re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client":
-		return &clientError{err: fmt.Errorf("oauth2: client authentication refused by %s (%s): check ClientID, ClientSecret and AuthStyle: %w", i.tokenURL, what, provider.ErrPermission)}
+		return &clientError{err: fmt.Errorf("oauth2: client authentication refused by %s (%s); the refresh token is unspent: check ClientID, ClientSecret and AuthStyle: %w: %w", i.tokenURL, what, provider.ErrPermission, provider.ErrNotDelivered)}
 	case status >= 500 || status == http.StatusTooManyRequests || re.ErrorCode == "temporarily_unavailable" || re.ErrorCode == "server_error":
 		return provider.Transient(fmt.Errorf("oauth2: refresh at %s failed after the request was sent, so it may have been processed (%s)", i.tokenURL, what))
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return fmt.Errorf("oauth2: refresh refused by %s (%s): %w", i.tokenURL, what, provider.ErrPermission)
+		return fmt.Errorf("oauth2: refresh refused by %s (%s); the refresh token is unspent: %w: %w", i.tokenURL, what, provider.ErrPermission, provider.ErrNotDelivered)
+	case re.ErrorCode != "":
+		return fmt.Errorf("oauth2: refresh refused by %s (%s); the refresh token is unspent: %w", i.tokenURL, what, provider.ErrNotDelivered)
 	default:
 		return fmt.Errorf("oauth2: refresh refused by %s (%s)", i.tokenURL, what)
+	}
+}
+
+// clientSecrets lists the forms in which the client secret can travel and
+// so come back in a server's error text: as it is, form-encoded, and
+// inside HTTP Basic credentials.
+func (i *Issuer) clientSecrets() []string {
+	if i.opts.ClientSecret == "" {
+		return nil
+	}
+	id, sec := i.opts.ClientID, i.opts.ClientSecret
+	return []string{
+		sec,
+		url.QueryEscape(sec),
+		base64.StdEncoding.EncodeToString([]byte(id + ":" + sec)),
+		base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(sec))),
 	}
 }
 
@@ -308,12 +331,14 @@ func (i *Issuer) toPair(tok *xoauth2.Token, prev provider.Pair) (provider.Pair, 
 	if infoErr == nil && info.Endpoint != "" {
 		p.Endpoint = info.Endpoint
 	}
+	// A lifetime that is absent, zero, negative or already over is
+	// unknown, never "never expires" and never "expired on arrival".
 	switch {
 	case tok.ExpiresIn > 0:
 		p.ValidUntil = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
-	case !tok.Expiry.IsZero():
+	case tok.ExpiresIn == 0 && tok.Expiry.After(now):
 		p.ValidUntil = tok.Expiry
-	case infoErr == nil && !info.Expires.IsZero():
+	case tok.ExpiresIn == 0 && infoErr == nil && info.Expires.After(now):
 		p.ValidUntil = info.Expires
 	default:
 		p.ValidUntil = now.Add(i.opts.DefaultLifetime)
@@ -384,7 +409,7 @@ func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bo
 	resp, err := i.opts.HTTPClient.Do(req)
 	if err != nil {
 		return false, provider.Transient(fmt.Errorf("oauth2: introspection at %s: %s", i.opts.IntrospectionURL,
-			provider.SanitizeMessage(err.Error(), maxServerMessage, pair.RefreshToken, i.opts.ClientSecret)))
+			provider.SanitizeMessage(err.Error(), maxServerMessage, append(i.clientSecrets(), pair.RefreshToken)...)))
 	}
 	defer resp.Body.Close()
 	var body struct {

@@ -9,11 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/dev/devtest"
 	"github.com/credhelper/credhelper/issuers/issuertest"
 	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/provider"
+	"io"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
 )
 
 // startDev starts a dev issuer on loopback for the test.
@@ -265,5 +272,56 @@ func TestIntrospection(t *testing.T) {
 	}
 	if _, err := oauth2.New(srv.TokenURL(), func(o *oauth2.Options) { o.ClientID, o.IntrospectionURL = "x", "http://example.com/introspect" }); err == nil {
 		t.Error("plain http introspection to a non-loopback host accepted")
+	}
+}
+
+// TestServerAnswersOfEveryKind: a server echoing the request (as some
+// proxies do) never gets the client secret into an error, in any encoding;
+// a refusal other than invalid_grant leaves the token unspent; a lifetime
+// that is negative or already over is taken for unknown.
+func TestServerAnswersOfEveryKind(t *testing.T) {
+	var answer atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		body := answer.Load().(func(r *http.Request) (int, string))
+		code, text := body(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		io.WriteString(w, text)
+	}))
+	defer srv.Close()
+	const secret = "s3cret/with+chars"
+	iss, err := oauth2.New(srv.URL, func(o *oauth2.Options) { o.ClientID, o.ClientSecret = "my client", secret })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := provider.Pair{AuthToken: "at", RefreshToken: "rt-secret", ValidUntil: time.Now().Add(time.Hour)}
+	echo := func(r *http.Request) (int, string) {
+		desc := "got Authorization " + r.Header.Get("Authorization") + " and " + r.PostForm.Encode()
+		b, _ := json.Marshal(map[string]string{"error": "invalid_request", "error_description": desc})
+		return http.StatusBadRequest, string(b)
+	}
+	answer.Store(echo)
+	_, err = iss.Refresh(ctxT(t, 10*time.Second), pair)
+	if err == nil || !errors.Is(err, provider.ErrNotDelivered) {
+		t.Fatalf("invalid_request: err %v, want the token reported unspent (ErrNotDelivered)", err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape("my client") + ":" + url.QueryEscape(secret)))
+	for _, leak := range []string{secret, url.QueryEscape(secret), basic, "rt-secret"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q contains a secret form %q", err, leak)
+		}
+	}
+	for _, expiresIn := range []int{-100, 0} {
+		answer.Store(func(*http.Request) (int, string) {
+			return http.StatusOK, fmt.Sprintf(`{"access_token":"new-at","token_type":"Bearer","expires_in":%d,"refresh_token":"new-rt"}`, expiresIn)
+		})
+		p, err := iss.Refresh(ctxT(t, 10*time.Second), pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.ValidUntil.Sub(p.IssuedAt); got != oauth2.DefaultAssumedLifetime {
+			t.Errorf("expires_in %d: lifetime %v, want the assumed %v", expiresIn, got, oauth2.DefaultAssumedLifetime)
+		}
 	}
 }
