@@ -128,10 +128,9 @@ func TestSinkConsumerSeesEveryGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	type seen struct {
-		gen    uint64
-		left   time.Duration
-		token  string
-		reason string
+		gen   uint64
+		left  time.Duration
+		token string
 	}
 	var (
 		mu    sync.Mutex
