@@ -98,19 +98,6 @@ func TestNotDeliveredInsideTransient(t *testing.T) {
 }
 
 func TestSentinelsDistinct(t *testing.T) {
-	sentinels := map[string]error{
-		"ErrNotFound":        provider.ErrNotFound,
-		"ErrConflict":        provider.ErrConflict,
-		"ErrReadOnly":        provider.ErrReadOnly,
-		"ErrRefreshRejected": provider.ErrRefreshRejected,
-		"ErrLineageBroken":   provider.ErrLineageBroken,
-		"ErrExpired":         provider.ErrExpired,
-		"ErrInvalidRecord":   provider.ErrInvalidRecord,
-		"ErrInvalidToken":    provider.ErrInvalidToken,
-		"ErrNotDelivered":    provider.ErrNotDelivered,
-		"ErrUnsupported":     provider.ErrUnsupported,
-		"ErrPermission":      provider.ErrPermission,
-	}
 	for name, err := range sentinels {
 		msg := err.Error()
 		if msg == "" || msg != strings.ToLower(msg) || strings.ContainsAny(msg, "\n.") {

@@ -23,8 +23,11 @@ type claim struct {
 	e *Engine
 
 	// callCtx is cancelled when the claim is lost; issuer calls run on it.
-	callCtx context.Context
-	cancel  context.CancelFunc
+	// It does not end when Close cancels the flight: a claim is carried
+	// through.
+	callCtx        context.Context
+	cancel         context.CancelFunc
+	cancelDetached context.CancelFunc
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by stop
@@ -42,7 +45,9 @@ type claim struct {
 // lease is taken to run out LeaseDuration after it at the latest.
 func (e *Engine) hold(ctx context.Context, rec *provider.Record, version provider.Version, start time.Time) *claim {
 	c := &claim{e: e, rec: rec, version: version, expires: start.Add(e.opts.LeaseDuration), stopped: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancelDetached := detached(ctx)
 	c.callCtx, c.cancel = context.WithCancel(ctx)
+	c.cancelDetached = cancelDetached
 	go c.renew(ctx)
 	return c
 }
@@ -143,6 +148,7 @@ func (c *claim) stop() provider.Version {
 	c.stopOnce.Do(func() { close(c.stopped) })
 	<-c.done
 	c.cancel()
+	c.cancelDetached()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.version

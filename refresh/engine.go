@@ -41,19 +41,22 @@ type Engine struct {
 	// commitMu serialises commit attempts of the pending pair.
 	commitMu sync.Mutex
 
-	mu        sync.Mutex    // guards the fields below
-	flight    *call         // the shared refresh in progress, or nil
-	notBefore time.Time     // no new refresh before this, after a failure
-	backoff   time.Duration // the next failure's delay
-	lastErr   error         // why the last refresh failed
-	warned    bool          // a failure while serving a usable pair was logged
-	pending   *pendingCommit
-	memPair   *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
-	warnedRO  bool
-	replayed  bool
-	closed    bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	mu           sync.Mutex         // guards the fields below
+	flight       *call              // the shared refresh in progress, or nil
+	flightCancel context.CancelFunc // cancels flight before it holds a claim
+	holding      bool               // flight holds a claim: Close must wait
+	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
+	notBefore    time.Time          // no new refresh before this, after a failure
+	backoff      time.Duration      // the next failure's delay
+	lastErr      error              // why the last refresh failed
+	warned       bool               // a failure while serving a usable pair was logged
+	pending      *pendingCommit
+	memPair      *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
+	warnedRO     bool
+	replayed     bool
+	closed       bool
+	stop         chan struct{}
+	wg           sync.WaitGroup
 }
 
 var _ provider.CredentialProvider = (*Engine)(nil)
@@ -179,6 +182,24 @@ func (e *Engine) NextRefresh() time.Time {
 func (e *Engine) Due() bool {
 	c := e.cur.Load()
 	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
+}
+
+// IssuerCallInFlight reports whether an issuer call (or a bootstrap) that
+// may be answered with a new pair is in flight, or answered but not yet
+// journaled, and until when it may run. A process that must stop (after
+// an interrupt) waits for such a call, so the pair it may bring is not
+// lost; anything else Close cancels at once.
+func (e *Engine) IssuerCallInFlight() (deadline time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.issuing, !e.issuing.IsZero()
+}
+
+// setIssuing records (deadline) or clears (zero) an issuer call in flight.
+func (e *Engine) setIssuing(deadline time.Time) {
+	e.mu.Lock()
+	e.issuing = deadline
+	e.mu.Unlock()
 }
 
 // Key returns the backend key this engine serves.
@@ -333,10 +354,11 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 		return cl
 	}
 	e.flight = cl
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.flightTimeout())
+	e.flightCancel = cancel
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.flightTimeout())
 		defer cancel()
 		var forceGen *uint64
 		if force {
@@ -344,8 +366,8 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 		}
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
-		e.flight = nil
-		if errors.Is(err, errClosed) {
+		e.flight, e.flightCancel, e.holding = nil, nil, false
+		if errors.Is(err, errClosed) || (err != nil && e.closed && !errors.Is(err, provider.ErrLineageBroken)) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -396,6 +418,10 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	close(e.stop)
+	if e.flightCancel != nil && !e.holding {
+		// Nothing is claimed: a lease wait or a load may stop at once.
+		e.flightCancel()
+	}
 	e.mu.Unlock()
 	e.wg.Wait()
 	defer e.releaseClock()

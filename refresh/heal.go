@@ -43,11 +43,18 @@ func (e *Engine) heal(ctx context.Context, entry provider.Entry, rec *provider.R
 		}
 		return provider.Pair{}, err
 	}
+	ctx, cancelCtx := detached(ctx)
+	defer cancelCtx()
 	e.opts.Logger.Warn("credhelper refresh: lineage cannot be continued; re-bootstrapping",
 		slog.String("key", e.key), slog.Uint64("generation", gen), slog.String("reason", reason))
 	bctx, cancel := context.WithTimeout(h.callCtx, e.opts.IssuerTimeout)
+	dl, _ := bctx.Deadline()
+	e.setIssuing(dl)
 	p, err := e.opts.Bootstrap.Bootstrap(bctx)
 	cancel()
+	if err != nil {
+		e.setIssuing(time.Time{})
+	}
 	if err == nil && p.AuthToken == "" {
 		err = fmt.Errorf("the bootstrap returned no auth token: %w", provider.ErrInvalidRecord)
 	}

@@ -324,3 +324,53 @@ func TestCoarseTickerStopsWithLastEngine(t *testing.T) {
 		t.Errorf("after the last Close: %d users, ticker running %v; want 0, false", coarse.users, coarse.stop != nil)
 	}
 }
+
+// TestCloseCancelsUnclaimedWork: Close stops a refresh that waits on
+// another holder's lease at once, and reports an issuer call in flight
+// (and waits for it) only while one is.
+func TestCloseCancelsUnclaimedWork(t *testing.T) {
+	f := newFixture(t)
+	f.store(f.first, func(r *provider.Record) {
+		r.Lease = &provider.Lease{Holder: "other", Expires: f.clock.Now().Add(time.Hour), Generation: 0}
+	})
+	f.expire(f.first)
+	e := f.engineWith(f.iss)
+	go e.Credential(ctx(t))
+	time.Sleep(50 * time.Millisecond)
+	if _, busy := e.IssuerCallInFlight(); busy {
+		t.Fatal("an issuer call reported in flight while waiting on another holder's lease")
+	}
+	start := time.Now()
+	e.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v to stop a lease wait", d)
+	}
+
+	g := newFixture(t)
+	block := make(chan struct{})
+	g.iss.block = block
+	g.expire(g.first)
+	e2 := g.engineWith(g.iss)
+	go e2.Credential(ctx(t))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if dl, busy := e2.IssuerCallInFlight(); busy {
+			if time.Until(dl) <= 0 {
+				t.Errorf("issuer call deadline %v already past", dl)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer call never showed as in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(block)
+	e2.Close()
+	if _, busy := e2.IssuerCallInFlight(); busy {
+		t.Error("an issuer call still reported in flight after Close")
+	}
+	if rec := g.be.record(testKey); rec.Pair.Generation != 1 {
+		t.Errorf("stored generation %d after Close waited for the claimed refresh, want 1", rec.Pair.Generation)
+	}
+}

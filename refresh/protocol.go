@@ -14,7 +14,7 @@ import (
 func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
 	entry, err := e.backend.Load(ctx, e.key)
 	if errors.Is(err, provider.ErrNotFound) {
-		return entry, nil, fmt.Errorf("refresh: no credential stored under %s: %w", e.key, err)
+		return entry, nil, err // the backend's error names the key
 	}
 	if err != nil {
 		return entry, nil, fmt.Errorf("refresh: load %s: %w", e.key, err)
@@ -133,7 +133,9 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			return provider.Pair{}, err
 		}
 		e.failpoint("claimed")
-		p, err := e.spend(ctx, rec, h, takeover)
+		hctx, cancel := detached(ctx)
+		p, err := e.spend(hctx, rec, h, takeover)
+		cancel()
 		if errors.Is(err, errRetry) {
 			continue
 		}
@@ -160,7 +162,22 @@ func (e *Engine) claim(ctx context.Context, entry provider.Entry, rec *provider.
 	if err != nil {
 		return nil, fmt.Errorf("refresh: claim %s: %w", e.key, err)
 	}
+	// From here the claim must be carried through: Close waits for it, and
+	// its work runs on a context Close does not cancel.
+	e.mu.Lock()
+	e.holding = true
+	e.mu.Unlock()
 	return e.hold(ctx, c, v, start), nil
+}
+
+// detached returns ctx without the cancellation Close may send, keeping
+// its deadline: the work of a held claim.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithCancel(d)
 }
 
 // canStore reports whether this instance may write the record.
@@ -288,12 +305,20 @@ func (e *Engine) errNoIssuer(p provider.Pair) error {
 }
 
 // callIssuer makes one issuer call, bounded by IssuerTimeout and by ctx
-// (a held claim's call context, cancelled when the lease is lost).
+// (a held claim's call context, cancelled when the lease is lost). It is
+// reported by IssuerCallInFlight from the call until the answer is
+// journaled (journalAndCommit clears it) or the call failed.
 func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.IssuerTimeout)
 	defer cancel()
+	dl, _ := ctx.Deadline()
+	e.setIssuing(dl)
 	e.failpoint("issuing")
-	return e.issuer.Refresh(ctx, p)
+	next, err := e.issuer.Refresh(ctx, p)
+	if err != nil {
+		e.setIssuing(time.Time{})
+	}
+	return next, err
 }
 
 // spentElsewhere asks an issuer that can tell whether pair's refresh token
@@ -412,6 +437,7 @@ func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Re
 	if err := next.Validate(); err != nil {
 		// Should never happen with a sound issuer; the pair is lost, and
 		// the error says so without its content.
+		e.setIssuing(time.Time{})
 		h.stop()
 		e.event(EventLineageBroken, slog.String("error", err.Error()))
 		return provider.Pair{}, fmt.Errorf("refresh: %s for %s: %w: %w", unusable, e.key, err, provider.ErrLineageBroken)
@@ -424,6 +450,7 @@ func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Re
 			slog.String("key", e.key), slog.String("error", jerr.Error()))
 	}
 	p.entry = entry
+	e.setIssuing(time.Time{})
 	e.failpoint("journaled")
 	// The lease was renewed while the issuer worked: commit against the
 	// version it has now.

@@ -187,7 +187,14 @@ type configFile struct {
 // all.
 func (s *Server) newSet(profiles []Profile, old *profileSet) (*profileSet, error) {
 	set := &profileSet{byName: make(map[string]*served, len(profiles))}
+	sinkOwner := map[string]string{}
 	for _, p := range profiles {
+		for _, sp := range p.Sinks {
+			if other, ok := sinkOwner[sp.Path]; ok {
+				return nil, fmt.Errorf("agent: sink %s is given twice (profiles %q and %q): give each sink its own file", sp.Path, other, p.Name)
+			}
+			sinkOwner[sp.Path] = p.Name
+		}
 		switch {
 		case p.Name == "":
 			return nil, errors.New("agent: a profile has no name")

@@ -584,3 +584,17 @@ func TestClockAdvancedByServer(t *testing.T) {
 		t.Errorf("after 5 s of 3-second pairs the agent serves generation %d, want at least 2", last)
 	}
 }
+
+// TestSinkPathsUnique: two sinks on one file are refused, across profiles
+// too.
+func TestSinkPathsUnique(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	fp := &fakeProvider{}
+	_, err := server.New([]server.Profile{
+		{Name: "a", Provider: fp, Keep: true, Sinks: []server.SinkSpec{{Path: path}}},
+		{Name: "b", Provider: fp, Keep: true, Sinks: []server.SinkSpec{{Path: path}}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("got %v, want the path refused as given twice", err)
+	}
+}

@@ -27,9 +27,6 @@ import (
 	"github.com/credhelper/credhelper/refresh"
 )
 
-// metricsAddrEnv names the variable that sets --metrics-addr.
-const metricsAddrEnv = "CREDHELPER_AGENT_METRICS_ADDR"
-
 type agentFlags struct {
 	socket, metricsAddr, profiles, logFormat string
 }
@@ -74,12 +71,13 @@ removes the socket.`,
   credhelper get --profile prod       # answered by the agent while it runs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.setSignals(signalsStopService)
 			return a.runAgent(cmd.Context(), f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.socket, "socket", "", "unix socket path (default $CREDHELPER_AGENT_SOCKET, [agent] socket, or $XDG_RUNTIME_DIR/credhelper/agent.sock)")
-	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this loopback host:port (default $"+metricsAddrEnv+" or [agent] metrics_addr; off if empty)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this loopback host:port (default $"+config.EnvAgentMetricsAddr+" or [agent] metrics_addr; off if empty)")
 	fl.StringVar(&f.profiles, "profiles", "", "comma-separated profiles to serve (default: every profile in the config file)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "stderr log format: text or json")
 	cmd.AddCommand(a.agentReloadCommand())
@@ -199,7 +197,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		return err
 	}
 	socket := firstNonEmpty(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
-	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(metricsAddrEnv), cfg.Agent.MetricsAddr)
+	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
 	if metricsAddr != "" {
 		if host, _, err := net.SplitHostPort(metricsAddr); err != nil || !isLoopback(host) {
 			return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464: metrics are not served to the network", metricsAddr)
@@ -380,8 +378,12 @@ func usedPlugins(cfg *config.File, p config.Profile) map[string]config.Plugin {
 func sinkSpecs(p config.Profile) ([]server.SinkSpec, error) {
 	var out []server.SinkSpec
 	for _, s := range p.Sink {
+		if err := s.Check(); err != nil {
+			return nil, usageError{err}
+		}
+		mode, _ := s.FileMode() // checked
 		spec := server.SinkSpec{
-			Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: os.FileMode(s.Mode),
+			Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: mode,
 			Command: s.Command, CommandTimeout: s.CommandTimeout.Duration, Remove: s.OnExpiry == config.SinkExpiryRemove,
 		}
 		if s.Format == config.SinkEnv {
@@ -475,10 +477,11 @@ func (r *agentRun) apply() error {
 	added, changed := 0, 0
 	for _, name := range names {
 		cur := r.profiles[name]
-		settings, _, err := a.profileSettings(name)
+		res, _, err := a.resolve(name)
 		if err != nil {
 			return fail(fmt.Errorf("profile %q: %w", name, err))
 		}
+		settings := res.Profile
 		if cur != nil && reflect.DeepEqual(cur.w.profile, settings) && reflect.DeepEqual(cur.plugins, usedPlugins(cfg, settings)) {
 			next[name] = cur
 			profiles = append(profiles, cur.served)

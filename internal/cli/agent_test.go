@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/credhelper/credhelper/config"
 	"io"
 	"log/slog"
 	"os"
@@ -54,7 +55,7 @@ func inProcessAgent(t *testing.T, fn provider.CredentialProviderFunc) (cfg strin
 	go func() { _ = srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	t.Setenv(agent.SocketEnv, sock)
-	t.Setenv(noAgentEnv, "")
+	t.Setenv(config.EnvNoAgent, "")
 	t.Setenv("CREDHELPER_CONFIG", cfg)
 	return cfg, calls
 }
@@ -143,7 +144,7 @@ func TestViaAgent(t *testing.T) {
 		}
 	})
 	t.Run("opt out", func(t *testing.T) {
-		t.Setenv(noAgentEnv, "1")
+		t.Setenv(config.EnvNoAgent, "1")
 		before := calls.Load()
 		if _, ok, _ := testApp().viaAgent(context.Background(), "p"); ok || calls.Load() != before {
 			t.Error("CREDHELPER_NO_AGENT did not bypass the agent")
@@ -164,9 +165,9 @@ func TestGetThroughAgent(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	t.Setenv(noAgentEnv, "1")
+	t.Setenv(config.EnvNoAgent, "1")
 	code = run(context.Background(), []string{"credhelper", "get", "--profile", "p"}, strings.NewReader(""), &out, &errb)
-	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "not found") {
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "no credential at") {
 		t.Errorf("direct get of a missing file: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

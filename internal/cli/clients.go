@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -48,24 +49,30 @@ func (a *app) shareClients() {
 // to one credential or to the engine, the faces or the sinks. A setting
 // added to the profile later therefore keeps clients apart until it is
 // listed here: the safe way to be wrong.
-func clientKey(kind string, s config.Spec, p config.Profile, plugins map[string]config.Plugin) string {
-	q := p
+func clientKey(s spec, w *wired) string {
+	q := w.profile
 	q.Backend, q.Issuer, q.Endpoint, q.JournalDir = "", "", "", ""
 	q.MinValidity, q.RefreshFloor, q.LeaseDuration, q.IssuerTimeout, q.ClockSkew = config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}
-	q.RefreshFraction = 0
+	q.RefreshFraction, q.UnsafeRefreshInMemory, q.Bootstrap = 0, false, config.Bootstrap{}
 	q.Docker, q.Git, q.Env, q.Sink = config.Docker{}, config.Git{}, config.Env{}, nil
+	q.GoAuth, q.Cargo, q.Kubelet, q.Bazel, q.Terraform = config.GoAuth{}, config.Cargo{}, config.Kubelet{}, config.Bazel{}, config.Terraform{}
 	k := struct {
-		Kind, Scheme, Addr string
-		Plugin             *config.Plugin
-		Profile            config.Profile
-	}{Kind: kind, Scheme: s.Scheme, Profile: q}
-	if kind == "issuer" {
-		k.Addr = s.Rest
+		Kind    schemeKind
+		Scheme  string
+		Addr    string
+		Plugin  *config.Plugin
+		Profile config.Profile
+	}{Kind: s.scheme.kind, Scheme: s.scheme.name, Profile: q}
+	if s.scheme.kind == issuerScheme {
+		k.Addr = s.rest
 	}
-	if s.Scheme == "plugin" {
-		name, _, _ := strings.Cut(s.Rest, ":")
-		def := plugins[name]
-		k.Addr, k.Plugin = name, &def
+	if s.scheme.name == "plugin" {
+		name, _, _ := strings.Cut(s.rest, ":")
+		k.Addr = name
+		if w.cfg != nil {
+			def := w.cfg.Plugins[name]
+			k.Plugin = &def
+		}
 	}
 	b, _ := json.Marshal(k)
 	return string(b)
@@ -73,25 +80,25 @@ func clientKey(kind string, s config.Spec, p config.Profile, plugins map[string]
 
 // backendKey is the key a backend spec names: what follows the scheme,
 // less the plugin name for plugins, with ~/ expanded for files.
-func backendKey(s config.Spec) string {
-	switch s.Scheme {
+func backendKey(s spec) string {
+	switch s.scheme.name {
 	case "file":
-		return expandHome(s.Rest)
+		return expandHome(s.rest)
 	case "plugin":
-		_, key, _ := strings.Cut(s.Rest, ":")
+		_, key, _ := strings.Cut(s.rest, ":")
 		return key
 	}
-	return s.Rest
+	return s.rest
 }
 
 // sharedBackend opens the profile's backend, or reuses the agent's open
 // one with the same settings.
-func (a *app) sharedBackend(ctx context.Context, s config.Spec, p config.Profile, cfg *config.File, w *wired) (provider.Backend, string, error) {
+func (a *app) sharedBackend(ctx context.Context, s spec, w *wired) (provider.Backend, string, error) {
 	if a.clients == nil {
-		return a.openBackend(ctx, s, p, cfg, w)
+		return s.scheme.openBackend(ctx, a, s, w)
 	}
-	sc, err := a.clients.get(clientKey("backend", s, p, cfg.Plugins), w, func(own *wired) (*sharedClient, error) {
-		b, _, err := a.openBackend(ctx, s, p, cfg, own)
+	sc, err := a.clients.get(clientKey(s, w), w, func(own *wired) (*sharedClient, error) {
+		b, _, err := s.scheme.openBackend(ctx, a, s, own)
 		return &sharedClient{backend: b}, err
 	})
 	if err != nil {
@@ -101,18 +108,32 @@ func (a *app) sharedBackend(ctx context.Context, s config.Spec, p config.Profile
 }
 
 // sharedIssuer is sharedBackend for issuers.
-func (a *app) sharedIssuer(s config.Spec, p config.Profile, cfg *config.File, w *wired) (provider.Issuer, error) {
+func (a *app) sharedIssuer(ctx context.Context, s spec, w *wired) (provider.Issuer, error) {
 	if a.clients == nil {
-		return a.openIssuer(s, p, cfg, w)
+		return s.scheme.openIssuer(ctx, a, s, w)
 	}
-	sc, err := a.clients.get(clientKey("issuer", s, p, cfg.Plugins), w, func(own *wired) (*sharedClient, error) {
-		i, err := a.openIssuer(s, p, cfg, own)
+	sc, err := a.clients.get(clientKey(s, w), w, func(own *wired) (*sharedClient, error) {
+		i, err := s.scheme.openIssuer(ctx, a, s, own)
 		return &sharedClient{issuer: i}, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return sc.issuer, nil
+}
+
+// momentoIssuer opens a momento (or dev) issuer with optFns; in the agent
+// its connection is kept for a round of refreshes to share.
+func (a *app) momentoIssuer(w *wired, optFns ...func(*momento.Options)) (provider.Issuer, error) {
+	if a.clients != nil {
+		optFns = append(optFns, func(o *momento.Options) { o.ShareIdle = agentConnIdle })
+	}
+	i, err := momento.New(optFns...)
+	if err != nil {
+		return nil, err
+	}
+	w.closers = append(w.closers, i.Close) // its kept connections
+	return i, nil
 }
 
 // get returns the entry for key, opening it if needed, and gives w a
@@ -122,7 +143,7 @@ func (c *clientCache) get(key string, w *wired, open func(*wired) (*sharedClient
 	defer c.mu.Unlock()
 	sc := c.entries[key]
 	if sc == nil {
-		own := &wired{}
+		own := &wired{name: w.name, profile: w.profile, resolved: w.resolved, cfg: w.cfg}
 		var err error
 		if sc, err = open(own); err != nil {
 			own.Close()

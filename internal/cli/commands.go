@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ resulting status, never a token.`,
 			}
 			defer w.Close()
 			if w.issuer == nil {
-				return usagef("refresh needs an issuer: pass --issuer or set issuer in profile %q", w.name)
+				return usagef("refresh needs an issuer: %s", w.resolved.HowToSet("issuer"))
 			}
 			e, err := a.engine(w)
 			if err != nil {
@@ -69,7 +70,7 @@ resulting status, never a token.`,
 			} else {
 				p, err = e.Credential(cmd.Context())
 			}
-			if cerr := e.Close(); err == nil {
+			if cerr := a.closeEngine(e, w); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -206,9 +207,6 @@ or its lineage is broken.`,
 			}
 			defer w.Close()
 			entry, err := w.backend.Load(cmd.Context(), w.key)
-			if errors.Is(err, provider.ErrNotFound) {
-				return fmt.Errorf("%w: store one with 'credhelper put' or 'credhelper generate'", err)
-			}
 			if err != nil {
 				return err
 			}
@@ -255,6 +253,11 @@ and a broken lineage is cleared). Unknown fields are kept. Files are created
 			}
 			if len(strings.TrimSpace(string(data))) == 0 {
 				return usagef("put: standard input is empty: pipe a JSON record into it")
+			}
+			if f, ok := a.stdin.(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+					fmt.Fprintf(a.stderr, "credhelper: warning: standard input is a file that others can read (mode %04o) and it holds a refresh token: chmod 600 it, or delete it once stored\n", fi.Mode().Perm())
+				}
 			}
 			rec, err := provider.DecodeRecord(data)
 			if err != nil {
@@ -342,8 +345,10 @@ func (a *app) generateCommand() *cobra.Command {
 		Long: `generate asks the issuer for a new pair, authorized by a session token read
 from the environment variable --session-token-env names (never from a flag,
 which would show in process listings), with a lifetime of --ttl or --never.
-The pair goes straight into the backend; it is printed only with --out -, so
-it never lands in a terminal's scrollback by accident.`,
+The pair goes straight into the backend. With --out FILE it is written to a
+new file created 0600 instead (then store it with 'credhelper put < FILE'),
+and with --out - it is printed, so it never lands in a terminal's scrollback
+by accident.`,
 		Example: `  export MOMENTO_SESSION_TOKEN=...   # from the Momento console
   credhelper generate --issuer momento --session-token-env MOMENTO_SESSION_TOKEN --ttl 720h --backend awssm:momento/authentication-token`,
 		Args: cobra.NoArgs,
@@ -362,19 +367,16 @@ it never lands in a terminal's scrollback by accident.`,
 			if err != nil {
 				return err
 			}
-			if out != "" && out != "-" {
-				return usagef("generate: --out only accepts \"-\" (standard output); the backend is the place for a pair")
-			}
-			var w *wired
-			if out == "-" && a.backend == "" {
-				a.backend = "file:/dev/null" // unused: printing only
-			}
-			if w, err = a.wire(cmd.Context(), a.profile); err != nil {
+			w, err := a.wireFor(cmd.Context(), a.profile, out == "")
+			if err != nil {
 				return err
 			}
 			defer w.Close()
+			if w.issuer == nil {
+				return usagef("generate needs an issuer: %s", w.resolved.HowToSet("issuer"))
+			}
 			gen, ok := w.issuer.(provider.Generator)
-			if w.issuer == nil || !ok {
+			if !ok {
 				return usagef("generate: the issuer %q cannot mint pairs (OAuth2 first pairs come from a browser flow: store one with 'credhelper put')", w.profile.Issuer)
 			}
 			p, err := gen.Generate(cmd.Context(), provider.GenerateRequest{SessionToken: session, Lifetime: ttl, Never: never, Description: description})
@@ -382,13 +384,8 @@ it never lands in a terminal's scrollback by accident.`,
 				return err
 			}
 			rec := &provider.Record{Pair: p}
-			if out == "-" {
-				b, err := rec.Encode()
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(a.stdout, "%s\n", b)
-				return err
+			if out != "" {
+				return a.writePair(out, rec)
 			}
 			g, err := a.store(cmd.Context(), w, rec)
 			if err != nil {
@@ -402,7 +399,43 @@ it never lands in a terminal's scrollback by accident.`,
 	f.StringVar(&sessionEnv, "session-token-env", "", "environment variable holding the session token")
 	f.DurationVar(&ttl, "ttl", 0, "lifetime of the pair, e.g. 24h")
 	f.BoolVar(&never, "never", false, "mint a pair that never expires")
-	f.StringVar(&out, "out", "", "\"-\" prints the pair as JSON on standard output instead of storing it")
+	f.StringVar(&out, "out", "", "write the pair as JSON to this new file (created 0600) instead of storing it; \"-\" prints it")
 	f.StringVar(&description, "description", "", "description stored by the issuer")
 	return cmd
+}
+
+// writePair writes rec as JSON to a new file created 0600, or to standard
+// output for "-", warning when standard output is a file others can read.
+func (a *app) writePair(out string, rec *provider.Record) error {
+	b, err := rec.Encode()
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if out == "-" {
+		if f, ok := a.stdout.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+				fmt.Fprintf(a.stderr, "credhelper: warning: standard output is a file that others can read (mode %04o) and now holds a refresh token: chmod 600 it, or use --out FILE, which creates the file 0600\n", fi.Mode().Perm())
+			}
+		}
+		_, err = a.stdout.Write(b)
+		return err
+	}
+	path := expandHome(out)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return usagef("--out %s exists: it is never overwritten; remove it or name a new file", out)
+	}
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	fmt.Fprintf(a.stderr, "credhelper: wrote generation %d to %s (mode 0600): store it with 'credhelper put < %s'\n", rec.Pair.Generation, out, out)
+	return nil
 }

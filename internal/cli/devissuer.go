@@ -34,6 +34,7 @@ values: never use it for anything but tests and demos.`,
       --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.setSignals(signalsStopService)
 			for name, d := range map[string]time.Duration{"--lifetime": lifetime, "--refresh-ttl": dopts.RefreshTTL, "--reuse-grace": dopts.ReuseGrace} {
 				if d < 0 {
 					return usagef("dev-issuer: %s %v is negative", name, d)

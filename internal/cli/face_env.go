@@ -66,8 +66,8 @@ func (a *app) profileSource() provider.CredentialProvider {
 // unsafe_refresh_in_memory instead gets one engine held for exec's whole
 // life, so that the chain it refreshes in memory is continued, not lost.
 func (a *app) heldSource(ctx context.Context) (provider.CredentialProvider, func(), error) {
-	p, _, err := a.profileSettings(a.profile)
-	if err != nil || !p.UnsafeRefreshInMemory {
+	r, _, err := a.resolve(a.profile)
+	if err != nil || !r.Profile.UnsafeRefreshInMemory {
 		return a.profileSource(), func() {}, nil
 	}
 	w, err := a.wire(ctx, a.profile)
@@ -184,6 +184,16 @@ quarter of its remaining validity has passed.`,
 			sigs := make(chan os.Signal, 16)
 			signal.Notify(sigs, forwardedSignals...)
 			defer signal.Stop(sigs)
+			// Until the child runs, a signal interrupts exec itself; from
+			// the first credential on, the child gets it.
+			held := src
+			src = provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
+				p, err := held.Credential(ctx)
+				if err == nil {
+					a.setSignals(signalsForwarded)
+				}
+				return p, err
+			})
 			r, err := envexec.New(src, v, func(o *envexec.Options) {
 				o.Stdin, o.Stdout, o.Stderr = a.stdin, a.stdout, a.stderr
 				o.Signals = sigs

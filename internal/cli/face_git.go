@@ -60,10 +60,9 @@ func (a *app) gitHelper() (*git.Helper, error) {
 	}
 	var rules []git.Rule
 	for _, pn := range cfg.ProfileNames() {
-		p, err := cfg.Profile(pn)
-		if err != nil {
-			return nil, err
-		}
+		// A profile with mistakes still maps its requests: using it
+		// reports them, and every other profile keeps working.
+		p, _ := cfg.Profile(pn)
 		if p.Git.Host == "" {
 			continue
 		}

@@ -13,6 +13,12 @@ import (
 // then the command's advice for that kind of error, said once.
 func message(err error) string {
 	msg := oneLine(err.Error())
+	// A sentinel's own text at the end repeats what the message says.
+	for _, k := range provider.KindsOf(err) {
+		if t := ": " + k.Err().Error(); strings.HasSuffix(msg, t) && len(msg) > len(t) {
+			msg = strings.TrimSuffix(msg, t)
+		}
+	}
 	h := hint(err)
 	if h == "" || strings.Contains(msg, h) {
 		return msg
