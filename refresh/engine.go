@@ -45,6 +45,7 @@ type Engine struct {
 	flight       *call              // the shared refresh in progress, or nil
 	flightCancel context.CancelFunc // cancels flight before it holds a claim
 	holding      bool               // flight holds a claim: Close must wait
+	stopping     bool               // CloseNow: start no issuer call
 	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
 	notBefore    time.Time          // no new refresh before this, after a failure
 	backoff      time.Duration      // the next failure's delay
@@ -215,6 +216,25 @@ func (e *Engine) Credential(ctx context.Context) (provider.Pair, error) {
 	return e.slow(ctx, false)
 }
 
+// RefreshIfDue runs the shared refresh if the pair is in this instance's
+// refresh window and waits for it, bounded by ctx (the refresh itself goes
+// on for others); otherwise it returns the current pair. A process whose
+// one job is to carry a refresh through (a one-shot command's detached
+// refresher) uses it to learn the outcome.
+func (e *Engine) RefreshIfDue(ctx context.Context) (provider.Pair, error) {
+	p, err := e.Credential(ctx)
+	if err != nil || !e.Due() {
+		return p, err
+	}
+	cl := e.start(ctx, false, 0)
+	select {
+	case <-cl.done:
+		return cl.pair, cl.err
+	case <-ctx.Done():
+		return provider.Pair{}, fmt.Errorf("refresh: waiting for a refresh of %s: %w", e.key, ctx.Err())
+	}
+}
+
 // Refresh forces one refresh of the current generation through the same
 // protocol, unless another instance has already committed a newer one, and
 // returns the resulting pair.
@@ -367,7 +387,7 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 		p, err := e.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight, e.flightCancel, e.holding = nil, nil, false
-		if errors.Is(err, errClosed) || (err != nil && e.closed && !errors.Is(err, provider.ErrLineageBroken)) {
+		if errors.Is(err, errClosed) || (err != nil && e.stopping && !errors.Is(err, provider.ErrLineageBroken)) {
 			// Closing cut short a wait (another holder's lease): nothing
 			// failed that is worth a retry or a log line.
 		} else if err != nil {
@@ -410,15 +430,26 @@ func (e *Engine) storeTimeout() time.Duration { return e.opts.LeaseDuration / 2 
 // Close stops background work. A commit that is still pending gets one
 // last attempt; its pair stays in the journal for the next start if that
 // fails too.
-func (e *Engine) Close() error {
+func (e *Engine) Close() error { return e.close(false) }
+
+// CloseNow is Close for a process that must stop (after an interrupt): a
+// refresh that holds no claim yet (a wait for another holder's lease, a
+// load) is cancelled at once, no issuer call is started any more (a
+// maybe-delivered call is not retried; the claim is kept until it
+// expires), and only a held claim's work in flight (an issuer call whose
+// answer must be journaled, a commit) is waited for; IssuerCallInFlight
+// says until when.
+func (e *Engine) CloseNow() error { return e.close(true) }
+
+func (e *Engine) close(now bool) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
+	e.closed, e.stopping = true, now
 	close(e.stop)
-	if e.flightCancel != nil && !e.holding {
+	if now && e.flightCancel != nil && !e.holding {
 		// Nothing is claimed: a lease wait or a load may stop at once.
 		e.flightCancel()
 	}

@@ -325,7 +325,7 @@ func TestCoarseTickerStopsWithLastEngine(t *testing.T) {
 	}
 }
 
-// TestCloseCancelsUnclaimedWork: Close stops a refresh that waits on
+// TestCloseCancelsUnclaimedWork: CloseNow stops a refresh that waits on
 // another holder's lease at once, and reports an issuer call in flight
 // (and waits for it) only while one is.
 func TestCloseCancelsUnclaimedWork(t *testing.T) {
@@ -341,9 +341,9 @@ func TestCloseCancelsUnclaimedWork(t *testing.T) {
 		t.Fatal("an issuer call reported in flight while waiting on another holder's lease")
 	}
 	start := time.Now()
-	e.Close()
+	e.CloseNow()
 	if d := time.Since(start); d > time.Second {
-		t.Errorf("Close took %v to stop a lease wait", d)
+		t.Errorf("CloseNow took %v to stop a lease wait", d)
 	}
 
 	g := newFixture(t)
@@ -366,7 +366,7 @@ func TestCloseCancelsUnclaimedWork(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(block)
-	e2.Close()
+	e2.CloseNow()
 	if _, busy := e2.IssuerCallInFlight(); busy {
 		t.Error("an issuer call still reported in flight after Close")
 	}

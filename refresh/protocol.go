@@ -402,6 +402,13 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, take
 			h.stop()
 			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the lease was lost, so the token is not presented again: %w: %w", e.key, lost, err)
 		}
+		e.mu.Lock()
+		stopping := e.stopping
+		e.mu.Unlock()
+		if stopping {
+			h.stop()
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the process is stopping: the claim is kept until it expires, so nobody presents the token meanwhile: %w: %w", e.key, errClosed, err)
+		}
 		e.opts.Logger.Warn("credhelper refresh: issuer call may have been delivered; retrying once with the same token",
 			slog.String("key", e.key), slog.String("error", err.Error()))
 		next, err = e.callIssuer(h.callCtx, pair)

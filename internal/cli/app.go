@@ -207,6 +207,7 @@ every problem in the file.`,
 		a.devIssuerCommand(),
 		a.demoCommand(),
 		a.demoWorkerCommand(),
+		a.backgroundRefreshCommand(),
 		a.agentCommand(),
 	)
 	a.addFaces(root)

@@ -63,7 +63,7 @@ func bootstrapSession(b config.Bootstrap) (string, error) {
 		}
 		return provider.CleanSecret(v, "$"+b.SessionTokenEnv)
 	}
-	data, err := os.ReadFile(expandHome(b.SessionTokenFile))
+	data, err := readSecretFile(expandHome(b.SessionTokenFile))
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: session_token_file: %w", err)
 	}

@@ -151,12 +151,12 @@ func registry() []scheme {
 			},
 			openIssuer: func(_ context.Context, a *app, s spec, w *wired) (provider.Issuer, error) {
 				o := w.profile.OAuth2
-				secret, err := clientSecret(w.resolved)
-				if err != nil {
-					return nil, err
-				}
 				return oauth2.New(s.rest, func(opt *oauth2.Options) {
-					opt.ClientID, opt.ClientSecret, opt.Scopes = o.ClientID, secret, o.Scopes
+					opt.ClientID, opt.Scopes = o.ClientID, o.Scopes
+					// Read at each request: only refreshing needs the
+					// secret (status and put of a stored pair do not), and
+					// a rotated secret file is picked up.
+					opt.ClientSecretSource = func(context.Context) (string, error) { return clientSecret(w.resolved) }
 					opt.Logger = a.logger.With(slog.String("profile", w.name))
 					opt.AuthStyle = oauth2.AuthStyle(o.AuthStyle)
 					opt.DefaultLifetime = w.profile.DefaultLifetime.Duration

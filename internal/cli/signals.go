@@ -144,7 +144,7 @@ func (a *app) closeEngine(e *refresh.Engine, w *wired) error {
 		return e.Close()
 	}
 	done := make(chan error, 1)
-	go func() { done <- e.Close() }()
+	go func() { done <- e.CloseNow() }()
 	var limit time.Duration
 	if wc, ok := any(e).(issuerCallWatcher); ok {
 		deadline, busy := wc.IssuerCallInFlight()

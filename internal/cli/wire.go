@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,13 +212,28 @@ func clientSecret(r *config.Resolved) (string, error) {
 		}
 		return cleanSecret(v, "$"+o.ClientSecretEnv)
 	case o.ClientSecretFile != "":
-		b, err := os.ReadFile(expandHome(o.ClientSecretFile))
+		b, err := readSecretFile(expandHome(o.ClientSecretFile))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", r.Describe("oauth2.client_secret_file"), err)
 		}
 		return cleanSecret(string(b), r.Describe("oauth2.client_secret_file"))
 	}
 	return "", nil
+}
+
+// readSecretFile reads a file holding one secret, refusing one larger than
+// any secret (64 KiB) without reading it all.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err == nil && len(b) > 64<<10 {
+		err = fmt.Errorf("%s is larger than 64 KiB: not a secret", path)
+	}
+	return b, err
 }
 
 // cleanSecret trims one trailing newline from a secret read from source and
@@ -302,13 +318,19 @@ func (a *app) direct(ctx context.Context, name string, force func(stored provide
 	// it holds nothing between calls, so spreading its refresh point over
 	// the window (as long-lived holders do against herds) would only make
 	// each call's outcome a matter of chance.
-	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
+	// A usable pair is served at once; its due refresh goes to a detached
+	// refresher (refresher.go), so nobody waits for an issuer meanwhile.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter, o.DeferRefresh = 0, canDetach && force == nil })
 	if err != nil {
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
 	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
 		p, err = e.Refresh(ctx)
+	}
+	if err == nil && canDetach && force == nil && e.Due() && !a.startRefresher(w) {
+		// No refresher could be started: refresh here, as before.
+		_, _ = e.RefreshIfDue(ctx)
 	}
 	// Closing waits for a refresh started in the background so that a
 	// short-lived process never abandons a claimed refresh; after an

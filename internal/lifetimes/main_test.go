@@ -131,6 +131,27 @@ func (w *world) record(backend string) *provider.Record {
 	return rec
 }
 
+// waitGeneration waits up to 20 s for the record behind backend to reach
+// generation gen (a background refresher carries due refreshes through
+// after the command that served the pair has exited) and returns it.
+func (w *world) waitGeneration(backend string, gen uint64) *provider.Record {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rec := w.record(backend)
+		if rec.Pair.Generation >= gen || time.Now().After(deadline) {
+			return rec
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// refresherLog is what the background refreshers of this world logged.
+func (w *world) refresherLog() string {
+	b, _ := os.ReadFile(filepath.Join(w.dir, "state", "credhelper", "refresher", "refresher.log"))
+	return string(b)
+}
+
 // rawRecord reads the stored JSON object, to check field names.
 func (w *world) rawRecord(backend string) map[string]any {
 	w.t.Helper()

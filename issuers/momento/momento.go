@@ -119,12 +119,14 @@ func validHostPort(s string) bool {
 // needs the current key to be valid to refresh, so the lineage can only be
 // restarted by a person (credhelper generate or put).
 func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
+	// Refusals before anything is sent also say so (ErrNotDelivered): the
+	// refresh token is unspent, and the engine releases its claim.
 	if pair.AuthToken == "" || pair.RefreshToken == "" {
-		return provider.Pair{}, fmt.Errorf("momento: the pair lacks an auth token or a refresh token: store a complete pair with credhelper put, or mint one with credhelper generate: %w", provider.ErrInvalidRecord)
+		return provider.Pair{}, fmt.Errorf("momento: refresh not sent: the pair lacks an auth token or a refresh token: %w: %w", provider.ErrInvalidRecord, provider.ErrNotDelivered)
 	}
 	if now := i.opts.Clock(); !pair.Never() && !now.Before(pair.ValidUntil) {
-		return provider.Pair{}, fmt.Errorf("momento: the key expired at %s and Momento refreshes only a still-valid key: re-bootstrap with credhelper generate (or put a new pair): %w",
-			pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+		return provider.Pair{}, fmt.Errorf("momento: refresh not sent: the key expired at %s and Momento refreshes only a still-valid key: %w: %w",
+			pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired, provider.ErrNotDelivered)
 	}
 	endpoint, err := pair.ResolveEndpoint()
 	if err != nil && i.opts.Addr == "" {

@@ -52,6 +52,12 @@ type Options struct {
 	// ClientID and ClientSecret authenticate the client. A public client
 	// leaves ClientSecret empty.
 	ClientID, ClientSecret string
+	// ClientSecretSource, when set, supplies the client secret at each
+	// request instead of ClientSecret: a secret file that is rotated is
+	// read afresh, and one that is missing fails only the requests that
+	// need it (an error from it is reported as not delivered, nothing
+	// having been sent), so reading the stored pair never needs it.
+	ClientSecretSource func(ctx context.Context) (string, error)
 	// AuthStyle is how they are sent; default AuthBasic.
 	AuthStyle AuthStyle
 	// Scopes, when set, are sent as the refresh request's scope.
@@ -94,6 +100,8 @@ type Issuer struct {
 	postWorks atomic.Bool
 	// warnedLifetime records that a response without a lifetime was logged.
 	warnedLifetime atomic.Bool
+	// lastSecret is the client secret most recently used, for redaction.
+	lastSecret atomic.Pointer[string]
 }
 
 var (
@@ -177,7 +185,7 @@ func loopback(host string) bool {
 // a pair whose access token has expired is still sent: the server decides.
 func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
 	if pair.RefreshToken == "" {
-		return provider.Pair{}, fmt.Errorf("oauth2: the pair has no refresh token: store one with credhelper put: %w", provider.ErrInvalidRecord)
+		return provider.Pair{}, fmt.Errorf("oauth2: refresh not sent: the pair has no refresh token: %w: %w", provider.ErrInvalidRecord, provider.ErrNotDelivered)
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
 	defer cancel()
@@ -214,9 +222,13 @@ func (i *Issuer) exchange(ctx context.Context, refreshToken string, style AuthSt
 	}
 	params.Set("grant_type", "refresh_token")
 	params.Set("refresh_token", refreshToken)
+	secret, err := i.secret(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cc := clientcredentials.Config{
 		ClientID:       i.opts.ClientID,
-		ClientSecret:   i.opts.ClientSecret,
+		ClientSecret:   secret,
 		TokenURL:       i.tokenURL,
 		Scopes:         i.opts.Scopes,
 		EndpointParams: params,
@@ -284,16 +296,33 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 // so come back in a server's error text: as it is, form-encoded, and
 // inside HTTP Basic credentials.
 func (i *Issuer) clientSecrets() []string {
-	if i.opts.ClientSecret == "" {
+	sec := i.opts.ClientSecret
+	if p := i.lastSecret.Load(); p != nil {
+		sec = *p
+	}
+	if sec == "" {
 		return nil
 	}
-	id, sec := i.opts.ClientID, i.opts.ClientSecret
+	id := i.opts.ClientID
 	return []string{
 		sec,
 		url.QueryEscape(sec),
 		base64.StdEncoding.EncodeToString([]byte(id + ":" + sec)),
 		base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(sec))),
 	}
+}
+
+// secret returns the client secret for one request.
+func (i *Issuer) secret(ctx context.Context) (string, error) {
+	if i.opts.ClientSecretSource == nil {
+		return i.opts.ClientSecret, nil
+	}
+	s, err := i.opts.ClientSecretSource(ctx)
+	if err != nil {
+		return "", fmt.Errorf("oauth2: request to %s not sent: the client secret is unavailable: %w: %w", i.tokenURL, err, provider.ErrNotDelivered)
+	}
+	i.lastSecret.Store(&s)
+	return s, nil
 }
 
 // clientError marks a client-authentication failure (for AuthAuto).
@@ -391,10 +420,14 @@ func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bo
 	if style == AuthAuto && i.postWorks.Load() {
 		style = AuthPost
 	}
+	secret, err := i.secret(ctx)
+	if err != nil {
+		return false, err
+	}
 	if style == AuthPost {
 		form.Set("client_id", i.opts.ClientID)
-		if i.opts.ClientSecret != "" {
-			form.Set("client_secret", i.opts.ClientSecret)
+		if secret != "" {
+			form.Set("client_secret", secret)
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.opts.IntrospectionURL, strings.NewReader(form.Encode()))
@@ -404,7 +437,7 @@ func (i *Issuer) RefreshTokenActive(ctx context.Context, pair provider.Pair) (bo
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	if style != AuthPost {
-		req.SetBasicAuth(url.QueryEscape(i.opts.ClientID), url.QueryEscape(i.opts.ClientSecret))
+		req.SetBasicAuth(url.QueryEscape(i.opts.ClientID), url.QueryEscape(secret))
 	}
 	resp, err := i.opts.HTTPClient.Do(req)
 	if err != nil {
