@@ -76,6 +76,11 @@ type Response struct {
 	AgentVersion string `json:"agentVersion,omitempty"`
 	// Profiles answers OpStatus.
 	Profiles []ProfileStatus `json:"profiles,omitempty"`
+	// Reloads counts the configuration reloads the agent has finished
+	// (OpPing, OpStatus); ReloadError says why the last one was refused,
+	// empty when it was applied.
+	Reloads     uint64 `json:"reloads,omitempty"`
+	ReloadError string `json:"reloadError,omitempty"`
 }
 
 // ProfileStatus is what OpStatus reports about one profile: never a token.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,6 +88,83 @@ type Profile struct {
 	Kubelet   Kubelet   `toml:"kubelet" inherit:"no" help:"images the kubelet image credential provider answers with this profile"`
 	Bazel     Bazel     `toml:"bazel" inherit:"no" help:"URIs the Bazel credential helper answers with this profile"`
 	Terraform Terraform `toml:"terraform" inherit:"no" help:"hosts the Terraform credentials helper answers with this profile"`
+
+	// Sink lists the files the agent keeps the profile's auth token in
+	// ([[profiles.NAME.sink]]).
+	Sink []Sink `toml:"sink" inherit:"no" help:"files the agent keeps the profile's auth token in, rewritten atomically on every new generation: path, format (token, env, json, template), template or template_file, mode, command, command_timeout, on_expiry"`
+}
+
+// Sink formats.
+const (
+	SinkToken    = "token"
+	SinkEnv      = "env"
+	SinkJSON     = "json"
+	SinkTemplate = "template"
+)
+
+// Sink expiry actions: what happens to a sink file once its pair has less
+// than min_validity left and no newer pair replaced it.
+const (
+	SinkExpiryEmpty  = "empty"
+	SinkExpiryRemove = "remove"
+)
+
+// Sink is a file the agent rewrites, atomically, with the profile's auth
+// token at start and on every new generation, like a Vault Agent file sink
+// or template.
+type Sink struct {
+	Path           string   `toml:"path" help:"the file; its directory is created 0700 when missing" example:"\"/run/app/token\""`
+	Format         string   `toml:"format" default:"token" help:"token (the token alone), env (KEY=\"value\" lines named by [env]), json (token, endpoint, expiry, generation) or template"`
+	Template       string   `toml:"template" help:"a Go text/template over .Token .Endpoint .Expiry .ExpiryUnix .Generation .Profile (format = \"template\")"`
+	TemplateFile   string   `toml:"template_file" help:"a file holding the template, read at start and reload"`
+	Mode           string   `toml:"mode" default:"0600" help:"the file's permission bits, in octal" example:"\"0640\""`
+	Command        []string `toml:"command" help:"argv (not a shell string) run after each write" example:"[\"systemctl\", \"--user\", \"reload\", \"app\"]"`
+	CommandTimeout Duration `toml:"command_timeout" default:"30s" help:"how long the command may run"`
+	OnExpiry       string   `toml:"on_expiry" default:"empty" help:"empty or remove: what happens to the file when its pair falls below min_validity and no newer one replaced it"`
+}
+
+// FileMode returns the sink's permission bits (0 when unset: the default).
+func (s Sink) FileMode() (os.FileMode, error) {
+	if s.Mode == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(s.Mode, "0o"), 8, 32)
+	if err != nil || n == 0 || n > 0o777 {
+		return 0, fmt.Errorf("sink %s: mode %q is not octal permission bits such as \"0640\"", s.Path, s.Mode)
+	}
+	return os.FileMode(n), nil
+}
+
+// Check reports the first mistake in the sink's settings.
+func (s Sink) Check() error {
+	switch {
+	case s.Path == "":
+		return errors.New("a sink has no path: set path = \"/run/app/token\"")
+	case !filepath.IsAbs(s.Path) && !strings.HasPrefix(s.Path, "~/"):
+		return fmt.Errorf("sink path %q must be absolute (or start with ~/)", s.Path)
+	}
+	switch s.Format {
+	case "", SinkToken, SinkEnv, SinkJSON:
+		if s.Template != "" || s.TemplateFile != "" {
+			return fmt.Errorf("sink %s: template and template_file need format = \"template\"", s.Path)
+		}
+	case SinkTemplate:
+		if (s.Template == "") == (s.TemplateFile == "") {
+			return fmt.Errorf("sink %s: format = \"template\" needs exactly one of template (inline) or template_file", s.Path)
+		}
+	default:
+		return fmt.Errorf("sink %s: format %q: use token, env, json or template", s.Path, s.Format)
+	}
+	switch s.OnExpiry {
+	case "", SinkExpiryEmpty, SinkExpiryRemove:
+	default:
+		return fmt.Errorf("sink %s: on_expiry %q: use empty or remove", s.Path, s.OnExpiry)
+	}
+	if len(s.Command) > 0 && s.Command[0] == "" {
+		return fmt.Errorf("sink %s: command's first element is empty: give the program, then its arguments", s.Path)
+	}
+	_, err := s.FileMode()
+	return err
 }
 
 // AWS holds the settings of awssm backends; the AWS SDK's own environment

@@ -342,3 +342,77 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSinks(t *testing.T) {
+	f, err := Parse([]byte(`
+[profiles.a]
+backend = "file:/tmp/a.json"
+[[profiles.a.sink]]
+path = "/run/app/token"
+[[profiles.a.sink]]
+path = "/run/app/env"
+format = "env"
+mode = "0640"
+command = ["systemctl", "--user", "reload", "app"]
+command_timeout = "5s"
+on_expiry = "remove"
+[[profiles.a.sink]]
+path = "~/app.conf"
+format = "template"
+template = "key={{.Token}}"
+`))
+	if err != nil || len(f.Problems) > 0 {
+		t.Fatal(err, f.Problems)
+	}
+	p, err := f.Profile("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Sink
+	if len(s) != 3 {
+		t.Fatalf("got %d sinks, want 3", len(s))
+	}
+	if m, err := s[1].FileMode(); m != 0o640 || err != nil {
+		t.Errorf("mode = %o, %v; want 0640", m, err)
+	}
+	if s[1].CommandTimeout.Duration != 5*time.Second || len(s[1].Command) != 4 || s[1].OnExpiry != SinkExpiryRemove {
+		t.Errorf("sink 1 = %+v", s[1])
+	}
+	for _, sk := range s {
+		if err := sk.Check(); err != nil {
+			t.Errorf("%+v: %v", sk, err)
+		}
+	}
+	// [defaults] sinks are not inherited.
+	f, err = Parse([]byte("[defaults]\n[[defaults.sink]]\npath = \"/x\"\n[profiles.b]\nbackend = \"file:/b\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := f.Profile("b"); len(b.Sink) != 0 {
+		t.Errorf("profile b inherited sinks %+v from [defaults]", b.Sink)
+	}
+	// A misspelt key inside a sink is a problem with its line.
+	f, _ = Parse([]byte("[profiles.a]\nbackend = \"file:/a\"\n[[profiles.a.sink]]\npath = \"/x\"\nformt = \"json\"\n"))
+	if len(f.Problems) != 1 || f.Problems[0].Line != 5 || !strings.Contains(f.Problems[0].Msg, "format") {
+		t.Errorf("problems = %+v, want one on line 5 suggesting format", f.Problems)
+	}
+	bad := []struct {
+		s    Sink
+		want string
+	}{
+		{Sink{Format: "env"}, "has no path"},
+		{Sink{Path: "rel/token"}, "must be absolute"},
+		{Sink{Path: "/x", Format: "yaml"}, "use token, env, json or template"},
+		{Sink{Path: "/x", Format: "template"}, "exactly one of template"},
+		{Sink{Path: "/x", Template: "{{.Token}}"}, "need format = \"template\""},
+		{Sink{Path: "/x", Mode: "640x"}, "not octal"},
+		{Sink{Path: "/x", Mode: "01777"}, "not octal"},
+		{Sink{Path: "/x", OnExpiry: "keep"}, "use empty or remove"},
+		{Sink{Path: "/x", Command: []string{""}}, "first element is empty"},
+	}
+	for _, c := range bad {
+		if err := c.s.Check(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", c.s, err, c.want)
+		}
+	}
+}

@@ -198,3 +198,35 @@ func TestAgentCommandRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentReloadWithoutAgent: reload with nothing on the socket says so
+// and exits 1.
+func TestAgentReloadWithoutAgent(t *testing.T) {
+	isolate(t)
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	r := cli(t, "", "agent", "reload", "--socket", sock, "--timeout", "2s")
+	if r.code != 1 || !strings.Contains(r.stderr, "no agent answers on "+sock) {
+		t.Errorf("got exit %d, %q; want 1 and no agent answers", r.code, r.stderr)
+	}
+}
+
+// TestAgentSinkConfigErrors: a sink template that does not parse, or a
+// template file that is missing, stops the agent at start with the reason.
+func TestAgentSinkConfigErrors(t *testing.T) {
+	dir := isolate(t)
+	cfg := filepath.Join(dir, "config.toml")
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	for _, c := range []struct{ sink, want string }{
+		{"format = \"template\"\ntemplate = \"{{.Nope}}\"", "can't evaluate field Nope"},
+		{"format = \"template\"\ntemplate_file = \"" + filepath.Join(dir, "missing.tmpl") + "\"", "template_file"},
+	} {
+		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\npath = \"%s\"\n%s\n", filepath.Join(dir, "p.json"), filepath.Join(dir, "out"), c.sink)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := cli(t, "", "agent", "--socket", filepath.Join(dir, "a.sock"))
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("sink %q: exit %d, %q; want 2 and %q", c.sink, r.code, r.stderr, c.want)
+		}
+	}
+}

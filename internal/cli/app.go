@@ -67,7 +67,10 @@ type app struct {
 	endpoint   string
 	minValid   time.Duration
 
-	cfg        *config.File    // loaded once
+	cfg *config.File // loaded once
+	// clients, when set, shares backends and issuers between profiles
+	// (the agent's).
+	clients    *clientCache
 	warnedOnce bool            // the deprecation warning was printed
 	setByFlag  map[string]bool // command settings given as flags
 

@@ -59,7 +59,7 @@ func registry() []scheme {
 			help: "one JSON file per credential, locked with flock (the embedded default)",
 			openBackend: func(_ context.Context, a *app, s spec, _ *wired) (provider.Backend, string, error) {
 				b, err := file.New(func(o *file.Options) { o.Logger = a.logger })
-				return b, expandHome(s.rest), err
+				return b, backendKey(s), err
 			},
 		},
 		{
@@ -102,19 +102,19 @@ func registry() []scheme {
 			help:  "a backend served by the plugin [plugins.NAME]",
 			check: checkPluginSpec,
 			openBackend: func(_ context.Context, a *app, s spec, w *wired) (provider.Backend, string, error) {
-				name, key, _ := strings.Cut(s.rest, ":")
+				name, _, _ := strings.Cut(s.rest, ":")
 				pl, err := a.openPlugin(name, w)
 				if err != nil {
 					return nil, "", err
 				}
-				return pl.Backend(), key, nil
+				return pl.Backend(), backendKey(s), nil
 			},
 		},
 		{
 			kind: issuerScheme, name: "dev", usage: "dev:HOST:PORT",
 			help: "the built-in development issuer (credhelper dev-issuer), plaintext on loopback",
-			openIssuer: func(_ context.Context, a *app, s spec, _ *wired) (provider.Issuer, error) {
-				return momento.New(func(o *momento.Options) { o.Addr, o.Insecure, o.Logger = s.rest, true, a.logger })
+			openIssuer: func(_ context.Context, a *app, s spec, w *wired) (provider.Issuer, error) {
+				return a.momentoIssuer(w, func(o *momento.Options) { o.Addr, o.Insecure, o.Logger = s.rest, true, a.logger })
 			},
 		},
 		{
@@ -126,7 +126,7 @@ func registry() []scheme {
 				if err != nil {
 					return nil, err
 				}
-				return momento.New(func(o *momento.Options) {
+				return a.momentoIssuer(w, func(o *momento.Options) {
 					o.Addr, o.Insecure, o.TLSConfig, o.Logger = s.rest, p.Insecure, tlsConf, a.logger
 				})
 			},

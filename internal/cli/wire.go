@@ -164,13 +164,13 @@ func (a *app) wireFor(ctx context.Context, name string, withBackend bool) (*wire
 	}()
 	if withBackend {
 		s, _ := parseSpec(backendScheme, w.profile.Backend) // checked by resolve
-		if w.backend, w.key, err = s.scheme.openBackend(ctx, a, s, w); err != nil {
+		if w.backend, w.key, err = a.sharedBackend(ctx, s, w); err != nil {
 			return nil, err
 		}
 	}
 	if w.profile.Issuer != "" {
 		s, _ := parseSpec(issuerScheme, w.profile.Issuer)
-		if w.issuer, err = s.scheme.openIssuer(ctx, a, s, w); err != nil {
+		if w.issuer, err = a.sharedIssuer(ctx, s, w); err != nil {
 			return nil, err
 		}
 	}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/credhelper/credhelper/issuers/momento/authpb"
@@ -45,12 +47,30 @@ type Options struct {
 	// Logger receives debug lines about calls, never a token; default
 	// silent.
 	Logger *slog.Logger
+	// ShareIdle, when positive, keeps one connection per endpoint open
+	// until it has been idle this long, and makes concurrent and nearby
+	// calls share it (HTTP/2 multiplexing) instead of each dialing its own:
+	// an agent refreshing many profiles at once keeps one connection, not
+	// one per refresh. A call that fails drops the connection, so its retry
+	// dials afresh. Zero (the default) dials for every call, so that an
+	// unreachable issuer is always found before a request is sent.
+	ShareIdle time.Duration
 }
 
 // Issuer refreshes and generates Momento API keys. It implements
 // provider.Issuer and provider.Generator.
+// With Options.ShareIdle it keeps connections, which Close releases.
 type Issuer struct {
 	opts Options
+
+	mu    sync.Mutex // guards conns
+	conns map[string]*grpcConn
+}
+
+// grpcConn is a cached connection and the recorder of its dial errors.
+type grpcConn struct {
+	conn *grpc.ClientConn
+	rec  *recorder
 }
 
 var (
@@ -225,16 +245,82 @@ func (i *Issuer) addr(endpoint string) string {
 func (i *Issuer) call(ctx context.Context, addr, authorization string, rpc func(context.Context, authpb.AuthClient) error) error {
 	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
 	defer cancel()
-	conn, rec, err := i.dial(addr)
+	if i.opts.ShareIdle <= 0 {
+		conn, rec, err := i.dial(addr)
+		if err != nil {
+			return &notDeliveredError{err: err}
+		}
+		defer conn.Close()
+		if err := waitReady(ctx, conn, rec); err != nil {
+			return &notDeliveredError{err: err}
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
+		return rpc(ctx, authpb.NewAuthClient(conn))
+	}
+	gc, err := i.conn(addr)
 	if err != nil {
 		return &notDeliveredError{err: err}
 	}
-	defer conn.Close()
-	if err := waitReady(ctx, conn, rec); err != nil {
+	if err := waitReady(ctx, gc.conn, gc.rec); err != nil {
+		// Dial afresh next time rather than wait out gRPC's reconnect
+		// backoff, which would outlast the engine's own.
+		i.drop(addr, gc)
 		return &notDeliveredError{err: err}
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
-	return rpc(ctx, authpb.NewAuthClient(conn))
+	if err := rpc(ctx, authpb.NewAuthClient(gc.conn)); err != nil {
+		i.drop(addr, gc) // a retry must not reuse a connection that may be dead
+		return err
+	}
+	return nil
+}
+
+// conn returns the cached connection to addr, or a new one in place of a
+// failed one (which would wait out gRPC's reconnect backoff). An idle or
+// connecting one is shared: waitReady connects it, and tells a call that
+// cannot connect as not delivered.
+func (i *Issuer) conn(addr string) (*grpcConn, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if gc := i.conns[addr]; gc != nil {
+		if st := gc.conn.GetState(); st != connectivity.TransientFailure && st != connectivity.Shutdown {
+			return gc, nil
+		}
+		delete(i.conns, addr)
+		gc.conn.Close()
+	}
+	conn, rec, err := i.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if i.conns == nil {
+		i.conns = map[string]*grpcConn{}
+	}
+	gc := &grpcConn{conn: conn, rec: rec}
+	i.conns[addr] = gc
+	return gc, nil
+}
+
+// drop closes gc and forgets it, unless another call replaced it already.
+func (i *Issuer) drop(addr string, gc *grpcConn) {
+	i.mu.Lock()
+	if i.conns[addr] == gc {
+		delete(i.conns, addr)
+	}
+	i.mu.Unlock()
+	gc.conn.Close()
+}
+
+// Close closes the Issuer's connections. Calls after Close dial again.
+func (i *Issuer) Close() error {
+	i.mu.Lock()
+	conns := i.conns
+	i.conns = nil
+	i.mu.Unlock()
+	for _, gc := range conns {
+		gc.conn.Close()
+	}
+	return nil
 }
 
 // toPair validates a response. fallbackEndpoint is used when the response
