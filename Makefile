@@ -32,8 +32,8 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 # cross vets the module and links the commands for Linux, macOS and Windows
-# on amd64 and arm64 (scripts/cross.sh; on Windows without the test files,
-# whose suites drive Unix processes).
+# on amd64 and arm64 (scripts/cross.sh; outside Linux without the test
+# files, whose suites drive Linux processes).
 cross:
 	GO=$(GO) scripts/cross.sh
 
