@@ -154,6 +154,21 @@ func (j *journal) open(create bool) (*fsutil.Dir, error) {
 	return fsutil.OpenDir(j.dir, journalDirRule)
 }
 
+// trusted reports a journal directory the trust rule refuses (another
+// user's, or writable by others), creating it if missing; other failures
+// (a full or read-only disk) are left to write, which logs them.
+func (j *journal) trusted() error {
+	d, err := j.open(true)
+	if err == nil {
+		d.Close()
+		return nil
+	}
+	if errors.Is(err, fsutil.ErrUntrusted) || errors.Is(err, fsutil.ErrNotRegular) {
+		return fmt.Errorf("journal directory refused, so no refresh token is spent: %w", err)
+	}
+	return nil
+}
+
 // write durably stores p and returns the locked entry.
 func (j *journal) write(p *pendingCommit) (*journalEntry, error) {
 	rec, err := p.next.Encode()

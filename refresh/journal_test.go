@@ -169,7 +169,14 @@ func TestJournalDirectoryMustBeOurs(t *testing.T) {
 				o.JournalDir = dir
 				o.Logger = slog.New(slog.NewTextHandler(&log, nil))
 			})
-			mustGet(t, e)
+			// The pair is due: refused before anything is spent.
+			_, err := e.Credential(ctx(t))
+			if err == nil || !strings.Contains(err.Error(), "journal directory refused") || !strings.Contains(err.Error(), "chmod go-w "+f.dir) {
+				t.Errorf("Credential: err %v, want the journal directory refused with the chmod that fixes it", err)
+			}
+			if calls, _ := f.iss.stats(); calls != 0 {
+				t.Errorf("issuer calls = %d without a trusted journal, want 0", calls)
+			}
 			if f.be.record(testKey).Pair.AuthToken == planted.AuthToken {
 				t.Fatal("an entry in a directory others can write was replayed")
 			}

@@ -121,6 +121,12 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 				return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
 			}
 		}
+		if err := e.journal.trusted(); err != nil {
+			// A journal directory another user could write is never used;
+			// rather than spend without one, refuse (a full or read-only
+			// one is only logged: the pair then goes straight to the store).
+			return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: %w", e.key, err)
+		}
 		// A lease of another holder on this generation is still on the
 		// record, expired: this instance takes over from a holder that
 		// died, or that is alive but cut off from the store.

@@ -297,20 +297,28 @@ backend = "plugin:linked:prod.json"
 			{"--journal-dir in a world-writable directory", a.v, []string{"--journal-dir", filepath.Join(a.open, "j")}, []string{"journal directory refused", "writable by group or others"}},
 			{"XDG_STATE_HOME through the attacker's link", a.as("XDG_STATE_HOME=" + filepath.Join(a.shared, "state-link")), nil, []string{"journal directory refused", "symbolic link", "belongs to uid 4301"}},
 		} {
-			r, after := refreshOK(t, "refresh with "+tc.name, tc.o, tc.args...)
+			// Refused before anything is spent: no refresh token is
+			// presented without a journal this user alone controls.
+			before := a.stored().Pair
+			r := a.exec("refresh with "+tc.name, tc.o, append([]string{"refresh", "--profile", "prod", "--force"}, tc.args...)...)
+			r.want(t, 1)
 			for _, s := range tc.says {
 				r.wantErr(t, s)
 			}
+			after := a.stored().Pair
 			if after.AuthToken == evil.AuthToken || after.Generation >= 50 {
 				t.Fatalf("%s: a planted entry was replayed", tc.name)
+			}
+			if after.Generation != before.Generation || after.AuthToken != before.AuthToken {
+				t.Fatalf("%s: the stored pair changed (generation %d to %d)", tc.name, before.Generation, after.Generation)
 			}
 			pair = after
 		}
 		if m, _ := filepath.Glob(filepath.Join(jdir, "*.json")); len(m) != 10 {
 			t.Errorf("the planted entries were touched: %v", m)
 		}
-		if st := a.srv.Stats(); st.Refreshes != 3 {
-			t.Errorf("dev issuer %+v, want 3 refreshes: one per legitimate refresh", st)
+		if st := a.srv.Stats(); st.RefreshAttempts != 0 {
+			t.Errorf("dev issuer %+v, want no refresh attempt: every journal directory was refused", st)
 		}
 		a.intact(t, pair)
 	})

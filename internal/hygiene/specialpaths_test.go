@@ -110,7 +110,7 @@ backend = "plugin:p:x.json"
 			},
 			"journal directory": func() run {
 				p := special("journal-"+kind, kind)
-				return run{args: []string{"refresh", "--force", "--profile", "good", "--journal-dir", p}, code: 0, extra: "journal directory refused"}
+				return run{args: []string{"refresh", "--force", "--profile", "good", "--journal-dir", p}, code: 1, extra: "journal directory refused"}
 			},
 			"journal entry": func() run {
 				jd := filepath.Join(dir, "journal-of-"+kind)
