@@ -585,12 +585,6 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 	e.opts.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
 }
 
-func (e *Engine) failpoint(step string) {
-	if e.opts.Failpoint != nil {
-		e.opts.Failpoint(step)
-	}
-}
-
 // errClosed ends a wait cut short by Close.
 var errClosed = errors.New("engine closed")
 

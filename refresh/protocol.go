@@ -138,7 +138,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 		if err != nil {
 			return provider.Pair{}, err
 		}
-		e.failpoint("claimed")
+		e.opts.Trace.claimed(e.key, rec.Pair.Generation)
 		hctx, cancel := detached(ctx)
 		p, err := e.spend(hctx, rec, h, takeover)
 		cancel()
@@ -319,7 +319,7 @@ func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	e.setIssuing(dl)
-	e.failpoint("issuing")
+	e.opts.Trace.issuing(e.key, p.Generation)
 	next, err := e.issuer.Refresh(ctx, p)
 	if err != nil {
 		e.setIssuing(time.Time{})
@@ -436,7 +436,7 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, take
 		e.release(ctx, rec, h.stop())
 		return provider.Pair{}, fmt.Errorf("refresh: issuer unreachable, the refresh token of %s is unspent: %w", e.key, err)
 	}
-	e.failpoint("issued")
+	e.opts.Trace.issued(e.key, pair.Generation)
 	next.Generation = pair.Generation + 1
 	nextRec := rec.Clone()
 	nextRec.Pair = next
@@ -468,7 +468,7 @@ func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Re
 	}
 	p.entry = entry
 	e.setIssuing(time.Time{})
-	e.failpoint("journaled")
+	e.opts.Trace.journaled(e.key, rec.Pair.Generation)
 	// The lease was renewed while the issuer worked: commit against the
 	// version it has now.
 	p.expected = h.stop()
@@ -591,7 +591,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 	for {
 		_, err := e.swap(ctx, p.expected, p.next)
 		if err == nil {
-			e.failpoint("committed")
+			e.opts.Trace.committed(e.key, next.Generation)
 			e.clearPending(p)
 			e.event(EventCommitted, slog.Uint64("generation", next.Generation))
 			e.publish(e.schedule(next, true))
