@@ -46,6 +46,7 @@ type Engine struct {
 	flightCancel context.CancelFunc // cancels flight before it holds a claim
 	holding      bool               // flight holds a claim: Close must wait
 	stopping     bool               // CloseNow: start no issuer call
+	rejectedGen  uint64             // 1 + the generation whose token the issuer rejected here; 0: none
 	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
 	notBefore    time.Time          // no new refresh before this, after a failure
 	backoff      time.Duration      // the next failure's delay

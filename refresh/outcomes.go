@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -155,13 +156,13 @@ func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed p
 	if e.policy.RejectionRevokesAuthToken {
 		e.unpublish(rec.Pair)
 	}
+	// This process never presents that token again, whatever the store
+	// says (a mark that cannot be written leaves the lease behind).
+	e.mu.Lock()
+	e.rejectedGen = gen + 1
+	e.mu.Unlock()
 	if claimed != "" {
-		mark := rec.Clone()
-		mark.Lease = nil
-		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
-		if _, err := e.swap(ctx, claimed, mark); err != nil {
-			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
-		}
+		e.writeBroken(ctx, rec, claimed, reason)
 	}
 	if e.opts.Bootstrap != nil {
 		return provider.Pair{}, errRetry
@@ -171,6 +172,41 @@ func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed p
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
 	return provider.Pair{}, err
+}
+
+// writeBroken stores the broken mark against the claimed version, trying
+// again a few times (within ctx) when the store fails or a renewal of this
+// holder's own moved the version; it gives up when another instance
+// changed the record (a newer generation, or a claim of its own).
+func (e *Engine) writeBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string) {
+	gen := rec.Pair.Generation
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		mark := rec.Clone()
+		mark.Lease = nil
+		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
+		_, err := e.swap(ctx, claimed, mark)
+		if err == nil {
+			return
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
+			return
+		}
+		if errors.Is(err, provider.ErrConflict) {
+			entry, cur, lerr := e.load(ctx)
+			if lerr == nil && (cur.Pair.Generation != gen || (cur.Lease != nil && cur.Lease.Holder != e.opts.Holder)) {
+				return // another instance moved on; its own outcome stands
+			}
+			if lerr == nil {
+				claimed, rec = entry.Version, cur
+			}
+		}
+		if e.sleep(ctx, wait) != nil {
+			return
+		}
+		wait *= 2
+	}
 }
 
 func (e *Engine) brokenError(gen uint64, reason string) error {

@@ -67,7 +67,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			continue
 		}
 		if err := e.checkSpend(ctx, rec.Pair); err != nil {
-			if !errors.As(err, new(*ExpiredError)) || e.opts.Bootstrap == nil {
+			if !(errors.As(err, new(*ExpiredError)) || errors.Is(err, provider.ErrLineageBroken)) || e.opts.Bootstrap == nil {
 				return provider.Pair{}, err
 			}
 			p, err := e.heal(ctx, entry, rec, err.Error())
@@ -76,10 +76,12 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			}
 			return p, err
 		}
-		// A lease of another holder on this generation still on the
-		// record is expired: this instance takes over from a holder that
-		// died, or that is alive but cut off from the store.
-		takeover := rec.Lease != nil && rec.Lease.Holder != e.opts.Holder && rec.Lease.Generation == rec.Pair.Generation
+		// A lease on this generation still on the record (expired, or this
+		// process's own from a flight that did not finish) means the token
+		// may already have been presented: by a holder that died or is cut
+		// off from the store, or by this process. Then the issuer is asked
+		// first, where it can tell.
+		takeover := rec.Lease != nil && rec.Lease.Generation == rec.Pair.Generation
 		h, err := e.claim(ctx, entry, rec, provider.LeaseRefresh) // step 4
 		if errors.Is(err, provider.ErrConflict) {
 			continue
@@ -173,6 +175,12 @@ func (e *Engine) awaitLease(ctx context.Context, rec *provider.Record, wait *tim
 // bootstrap can heal), no refresh could yield a usable pair, its successor
 // could not be stored, or the journal directory is refused.
 func (e *Engine) checkSpend(ctx context.Context, pair provider.Pair) error {
+	e.mu.Lock()
+	rejected := e.rejectedGen == pair.Generation+1
+	e.mu.Unlock()
+	if rejected {
+		return e.brokenError(pair.Generation, "the issuer rejected its refresh token here; the broken mark could not be stored")
+	}
 	if err := e.refreshable(pair, e.opts.Clock.Now()); err != nil {
 		return err
 	}
@@ -274,27 +282,36 @@ func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair
 	return next, err
 }
 
-// spentElsewhere asks an issuer that can tell whether pair's refresh token
-// is still active. It reports true only when the issuer says it was
-// spent: the previous holder got an answer. An issuer that cannot tell,
-// or a failed question, reports false, and the token is presented as
-// before.
-func (e *Engine) spentElsewhere(ctx context.Context, pair provider.Pair) bool {
+// spentElsewhere asks an issuer that can tell whether pair's refresh
+// token is still active, before a token that may already have been
+// presented (another holder's expired lease, or this process's own, is on
+// the record) is presented. It reports true when the issuer says it was
+// spent. An issuer that cannot tell reports false (the token is presented
+// as before); a question that fails is an error, and the token is not
+// presented until it can be answered.
+func (e *Engine) spentElsewhere(ctx context.Context, pair provider.Pair) (bool, error) {
 	in, ok := e.issuer.(provider.Introspector)
 	if !ok {
-		return false
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, min(e.opts.IssuerTimeout, e.opts.LeaseDuration/3))
 	defer cancel()
 	active, err := in.RefreshTokenActive(ctx, pair)
-	if err != nil {
-		if !errors.Is(err, provider.ErrUnsupported) {
-			e.opts.Logger.Warn("credhelper refresh: could not ask the issuer whether the refresh token is still active; presenting it",
-				slog.String("key", e.key), slog.String("error", err.Error()))
-		}
-		return false
+	if errors.Is(err, provider.ErrUnsupported) {
+		return false, nil
 	}
-	return !active
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("refresh: could not ask the issuer whether the refresh token of %s (generation %d), which may already have been presented, is still active; it is not presented until that is known: %w", e.key, pair.Generation, err))
+	}
+	return !active, nil
+}
+
+// handBack puts the record back as it was loaded (with the lease it carried,
+// if any), so that whoever claims next asks the issuer first too.
+func (e *Engine) handBack(ctx context.Context, rec *provider.Record, version provider.Version) {
+	if _, err := e.swap(ctx, version, rec); err != nil {
+		e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+	}
 }
 
 // awaitPredecessor waits, keeping this instance's claim so that nobody
@@ -333,9 +350,7 @@ func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *
 	if e.opts.Clock.Now().Before(predecessor.Expires.Add(e.opts.ClockSkew + grace)) {
 		// Put the record back as it was, the predecessor's expired lease
 		// on it: whoever tries next is taking over too, and asks first.
-		if _, err := e.swap(ctx, version, rec); err != nil {
-			e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
-		}
+		e.handBack(ctx, rec, version)
 		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", e.key, gen, predecessor.Holder))
 	}
 	return e.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
@@ -346,8 +361,15 @@ func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *
 // tell, whether the token was already spent by the previous holder.
 func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, takeover bool) (provider.Pair, error) {
 	pair := rec.Pair
-	if takeover && e.spentElsewhere(h.callCtx, pair) {
-		return e.awaitPredecessor(ctx, rec, h, rec.Lease)
+	if takeover {
+		spent, err := e.spentElsewhere(h.callCtx, pair)
+		if err != nil {
+			e.handBack(ctx, rec, h.stop())
+			return provider.Pair{}, err
+		}
+		if spent {
+			return e.awaitPredecessor(ctx, rec, h, rec.Lease)
+		}
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", pair.Generation))
 	next, err := e.callIssuer(h.callCtx, pair)
@@ -444,7 +466,7 @@ func (e *Engine) finishPending(ctx context.Context) (provider.Pair, bool, error)
 	if err == nil {
 		return pair, true, nil
 	}
-	if pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity) {
+	if pair.AuthToken != "" && pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity) {
 		return pair, true, nil // keep serving it from memory
 	}
 	return provider.Pair{}, true, err
@@ -521,12 +543,18 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			err = lerr
 		}
 		// Transient or permanent backend failure: serve the journaled
-		// pair from memory and keep retrying in the background.
+		// pair from memory and keep retrying in the background. Not a
+		// healed pair: another instance may heal too (this one's claim
+		// may have been taken for dead), and only the stored one may
+		// carry its generation.
 		e.event(EventCommitDeferred, slog.Uint64("generation", next.Generation), slog.String("error", err.Error()))
+		e.retryCommitLater()
+		if p.next.Healed != nil {
+			return provider.Pair{}, fmt.Errorf("refresh: commit of the healed pair of %s deferred (it is served once stored): %w", e.key, err)
+		}
 		if c := e.cur.Load(); c == nil || !sameLineage(c.pair, next) {
 			e.publish(e.schedule(next, true))
 		}
-		e.retryCommitLater()
 		return next, fmt.Errorf("refresh: commit of %s deferred: %w", e.key, err)
 	}
 }
