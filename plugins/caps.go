@@ -109,7 +109,7 @@ func (a *answer[T]) get(ask func() (T, error)) (T, error) {
 // process once. It wraps provider.ErrUnsupported when the process serves
 // no backend.
 func (pr *proc) backendCapabilities(ctx context.Context) (backendCaps, error) {
-	return pr.backendCaps.get(func() (backendCaps, error) {
+	return pr.backendAnswer.get(func() (backendCaps, error) {
 		ctx, cancel := context.WithTimeout(ctx, capabilitiesTimeout)
 		defer cancel()
 		c, err := pr.backend.c.Capabilities(ctx, &pluginv1.BackendCapabilitiesRequest{})
@@ -122,7 +122,7 @@ func (pr *proc) backendCapabilities(ctx context.Context) (backendCaps, error) {
 
 // issuerCapabilities is backendCapabilities for the issuer.
 func (pr *proc) issuerCapabilities(ctx context.Context) (issuerCaps, error) {
-	return pr.issuerCaps.get(func() (issuerCaps, error) {
+	return pr.issuerAnswer.get(func() (issuerCaps, error) {
 		ctx, cancel := context.WithTimeout(ctx, capabilitiesTimeout)
 		defer cancel()
 		c, err := pr.issuer.c.Capabilities(ctx, &pluginv1.IssuerCapabilitiesRequest{})

@@ -108,8 +108,8 @@ type proc struct {
 	lost atomic.Bool // the connection failed; restart on the next call
 
 	// What this process declared, asked once each.
-	backendCaps answer[backendCaps]
-	issuerCaps  answer[issuerCaps]
+	backendAnswer answer[backendCaps]
+	issuerAnswer  answer[issuerCaps]
 }
 
 // Open checks the plugin binary and returns a Plugin that runs it on
