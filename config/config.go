@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -376,12 +377,7 @@ func (f *File) setPath(path string) {
 
 // ProfileNames returns the profile names, sorted.
 func (f *File) ProfileNames() []string {
-	names := make([]string, 0, len(f.Profiles))
-	for n := range f.Profiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(f.Profiles))
 }
 
 // Profile returns the named profile with [defaults] applied. An unknown

@@ -3,8 +3,10 @@ package server
 import (
 	"bufio"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,7 +234,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 		sample(bw, "credhelper_refresh_events_total", float64(events[k]), "profile", k.profile, "event", string(k.event))
 	}
 	header(bw, "credhelper_credential_seconds_to_expiry", "gauge", "Seconds until the profile's current pair expires; +Inf for a pair that never expires.")
-	for _, p := range sortedKeys(m.expiry) {
+	for _, p := range slices.Sorted(maps.Keys(m.expiry)) {
 		v := math.Inf(1)
 		if at := m.expiry[p]; !at.IsZero() {
 			v = at.Sub(now).Seconds()
@@ -240,7 +242,7 @@ func (m *Metrics) WriteText(w io.Writer) error {
 		sample(bw, "credhelper_credential_seconds_to_expiry", v, "profile", p)
 	}
 	header(bw, "credhelper_credential_generation", "gauge", "Generation of the pair the agent serves for the profile.")
-	for _, p := range sortedKeys(m.generation) {
+	for _, p := range slices.Sorted(maps.Keys(m.generation)) {
 		sample(bw, "credhelper_credential_generation", float64(m.generation[p]), "profile", p)
 	}
 	reqs := make([]requestKey, 0, len(m.requests))
@@ -289,15 +291,6 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", ContentType)
 	_ = m.WriteText(w)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func header(w *bufio.Writer, name, typ, help string) {

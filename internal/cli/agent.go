@@ -1,17 +1,19 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -118,7 +120,7 @@ func (a *app) agentReload(ctx context.Context, socket string, timeout time.Durat
 	if cfg, err := a.loadConfig(); err == nil {
 		cfgSocket = expandHome(cfg.Agent.Socket)
 	}
-	c := agent.Client{Path: firstNonEmpty(socket, os.Getenv(agent.SocketEnv), cfgSocket, agent.DefaultSocketPath())}
+	c := agent.Client{Path: cmp.Or(socket, os.Getenv(agent.SocketEnv), cfgSocket, agent.DefaultSocketPath())}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	before, err := c.Ping(ctx)
@@ -200,8 +202,8 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	socket := firstNonEmpty(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
-	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
+	socket := cmp.Or(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
+	metricsAddr := cmp.Or(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
 	if metricsAddr != "" && !strings.HasPrefix(metricsAddr, "unix:") && !provider.LoopbackAddr(metricsAddr) {
 		return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464 (readable by every local user) or unix:PATH (readable by you alone): metrics are not served to the network", metricsAddr)
 	}
@@ -224,7 +226,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		// Engines first: Close finishes a refresh in flight and retries a
 		// pending commit, which may need the backend and issuer.
 		run.closing.Wait()
-		for _, name := range sortedNames(run.profiles) {
+		for _, name := range slices.Sorted(maps.Keys(run.profiles)) {
 			if cerr := run.profiles[name].close(a.logger); cerr != nil && err == nil {
 				err = cerr
 			}
@@ -317,15 +319,6 @@ func absConfigPath(cfg *config.File) (string, error) {
 		return "", fmt.Errorf("agent: config path: %w", err)
 	}
 	return p, nil
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // open wires one profile of cfg: backend, issuer, engine and sinks.
@@ -583,15 +576,6 @@ func (a *app) serveMetrics(addr string, m *server.Metrics) (stop func(), err err
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 	}, nil
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func configName(path string) string {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -332,9 +333,9 @@ func (a *app) setup() error {
 		return usageError{err}
 	}
 	a.configPath, a.profile, a.logLevel = a.cmd.Config, a.cmd.Profile, a.cmd.LogLevel
-	a.backend = firstNonEmpty(a.flags.Backend, a.env.Backend)
-	a.issuer = firstNonEmpty(a.flags.Issuer, a.env.Issuer)
-	a.endpoint = firstNonEmpty(a.flags.Endpoint, a.env.Endpoint)
+	a.backend = cmp.Or(a.flags.Backend, a.env.Backend)
+	a.issuer = cmp.Or(a.flags.Issuer, a.env.Issuer)
+	a.endpoint = cmp.Or(a.flags.Endpoint, a.env.Endpoint)
 	a.minValid = cmpDuration(a.flags.MinValidity.Duration, a.env.MinValidity.Duration)
 	level := slog.LevelWarn
 	if a.logLevel != "" {

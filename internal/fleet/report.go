@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -238,13 +240,8 @@ func (r *Report) Summary() string {
 		r.Goroutines, r.End.Sub(r.Start).Round(time.Millisecond), r.Calls, r.Served, r.Invalid, r.Regressions, r.Errors, r.LineageBroken, r.MaxGeneration)
 	fmt.Fprintf(&b, "; latency waited[%v] cached[%v] failed[%v]", &r.Waited, &r.Cached, &r.Failed)
 	if len(r.Events) > 0 {
-		keys := make([]string, 0, len(r.Events))
-		for k := range r.Events {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		b.WriteString("; engine events")
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(r.Events)) {
 			fmt.Fprintf(&b, " %s=%d", k, r.Events[k])
 		}
 	}
