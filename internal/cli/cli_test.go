@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/provider"
 )
@@ -38,6 +39,7 @@ func cli(t *testing.T, stdin string, args ...string) result {
 
 func isolate(t *testing.T) string {
 	dir := t.TempDir()
+	t.Cleanup(func() { testexec.StopDetached(dir) })
 	t.Setenv("CREDHELPER_CONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))

@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/credhelper/credhelper/internal/testexec"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credhelper/credhelper/internal/testexec"
 
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/provider"
@@ -37,6 +38,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
+	// Commands run in process hand due refreshes to a built binary, not
+	// to this test binary.
+	refresherExecutable = func() (string, error) { return filepath.Join(dir, "credhelper-full"), nil }
 	return m.Run()
 }
 
@@ -60,6 +64,7 @@ type faceWorld struct {
 func newFaceWorld(t *testing.T, config string) *faceWorld {
 	t.Helper()
 	dir := t.TempDir()
+	t.Cleanup(func() { testexec.StopDetached(dir) })
 	w := &faceWorld{dir: dir, config: filepath.Join(dir, "config.toml")}
 	if err := os.WriteFile(w.config, []byte(strings.ReplaceAll(config, "%DIR%", dir)), 0o600); err != nil {
 		t.Fatal(err)

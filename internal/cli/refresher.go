@@ -70,6 +70,10 @@ func refresherName(key string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
+// refresherExecutable names the binary a refresher runs: this one (tests
+// running the command in process point it at a built credhelper).
+var refresherExecutable = os.Executable
+
 // startRefresher reports a failed previous background refresh of w's
 // credential, then starts a detached refresher for it. It returns false
 // when it could not, so the caller refreshes in process.
@@ -86,7 +90,7 @@ func (a *app) startRefresher(w *wired) bool {
 	if err != nil {
 		return false
 	}
-	exe, err := os.Executable()
+	exe, err := refresherExecutable()
 	if err != nil {
 		return false
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/provider"
 )
@@ -88,6 +89,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		testexec.StopDetached(root)
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				_ = os.Chmod(p, 0o700)

@@ -54,6 +54,7 @@ type world struct {
 func newWorld(t *testing.T, optFns ...func(*dev.Options)) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
+	t.Cleanup(func() { testexec.StopDetached(w.dir) })
 	for _, d := range []string{"home", "config", "state", "run"} {
 		if err := os.MkdirAll(filepath.Join(w.dir, d), 0o700); err != nil {
 			t.Fatal(err)
