@@ -16,6 +16,7 @@ include Makefile.proto
 include Makefile.plugins
 include Makefile.fuzz
 include Makefile.faults
+include Makefile.model
 
 # credhelper is a small front that answers `get` from a running agent and
 # executes credhelper-full, installed beside it, for everything else.
