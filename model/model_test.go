@@ -94,6 +94,8 @@ var long = []run{
 		why: "I1-I5 at two generations, both skew directions, lost acknowledgements"},
 	{name: "safety/all next steps, both skews", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "HEALING=1", "MAXFAM=3"}, want: pass, full: true,
 		why: "renewal, introspection and healing with every default fault"},
+	{name: "safety/all next steps, two generations", defs: []string{"MAXGEN=2", "RENEWAL=1", "INTROSPECTION=1", "HEALING=1", "MAXFAM=3", "SFAULTS=1", "SKEWAHEAD=1"}, want: pass, full: true,
+		why: "renewal, introspection and healing at two generations (one store fault)"},
 	{name: "safety/renewal, two issuer faults", defs: []string{"MAXGEN=1", "RENEWAL=1", "IFAULTS=2"}, want: pass, full: true,
 		why: "renewal closes the maybe-delivered-twice limit"},
 	{name: "safety/introspection, cut off past the lease, faults", defs: []string{"MAXGEN=1", "MAXOUT=1", "OUTMAX=7", "INTROSPECTION=1"}, want: pass, full: true,
