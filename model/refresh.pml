@@ -551,7 +551,7 @@ deferred:	/* (*Engine).commitPending transient error: serve from memory, retry e
 		if :: !ph -> publish(pg, pf) :: else fi;
 		wt[i] = 1
 	};
-dwait:
+dwait:	/* (*Engine).retryCommitLater: the background retry's timer */
 	atomic {
 		!wt[i] ->
 #if RENEWAL
@@ -608,7 +608,7 @@ rejected:	/* refresh/protocol.go: (*Engine).rejected: adopt a newer generation, 
 #endif
 		fi
 	};
-rjwait:
+rjwait:	/* (*Engine).rejected: retry the broken mark after a tick */
 	atomic { !wt[i] -> goto rejected };
 
 #if INTROSPECTION
@@ -748,7 +748,7 @@ heal:	/* HEALING: (*Engine).heal: one instance re-bootstraps under a claim; ever
 #endif
 		goto commit
 	};
-hwait:
+hwait:	/* HEALING: (*Engine).heal: poll a heal in progress */
 	atomic { !wt[i] -> goto heal };
 #endif
 
