@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 
-.PHONY: all build test demo vet bench install uninstall clean
+.PHONY: all build test demo vet bench install uninstall clean docs
 
 all: build
 
@@ -46,17 +46,26 @@ demo: build
 bench: build
 	scripts/testenv.sh $(GO) run ./bench/cmd/credbench -out bench -bin $(BIN)/credhelper
 
-# docker finds docker-credential-credhelper and git finds
-# git-credential-credhelper; both are symlinks, and credhelper picks the
-# face from the name it runs as.
+# The names tools look for, as symlinks to credhelper, which picks the face
+# from the name it runs as: docker-credential-credhelper (docker),
+# git-credential-credhelper (git), credhelper-bazel (Bazel runs the path it
+# is given with "get" alone) and terraform-credentials-credhelper (Terraform
+# looks in its plugin directories: link it from ~/.terraform.d/plugins).
+# GOAUTH, cargo and the kubelet run credhelper itself.
+FACE_LINKS := docker-credential-credhelper git-credential-credhelper credhelper-bazel terraform-credentials-credhelper
+
 install: build
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BIN)/credhelper $(BIN)/credhelper-full $(DESTDIR)$(BINDIR)/
-	ln -sf credhelper $(DESTDIR)$(BINDIR)/docker-credential-credhelper
-	ln -sf credhelper $(DESTDIR)$(BINDIR)/git-credential-credhelper
+	for l in $(FACE_LINKS); do ln -sf credhelper $(DESTDIR)$(BINDIR)/$$l; done
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,credhelper credhelper-full docker-credential-credhelper git-credential-credhelper)
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,credhelper credhelper-full $(FACE_LINKS))
 
 clean:
 	rm -rf $(BIN)
+
+# docs rewrites README.md's reference of backends, issuers and settings from
+# the scheme registry and the settings table (a test checks they agree).
+docs:
+	$(GO) run ./internal/docgen README.md

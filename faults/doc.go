@@ -19,8 +19,10 @@
 //
 // The matrix itself lives in the package's tests: each cell starts a fleet
 // of worker processes (internal/fleet) against one backend and a dev
-// issuer, injects one fault during a refresh, lifts it, and checks the
-// issuer's counters, the stored record, the journals and every pair the
-// workers were served. `go test ./faults` runs every cell at a small
+// issuer (Momento protocol, or OAuth2 with or without RFC 7662
+// introspection; with or without a bootstrap that heals a lost lineage),
+// injects one fault during a refresh, lifts it, and checks the issuer's
+// counters, the stored record, the journals and every pair the workers
+// were served. `go test ./faults` runs every cell at a small
 // scale; `make faults` runs them at full scale and rewrites report.md.
 package faults

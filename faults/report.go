@@ -31,9 +31,13 @@ type Row struct {
 	Spent, Presented, Rejected uint64
 	// Recover is how long after the fault ended a new generation was
 	// stored (0: the fault never stopped the chain); Unrecovered says the
-	// fleet cannot recover on its own (a person re-bootstraps).
+	// fleet cannot recover on its own (a person re-bootstraps). Healed
+	// says the lineage was lost and the fleet healed it from its
+	// bootstrap; Recover is then how long after the lineage broke the
+	// healed generation was stored.
 	Recover     time.Duration
 	Unrecovered bool
+	Healed      bool
 }
 
 // Table collects rows from concurrent cells.
@@ -77,6 +81,8 @@ func (t *Table) Markdown(w io.Writer) {
 		switch {
 		case r.Unrecovered:
 			rec = "manual (re-bootstrap)"
+		case r.Healed:
+			rec = fmt.Sprintf("healed in %.1fs", r.Recover.Seconds())
 		case r.Recover > 0:
 			rec = fmt.Sprintf("%.1fs", r.Recover.Seconds())
 		}

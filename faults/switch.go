@@ -81,24 +81,16 @@ var _ provider.WriteChecker = (*Backend)(nil)
 
 // Load applies the switch, then loads.
 func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) {
-	var e provider.Entry
-	err := b.apply(ctx, func(ctx context.Context) error {
-		var err error
-		e, err = b.Backend.Load(ctx, key)
-		return err
+	return apply(ctx, b.Switch, func(ctx context.Context) (provider.Entry, error) {
+		return b.Backend.Load(ctx, key)
 	})
-	return e, err
 }
 
 // CompareAndSwap applies the switch, then swaps.
 func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
-	var v provider.Version
-	err := b.apply(ctx, func(ctx context.Context) error {
-		var err error
-		v, err = b.Backend.CompareAndSwap(ctx, key, expected, value)
-		return err
+	return apply(ctx, b.Switch, func(ctx context.Context) (provider.Version, error) {
+		return b.Backend.CompareAndSwap(ctx, key, expected, value)
 	})
-	return v, err
 }
 
 // CheckWrite forwards to the wrapped backend's check, if it has one.
@@ -107,44 +99,55 @@ func (b *Backend) CheckWrite(ctx context.Context, key string) error {
 	if !ok {
 		return nil
 	}
-	return b.apply(ctx, func(ctx context.Context) error { return wc.CheckWrite(ctx, key) })
+	_, err := apply(ctx, b.Switch, func(ctx context.Context) (struct{}, error) { return struct{}{}, wc.CheckWrite(ctx, key) })
+	return err
 }
 
-func (b *Backend) apply(ctx context.Context, op func(context.Context) error) error {
-	mode, delay := b.Switch.Get()
+// result is what a call returned.
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// apply runs op under sw's current mode.
+func apply[T any](ctx context.Context, sw Switch, op func(context.Context) (T, error)) (T, error) {
+	var zero T
+	mode, delay := sw.Get()
 	switch mode {
 	case Refuse:
-		return provider.Transient(fmt.Errorf("faults: backend refused: %w", ErrInjected))
+		return zero, provider.Transient(fmt.Errorf("faults: backend refused: %w", ErrInjected))
 	case Blackhole:
 		for {
 			t := time.NewTimer(10 * time.Millisecond)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return provider.Transient(fmt.Errorf("faults: backend unreachable: %w", ctx.Err()))
+				return zero, provider.Transient(fmt.Errorf("faults: backend unreachable: %w", ctx.Err()))
 			case <-t.C:
 			}
-			if m, _ := b.Switch.Get(); m != Blackhole {
-				return provider.Transient(fmt.Errorf("faults: connection reset after a partition: %w", ErrInjected))
+			if m, _ := sw.Get(); m != Blackhole {
+				return zero, provider.Transient(fmt.Errorf("faults: connection reset after a partition: %w", ErrInjected))
 			}
 		}
 	case Delay:
 		// Like the TCP proxy, a call held when the slowness ends goes
-		// through at once.
-		done := make(chan error, 1)
+		// through at once. A call whose caller gave up meanwhile still
+		// runs; its result goes nowhere.
+		done := make(chan result[T], 1)
 		go func() {
 			for end := time.Now().Add(delay); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-				if m, _ := b.Switch.Get(); m != Delay {
+				if m, _ := sw.Get(); m != Delay {
 					break
 				}
 			}
-			done <- op(context.WithoutCancel(ctx))
+			v, err := op(context.WithoutCancel(ctx))
+			done <- result[T]{v, err}
 		}()
 		select {
-		case err := <-done:
-			return err
+		case r := <-done:
+			return r.v, r.err
 		case <-ctx.Done():
-			return provider.Transient(fmt.Errorf("faults: slow backend: %w", ctx.Err()))
+			return zero, provider.Transient(fmt.Errorf("faults: slow backend: %w", ctx.Err()))
 		}
 	}
 	return op(ctx)

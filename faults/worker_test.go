@@ -22,6 +22,7 @@ import (
 	"github.com/credhelper/credhelper/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/momento"
+	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
 )
@@ -76,7 +77,7 @@ func buildTarget(w fleet.Worker) (fleet.Target, error) {
 	if err != nil {
 		return fleet.Target{}, err
 	}
-	iss, err := momento.New(func(o *momento.Options) { o.Addr, o.Insecure = param(w, "devAddr"), true })
+	iss, err := issuer(w)
 	if err != nil {
 		return fleet.Target{}, err
 	}
@@ -84,7 +85,16 @@ func buildTarget(w fleet.Worker) (fleet.Target, error) {
 	if err != nil {
 		return fleet.Target{}, err
 	}
-	t := fleet.Target{Backend: b, Issuer: iss, Key: param(w, "key"), Options: []func(*refresh.Options){opt}, Close: closeB}
+	boot, err := bootstrapper(w)
+	if err != nil {
+		return fleet.Target{}, err
+	}
+	healBackoff, err := durationParam(w, "healBackoff")
+	if err != nil {
+		return fleet.Target{}, err
+	}
+	heal := func(o *refresh.Options) { o.Bootstrap, o.HealBackoff = boot, healBackoff }
+	t := fleet.Target{Backend: b, Issuer: iss, Key: param(w, "key"), Options: []func(*refresh.Options){opt, heal}, Close: closeB}
 	switch param(w, "force") {
 	case "once":
 		// Refresh at once, so the fault meets the first refresh.
@@ -116,6 +126,53 @@ func buildTarget(w fleet.Worker) (fleet.Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// issuer speaks to the cell's dev issuer (through its proxy) in the
+// cell's protocol: "momento" (gRPC, the default) or "oauth2" (the token
+// endpoint, and the RFC 7662 introspection endpoint when introspect is
+// "1").
+func issuer(w fleet.Worker) (provider.Issuer, error) {
+	addr := param(w, "devAddr")
+	switch param(w, "protocol") {
+	case "", "momento":
+		return momento.New(func(o *momento.Options) { o.Addr, o.Insecure = addr, true })
+	case "oauth2":
+		return oauth2.New("http://"+addr+"/oauth2/token", func(o *oauth2.Options) {
+			o.ClientID, o.ClientSecret = param(w, "clientID"), param(w, "clientSecret")
+			if param(w, "introspect") == "1" {
+				o.IntrospectionURL = "http://" + addr + "/oauth2/introspect"
+			}
+		})
+	}
+	return nil, fmt.Errorf("unknown protocol %q", param(w, "protocol"))
+}
+
+// bootstrapper is the engine's Options.Bootstrap when the cell sets
+// bootstrap=momento: a first pair of bootstrapLifetime generated over the
+// dev issuer's gRPC GenerateApiToken with its session token, as
+// `credhelper generate` does (the dev issuer refreshes such a pair in
+// either protocol). Nil otherwise.
+func bootstrapper(w fleet.Worker) (provider.Bootstrapper, error) {
+	switch param(w, "bootstrap") {
+	case "":
+		return nil, nil
+	case "momento":
+	default:
+		return nil, fmt.Errorf("unknown bootstrap %q", param(w, "bootstrap"))
+	}
+	lifetime, err := durationParam(w, "bootstrapLifetime")
+	if err != nil {
+		return nil, err
+	}
+	gen, err := momento.New(func(o *momento.Options) { o.Addr, o.Insecure = param(w, "devAddr"), true })
+	if err != nil {
+		return nil, err
+	}
+	session := param(w, "sessionToken")
+	return provider.BootstrapperFunc(func(ctx context.Context) (provider.Pair, error) {
+		return gen.Generate(ctx, provider.GenerateRequest{SessionToken: session, Lifetime: lifetime, Description: "faults: heal"})
+	}), nil
 }
 
 // engineOptions sets the cell's timing, journal, clock offset and

@@ -1,8 +1,8 @@
 package plugins
 
 import (
-	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -33,34 +33,30 @@ const reasonUnknown = "UNKNOWN"
 // rather than an error the plugin returned.
 var errConnection = errors.New("connection to the plugin process failed")
 
-// errorKind pairs an error kind's wire name with the error it stands for
-// and the gRPC code a plugin reports it with.
-type errorKind struct {
-	reason string
-	err    error
-	code   codes.Code
+// kindCodes is the gRPC status code a plugin reports each provider.Kind
+// with; the ErrorInfo reason is the kind's name in upper case. A test fails
+// when a kind has no code here.
+var kindCodes = map[provider.Kind]codes.Code{
+	provider.KindNotFound:         codes.NotFound,
+	provider.KindConflict:         codes.Aborted,
+	provider.KindReadOnly:         codes.FailedPrecondition,
+	provider.KindRefreshRejected:  codes.Unauthenticated,
+	provider.KindLineageBroken:    codes.FailedPrecondition,
+	provider.KindExpired:          codes.FailedPrecondition,
+	provider.KindInvalidRecord:    codes.InvalidArgument,
+	provider.KindInvalidToken:     codes.InvalidArgument,
+	provider.KindPermission:       codes.PermissionDenied,
+	provider.KindUnsupported:      codes.Unimplemented,
+	provider.KindNotDelivered:     codes.Unavailable,
+	provider.KindDeadlineExceeded: codes.DeadlineExceeded,
+	provider.KindCanceled:         codes.Canceled,
 }
 
-// errorKinds lists every kind that crosses the boundary, most specific
-// first: the first kind an error wraps becomes the ErrorInfo reason and
-// chooses the status code.
-func errorKinds() []errorKind {
-	return []errorKind{
-		{"NOT_FOUND", provider.ErrNotFound, codes.NotFound},
-		{"CONFLICT", provider.ErrConflict, codes.Aborted},
-		{"READ_ONLY", provider.ErrReadOnly, codes.FailedPrecondition},
-		{"REFRESH_REJECTED", provider.ErrRefreshRejected, codes.Unauthenticated},
-		{"LINEAGE_BROKEN", provider.ErrLineageBroken, codes.FailedPrecondition},
-		{"EXPIRED", provider.ErrExpired, codes.FailedPrecondition},
-		{"INVALID_RECORD", provider.ErrInvalidRecord, codes.InvalidArgument},
-		{"INVALID_TOKEN", provider.ErrInvalidToken, codes.InvalidArgument},
-		{"PERMISSION", provider.ErrPermission, codes.PermissionDenied},
-		{"UNSUPPORTED", provider.ErrUnsupported, codes.Unimplemented},
-		{"NOT_DELIVERED", provider.ErrNotDelivered, codes.Unavailable},
-		{"DEADLINE_EXCEEDED", context.DeadlineExceeded, codes.DeadlineExceeded},
-		{"CANCELED", context.Canceled, codes.Canceled},
-	}
-}
+// reasonOf and kindOfReason convert between a kind and its ErrorInfo
+// reason.
+func reasonOf(k provider.Kind) string { return strings.ToUpper(string(k)) }
+
+func kindOfReason(reason string) provider.Kind { return provider.Kind(strings.ToLower(reason)) }
 
 // toStatus encodes err, returned by a served backend or issuer, as a gRPC
 // status error that keeps its kinds and transience. It is the only way
@@ -71,13 +67,11 @@ func toStatus(err error) error {
 	}
 	var names []string
 	code := codes.Unknown
-	for _, k := range errorKinds() {
-		if errors.Is(err, k.err) {
-			if names == nil {
-				code = k.code
-			}
-			names = append(names, k.reason)
+	for i, k := range provider.KindsOf(err) {
+		if i == 0 {
+			code = kindCodes[k]
 		}
+		names = append(names, reasonOf(k))
 	}
 	transient := provider.IsTransient(err)
 	if transient && code != codes.DeadlineExceeded {
@@ -92,7 +86,7 @@ func toStatus(err error) error {
 		Reason: reason,
 		Metadata: map[string]string{
 			metaKinds:     strings.Join(names, ","),
-			metaTransient: boolString(transient),
+			metaTransient: strconv.FormatBool(transient),
 		},
 	}
 	st, detErr := status.New(code, cleanMessage(err.Error())).WithDetails(info)
@@ -113,9 +107,9 @@ func fromStatus(err error) error {
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return provider.Transient(&remoteError{msg: cleanMessage(err.Error()), errs: []error{errConnection}})
+		return provider.Transient(connectionError(err.Error()))
 	}
-	re := &remoteError{msg: cleanMessage(st.Message())}
+	re := provider.NewError(cleanMessage(st.Message()), nil)
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
 		if !ok || info.GetDomain() != errorDomain {
@@ -126,10 +120,8 @@ func fromStatus(err error) error {
 			kinds = info.GetReason()
 		}
 		for _, name := range strings.Split(kinds, ",") {
-			for _, k := range errorKinds() {
-				if k.reason == name {
-					re.errs = append(re.errs, k.err)
-				}
+			if k := kindOfReason(name); k.Valid() {
+				re.Kinds = append(re.Kinds, k)
 			}
 		}
 		if info.GetMetadata()[metaTransient] == "true" {
@@ -139,19 +131,19 @@ func fromStatus(err error) error {
 	}
 	switch st.Code() {
 	case codes.NotFound:
-		re.errs = []error{provider.ErrNotFound}
+		re.Kinds = []provider.Kind{provider.KindNotFound}
 	case codes.Aborted:
-		re.errs = []error{provider.ErrConflict}
+		re.Kinds = []provider.Kind{provider.KindConflict}
 	case codes.PermissionDenied:
-		re.errs = []error{provider.ErrPermission}
+		re.Kinds = []provider.Kind{provider.KindPermission}
 	case codes.Unauthenticated:
-		re.errs = []error{provider.ErrRefreshRejected}
+		re.Kinds = []provider.Kind{provider.KindRefreshRejected}
 	case codes.Unimplemented:
-		re.errs = []error{provider.ErrUnsupported}
+		re.Kinds = []provider.Kind{provider.KindUnsupported}
 	case codes.Canceled:
-		re.errs = []error{context.Canceled}
+		re.Kinds = []provider.Kind{provider.KindCanceled}
 	case codes.DeadlineExceeded:
-		re.errs = []error{context.DeadlineExceeded}
+		re.Kinds = []provider.Kind{provider.KindDeadlineExceeded}
 		return provider.Transient(re)
 	case codes.ResourceExhausted:
 		return provider.Transient(re)
@@ -159,31 +151,17 @@ func fromStatus(err error) error {
 		// Without our detail, Unavailable comes from gRPC itself: the
 		// connection to the process failed, perhaps after the request was
 		// sent. It never means "not delivered".
-		re.errs = []error{errConnection}
-		return provider.Transient(re)
+		return provider.Transient(connectionError(st.Message()))
 	}
 	return re
 }
 
-// remoteError is an error relayed from a plugin: its text as the plugin
-// wrote it (cleaned and truncated) and the kinds it carried.
-type remoteError struct {
-	msg  string
-	errs []error
+// connectionError is a failure of the connection to the plugin process,
+// with the text gRPC gave for it.
+func connectionError(msg string) error {
+	return &provider.Error{Msg: cleanMessage(msg), Err: errConnection}
 }
-
-func (e *remoteError) Error() string { return e.msg }
-
-// Unwrap returns the kinds, so errors.Is finds each of them.
-func (e *remoteError) Unwrap() []error { return e.errs }
 
 // cleanMessage makes relayed text one line of valid UTF-8 of at most
 // MaxErrorMessage bytes.
 func cleanMessage(s string) string { return provider.SanitizeMessage(s, MaxErrorMessage) }
-
-func boolString(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}

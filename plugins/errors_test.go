@@ -36,11 +36,7 @@ func (c errorCase) name() string {
 func (c errorCase) build() error {
 	err := errors.New("plain failure")
 	for _, k := range c.kinds {
-		for _, ek := range errorKinds() {
-			if ek.reason == k {
-				err = fmt.Errorf("%w: %w", err, ek.err)
-			}
-		}
+		err = fmt.Errorf("%w: %w", err, kindOfReason(k).Err())
 	}
 	if c.transient {
 		err = provider.Transient(err)
@@ -52,8 +48,8 @@ func (c errorCase) build() error {
 // combinations implementations produce.
 func errorCases() []errorCase {
 	cases := []errorCase{{}, {transient: true}}
-	for _, k := range errorKinds() {
-		cases = append(cases, errorCase{kinds: []string{k.reason}}, errorCase{kinds: []string{k.reason}, transient: true})
+	for _, k := range provider.Kinds() {
+		cases = append(cases, errorCase{kinds: []string{reasonOf(k)}}, errorCase{kinds: []string{reasonOf(k)}, transient: true})
 	}
 	return append(cases,
 		errorCase{kinds: []string{"NOT_DELIVERED", "DEADLINE_EXCEEDED"}, transient: true},
@@ -68,9 +64,9 @@ func errorCases() []errorCase {
 // want.
 func sameKind(t *testing.T, got, want error) {
 	t.Helper()
-	for _, k := range errorKinds() {
-		if g, w := errors.Is(got, k.err), errors.Is(want, k.err); g != w {
-			t.Errorf("errors.Is(err, %s) = %v, want %v (err: %v)", k.reason, g, w, got)
+	for _, k := range provider.Kinds() {
+		if g, w := errors.Is(got, k.Err()), errors.Is(want, k.Err()); g != w {
+			t.Errorf("errors.Is(err, %s) = %v, want %v (err: %v)", k, g, w, got)
 		}
 	}
 	if g, w := provider.IsTransient(got), provider.IsTransient(want); g != w {
@@ -159,3 +155,17 @@ func TestStatusWithoutDetails(t *testing.T) {
 }
 
 func statusErr(code uint32) error { return status.Error(codes.Code(code), "bare status") }
+
+func TestEveryKindHasACode(t *testing.T) {
+	for _, k := range provider.Kinds() {
+		if _, ok := kindCodes[k]; !ok {
+			t.Errorf("kind %q has no gRPC code in kindCodes: it would cross the boundary as Unknown", k)
+		}
+		if kindOfReason(reasonOf(k)) != k {
+			t.Errorf("kind %q does not survive its reason %q", k, reasonOf(k))
+		}
+	}
+	if len(kindCodes) != len(provider.Kinds()) {
+		t.Errorf("kindCodes has %d entries for %d kinds", len(kindCodes), len(provider.Kinds()))
+	}
+}

@@ -98,19 +98,6 @@ func TestNotDeliveredInsideTransient(t *testing.T) {
 }
 
 func TestSentinelsDistinct(t *testing.T) {
-	sentinels := map[string]error{
-		"ErrNotFound":        provider.ErrNotFound,
-		"ErrConflict":        provider.ErrConflict,
-		"ErrReadOnly":        provider.ErrReadOnly,
-		"ErrRefreshRejected": provider.ErrRefreshRejected,
-		"ErrLineageBroken":   provider.ErrLineageBroken,
-		"ErrExpired":         provider.ErrExpired,
-		"ErrInvalidRecord":   provider.ErrInvalidRecord,
-		"ErrInvalidToken":    provider.ErrInvalidToken,
-		"ErrNotDelivered":    provider.ErrNotDelivered,
-		"ErrUnsupported":     provider.ErrUnsupported,
-		"ErrPermission":      provider.ErrPermission,
-	}
 	for name, err := range sentinels {
 		msg := err.Error()
 		if msg == "" || msg != strings.ToLower(msg) || strings.ContainsAny(msg, "\n.") {
@@ -155,6 +142,32 @@ func TestSanitizeMessage(t *testing.T) {
 	for _, tt := range tests {
 		if got := provider.SanitizeMessage(tt.in, tt.limit, tt.secrets...); got != tt.want {
 			t.Errorf("SanitizeMessage(%q, %d) = %q, want %q", tt.in, tt.limit, got, tt.want)
+		}
+	}
+}
+
+func TestCleanSecret(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"s3cr3t", "s3cr3t", true},
+		{"s3cr3t\n", "s3cr3t", true},
+		{"s3cr3t\r\n", "s3cr3t", true},
+		{"s3cr3t\n\n", "", false},
+		{"s3c\tr3t", "", false},
+		{"s3cr3t\x7f", "", false},
+		{"s3cr3t\u0085", "", false},
+		{"\n", "", false},
+		{"", "", false},
+		{"s3cr3t\xff", "", false},
+	} {
+		got, err := provider.CleanSecret(tc.in, "$VAR")
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("CleanSecret(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "$VAR") || strings.Contains(err.Error(), "s3c")) {
+			t.Errorf("CleanSecret(%q) error %q must name $VAR and not the value", tc.in, err)
 		}
 	}
 }

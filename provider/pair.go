@@ -21,8 +21,18 @@ type Pair struct {
 	// RefreshToken is spent exactly once to obtain the next Pair. It may be
 	// empty only for a pair that never expires.
 	RefreshToken string
-	// ValidUntil is when both tokens expire; the zero Time means never.
+	// ValidUntil is when the auth token expires; the zero Time means the
+	// issuer said it never expires. Whether the refresh token still works
+	// after it depends on the issuer (see RefreshPolicy).
 	ValidUntil time.Time
+	// RefreshValidUntil is when the refresh token expires, when the issuer
+	// said so (GitHub's refresh_token_expires_in, Keycloak's
+	// refresh_expires_in); the zero Time means not known.
+	RefreshValidUntil time.Time
+	// IssuedAt is when the issuer handed the pair out, recorded so that
+	// every process sizes the pair's refresh window alike; the zero Time
+	// means not known.
+	IssuedAt time.Time
 	// Endpoint is the region or cell the auth token is valid for. Empty
 	// means "decode it from the token when needed" (see Pair.ResolveEndpoint).
 	Endpoint string
@@ -45,6 +55,25 @@ func (p Pair) Remaining(now time.Time) time.Duration {
 // ValidFor reports whether the pair still has at least min validity at now.
 func (p Pair) ValidFor(now time.Time, min time.Duration) bool {
 	return p.Never() || p.ValidUntil.Sub(now) >= min
+}
+
+// Lifetime returns how long the pair lives from when it was issued: from
+// IssuedAt when recorded, else from the auth token's JWT iat claim. ok is
+// false when neither is known or the pair never expires.
+func (p Pair) Lifetime() (d time.Duration, ok bool) {
+	if p.Never() {
+		return 0, false
+	}
+	issued := p.IssuedAt
+	if issued.IsZero() {
+		if info, err := ParseAuthToken(p.AuthToken); err == nil {
+			issued = info.IssuedAt
+		}
+	}
+	if issued.IsZero() || !issued.Before(p.ValidUntil) {
+		return 0, false
+	}
+	return p.ValidUntil.Sub(issued), true
 }
 
 // ResolveEndpoint returns the endpoint the auth token is valid for: the

@@ -70,6 +70,67 @@ type Issuer interface {
 	Refresh(ctx context.Context, pair Pair) (Pair, error)
 }
 
+// RefreshPolicy describes how an issuer's tokens live, as far as the
+// refresh engine must know it. The zero value is the conservative policy
+// of an issuer that does not say (and Momento's): a refresh needs a
+// still-valid auth token, and a rejected refresh leaves the current auth
+// token usable until it expires.
+type RefreshPolicy struct {
+	// RefreshAfterExpiry reports that the refresh token alone authorizes a
+	// refresh, so a pair whose auth token has expired can still be
+	// refreshed until its refresh token expires (OAuth2, RFC 6749 section
+	// 6). When false, a refresh authenticates with the current auth token
+	// (Momento), so the lineage ends at ValidUntil.
+	RefreshAfterExpiry bool
+	// RejectionRevokesAuthToken reports that when a refresh is rejected
+	// because a spent refresh token was presented again, the issuer also
+	// revokes the auth tokens of that family (RFC 9700 section 4.14.2), so
+	// a pair whose lineage broke must not be served any more.
+	RejectionRevokesAuthToken bool
+}
+
+// RefreshPolicyIssuer is implemented by issuers that state their
+// RefreshPolicy; other issuers get the zero RefreshPolicy.
+type RefreshPolicyIssuer interface {
+	RefreshPolicy() RefreshPolicy
+}
+
+// PolicyOf returns i's RefreshPolicy, or the zero policy if it states none.
+func PolicyOf(i Issuer) RefreshPolicy {
+	if p, ok := i.(RefreshPolicyIssuer); ok {
+		return p.RefreshPolicy()
+	}
+	return RefreshPolicy{}
+}
+
+// Introspector is implemented by issuers that can tell, without spending
+// it, whether a refresh token is still active (OAuth2 token introspection,
+// RFC 7662). The refresh engine asks before it presents a token whose
+// previous holder's lease expired: a token already spent means that holder
+// got an answer, so presenting it again could only be refused (and revoke
+// the family at servers with reuse detection).
+type Introspector interface {
+	// RefreshTokenActive reports whether pair's refresh token can still be
+	// spent. It returns an error wrapping ErrUnsupported when this issuer
+	// instance cannot tell (no introspection endpoint configured).
+	RefreshTokenActive(ctx context.Context, pair Pair) (bool, error)
+}
+
+// Bootstrapper mints a first pair for a lineage that can no longer be
+// continued: from a Momento session token, or by running a command that
+// prints one. The refresh engine calls it, under a claim, when the lineage
+// is found broken or its refresh token expired, so that a fleet heals
+// itself instead of waiting for a person.
+type Bootstrapper interface {
+	Bootstrap(ctx context.Context) (Pair, error)
+}
+
+// BootstrapperFunc adapts a function to Bootstrapper.
+type BootstrapperFunc func(ctx context.Context) (Pair, error)
+
+// Bootstrap calls f(ctx).
+func (f BootstrapperFunc) Bootstrap(ctx context.Context) (Pair, error) { return f(ctx) }
+
 // Generator is implemented by issuers that can mint a first pair.
 type Generator interface {
 	Generate(ctx context.Context, req GenerateRequest) (Pair, error)

@@ -15,6 +15,11 @@ import (
 // Manager's limit for a secret string is 65,536 bytes).
 const MaxRecordSize = 64 << 10
 
+// MaxGeneration is the largest generation a record may carry: 2^53, the
+// largest integer every JSON reader (JavaScript's included) holds exactly,
+// and far from overflowing when a refresh adds one.
+const MaxGeneration = 1 << 53
+
 // maxValidUntil is the last second of year 9999; anything above it is almost
 // certainly milliseconds written where seconds belong.
 const maxValidUntil = 253402300799
@@ -26,9 +31,14 @@ const (
 	fieldRefreshToken = "refreshToken"
 	fieldValidUntil   = "validUntil"
 	fieldEndpoint     = "endpoint"
-	fieldGeneration   = "generation"
-	fieldLease        = "lease"
-	fieldBroken       = "lineageBroken"
+	// fieldRefreshValidUntil is the refresh token's expiry (epoch seconds,
+	// 0 or absent: not known) and fieldIssuedAt when the pair was issued.
+	fieldRefreshValidUntil = "refreshValidUntil"
+	fieldIssuedAt          = "issuedAt"
+	fieldGeneration        = "generation"
+	fieldLease             = "lease"
+	fieldBroken            = "lineageBroken"
+	fieldHealed            = "healed"
 )
 
 // Lease marks a refresh in flight: Holder claimed the right to spend the
@@ -37,7 +47,20 @@ type Lease struct {
 	Holder     string
 	Expires    time.Time
 	Generation uint64
+	// Kind is what the holder does under the lease: LeaseRefresh (the
+	// zero value) spends the refresh token; LeaseHeal re-bootstraps a
+	// broken lineage.
+	Kind LeaseKind
 }
+
+// LeaseKind names what a lease's holder is doing.
+type LeaseKind string
+
+// Lease kinds.
+const (
+	LeaseRefresh LeaseKind = ""
+	LeaseHeal    LeaseKind = "heal"
+)
 
 // Broken marks a lineage that cannot be continued: the issuer rejected the
 // refresh token of Generation. Engines that load such a record fail at once
@@ -47,6 +70,19 @@ type Broken struct {
 	Generation uint64
 	// Reason is a short, non-secret explanation.
 	Reason string
+	// HealFailures counts failed attempts to re-bootstrap the lineage, and
+	// HealRetryAfter is when the next may start, so that a whole fleet
+	// backs off together.
+	HealFailures   uint64
+	HealRetryAfter time.Time
+}
+
+// Healed notes that a lineage was restarted from its bootstrap: the
+// generation that was broken, why, and when.
+type Healed struct {
+	Generation uint64
+	Reason     string
+	At         time.Time
 }
 
 // Record is the stored form of a credential: a Pair, an optional Lease, and
@@ -55,6 +91,7 @@ type Record struct {
 	Pair   Pair
 	Lease  *Lease
 	Broken *Broken
+	Healed *Healed
 	// extra holds unknown top-level fields verbatim.
 	extra map[string]json.RawMessage
 }
@@ -69,6 +106,10 @@ func (r *Record) Clone() *Record {
 	if r.Broken != nil {
 		b := *r.Broken
 		c.Broken = &b
+	}
+	if r.Healed != nil {
+		h := *r.Healed
+		c.Healed = &h
 	}
 	if r.extra != nil {
 		c.extra = make(map[string]json.RawMessage, len(r.extra))
@@ -141,8 +182,23 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if vu != 0 {
 		r.Pair.ValidUntil = time.Unix(int64(vu), 0)
 	}
+	for name, dst := range map[string]*time.Time{fieldRefreshValidUntil: &r.Pair.RefreshValidUntil, fieldIssuedAt: &r.Pair.IssuedAt} {
+		n, _, err := uintField(fields, name)
+		if err != nil {
+			return nil, err
+		}
+		if n > maxValidUntil {
+			return nil, recordError("%q %d is not epoch seconds (milliseconds?)", name, n)
+		}
+		if n != 0 {
+			*dst = time.Unix(int64(n), 0)
+		}
+	}
 	if r.Pair.Generation, _, err = uintField(fields, fieldGeneration); err != nil {
 		return nil, err
+	}
+	if r.Pair.Generation > MaxGeneration {
+		return nil, recordError("%q %d is over the limit of %d: store the pair again without it", fieldGeneration, r.Pair.Generation, uint64(MaxGeneration))
 	}
 	if r.Pair.RefreshToken == "" && !r.Pair.Never() {
 		return nil, recordError("missing or empty %q: an expiring pair needs one to be refreshed", fieldRefreshToken)
@@ -161,7 +217,14 @@ func DecodeRecord(data []byte) (*Record, error) {
 		}
 		r.Broken = b
 	}
-	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease, fieldBroken} {
+	if raw, ok := fields[fieldHealed]; ok && !isNull(raw) {
+		h, err := decodeHealed(raw)
+		if err != nil {
+			return nil, err
+		}
+		r.Healed = h
+	}
+	for _, k := range []string{fieldAPIKey, fieldRefreshToken, fieldValidUntil, fieldEndpoint, fieldGeneration, fieldLease, fieldBroken, fieldHealed, fieldRefreshValidUntil, fieldIssuedAt} {
 		delete(fields, k)
 	}
 	if len(fields) > 0 {
@@ -176,12 +239,15 @@ func (r *Record) Encode() ([]byte, error) {
 	if err := r.Pair.validate(); err != nil {
 		return nil, err
 	}
-	if r.Pair.Generation > math.MaxInt64 {
+	if r.Pair.Generation > MaxGeneration {
 		return nil, recordError("%q out of range", fieldGeneration)
 	}
 	if l := r.Lease; l != nil {
 		if l.Holder == "" || !printable(l.Holder) || l.Expires.Unix() < 0 || l.Expires.Unix() > maxValidUntil || l.Generation > math.MaxInt64 {
 			return nil, recordError("lease needs a holder name and an expiry in range")
+		}
+		if l.Kind != LeaseRefresh && l.Kind != LeaseHeal {
+			return nil, recordError("lease kind %q is not %q", l.Kind, LeaseHeal)
 		}
 	}
 	out := make(map[string]any, len(r.extra)+6)
@@ -198,16 +264,36 @@ func (r *Record) Encode() ([]byte, error) {
 	if r.Pair.Endpoint != "" {
 		out[fieldEndpoint] = r.Pair.Endpoint
 	}
+	if !r.Pair.RefreshValidUntil.IsZero() {
+		out[fieldRefreshValidUntil] = r.Pair.RefreshValidUntil.Unix()
+	}
+	if !r.Pair.IssuedAt.IsZero() {
+		out[fieldIssuedAt] = r.Pair.IssuedAt.Unix()
+	}
 	out[fieldGeneration] = r.Pair.Generation
 	if r.Lease != nil {
-		out[fieldLease] = map[string]any{
+		l := map[string]any{
 			"holder":     r.Lease.Holder,
 			"expires":    ceilUnix(r.Lease.Expires),
 			"generation": r.Lease.Generation,
 		}
+		if r.Lease.Kind != LeaseRefresh {
+			l["kind"] = string(r.Lease.Kind)
+		}
+		out[fieldLease] = l
 	}
-	if r.Broken != nil {
-		out[fieldBroken] = map[string]any{"generation": r.Broken.Generation, "reason": r.Broken.Reason}
+	if b := r.Broken; b != nil {
+		m := map[string]any{"generation": b.Generation, "reason": b.Reason}
+		if b.HealFailures > 0 {
+			m["healFailures"] = b.HealFailures
+		}
+		if !b.HealRetryAfter.IsZero() {
+			m["healRetryAfter"] = ceilUnix(b.HealRetryAfter)
+		}
+		out[fieldBroken] = m
+	}
+	if h := r.Healed; h != nil {
+		out[fieldHealed] = map[string]any{"generation": h.Generation, "reason": h.Reason, "at": h.At.Unix()}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -229,6 +315,11 @@ func (p Pair) validate() error {
 	}
 	if !p.Never() && (p.ValidUntil.Unix() <= 0 || p.ValidUntil.Unix() > maxValidUntil) {
 		return recordError("%q out of range", fieldValidUntil)
+	}
+	for name, t := range map[string]time.Time{fieldRefreshValidUntil: p.RefreshValidUntil, fieldIssuedAt: p.IssuedAt} {
+		if !t.IsZero() && (t.Unix() <= 0 || t.Unix() > maxValidUntil) {
+			return recordError("%q out of range", name)
+		}
 	}
 	for name, s := range map[string]string{fieldAPIKey: p.AuthToken, fieldRefreshToken: p.RefreshToken, fieldEndpoint: p.Endpoint} {
 		if !printable(s) {
@@ -263,7 +354,14 @@ func decodeLease(raw json.RawMessage) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{Holder: holder, Expires: time.Unix(int64(exp), 0), Generation: gen}, nil
+	kind, err := stringField(fields, "kind", false)
+	if err != nil {
+		return nil, err
+	}
+	if LeaseKind(kind) != LeaseRefresh && LeaseKind(kind) != LeaseHeal {
+		return nil, recordError("lease kind %q is not %q", kind, LeaseHeal)
+	}
+	return &Lease{Holder: holder, Expires: time.Unix(int64(exp), 0), Generation: gen, Kind: LeaseKind(kind)}, nil
 }
 
 // ceilUnix rounds up to whole seconds: a lease stored in seconds must never
@@ -290,7 +388,46 @@ func decodeBroken(raw json.RawMessage) (*Broken, error) {
 	if raw, ok := fields["reason"]; ok {
 		_ = json.Unmarshal(raw, &reason)
 	}
-	return &Broken{Generation: gen, Reason: reason}, nil
+	b := &Broken{Generation: gen, Reason: reason}
+	if b.HealFailures, _, err = uintField(fields, "healFailures"); err != nil {
+		return nil, err
+	}
+	after, _, err := uintField(fields, "healRetryAfter")
+	if err != nil {
+		return nil, err
+	}
+	if after > maxValidUntil {
+		return nil, recordError("%q: healRetryAfter out of range", fieldBroken)
+	}
+	if after > 0 {
+		b.HealRetryAfter = time.Unix(int64(after), 0)
+	}
+	return b, nil
+}
+
+func decodeHealed(raw json.RawMessage) (*Healed, error) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return nil, recordError("%q is not a JSON object", fieldHealed)
+	}
+	gen, _, err := uintField(fields, "generation")
+	if err != nil {
+		return nil, err
+	}
+	at, _, err := uintField(fields, "at")
+	if err != nil {
+		return nil, err
+	}
+	if at > maxValidUntil {
+		return nil, recordError("%q: at out of range", fieldHealed)
+	}
+	var reason string
+	if raw, ok := fields["reason"]; ok {
+		_ = json.Unmarshal(raw, &reason)
+	}
+	return &Healed{Generation: gen, Reason: reason, At: time.Unix(int64(at), 0)}, nil
 }
 
 func stringField(fields map[string]json.RawMessage, name string, required bool) (string, error) {

@@ -3,6 +3,7 @@ package provider_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -559,5 +560,17 @@ func TestEncodeStableKeyOrder(t *testing.T) {
 		if !bytes.Equal(got, first) {
 			t.Fatalf("Encode #%d = %s, want %s", i, got, first)
 		}
+	}
+}
+
+// TestGenerationLimit: a generation whose successor could not be stored is
+// refused when read, so nothing is spent for it.
+func TestGenerationLimit(t *testing.T) {
+	_, err := provider.DecodeRecord([]byte(`{"apiKey":"a","refreshToken":"r","validUntil":4102444800,"generation":9223372036854775807}`))
+	if !errors.Is(err, provider.ErrInvalidRecord) {
+		t.Fatalf("err = %v, want ErrInvalidRecord", err)
+	}
+	if _, err := provider.DecodeRecord([]byte(`{"apiKey":"a","refreshToken":"r","validUntil":4102444800,"generation":9007199254740992}`)); err != nil {
+		t.Fatalf("generation 2^53: %v", err)
 	}
 }

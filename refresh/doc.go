@@ -14,6 +14,35 @@
 // the claimed version; clear the journal and publish. On start an engine
 // replays journals left by dead processes on this host.
 //
+// # Lifetimes
+//
+// A pair's window is sized from its lifetime, measured from when it was
+// issued (the record's issuedAt, else the JWT iat; unknown: RefreshFloor
+// alone), so every process decides alike. Whether an expired auth token can
+// still be refreshed is the issuer's provider.RefreshPolicy: OAuth2 refresh
+// tokens outlive access tokens (until refreshValidUntil, when known);
+// Momento refreshes authenticate with the current key. A pair that lives no
+// longer than MinValidity is refused (LifetimeError) before anything is
+// spent. A read-only backend is served while usable and never refreshed
+// (ReadOnlyError), unless UnsafeRefreshInMemory.
+//
+// # Renewal, asking before taking over, healing
+//
+// From its claim to its commit the holder renews its lease by
+// compare-and-swap every third of LeaseDuration (claim.go), so a slow
+// issuer never lets another instance take a live holder for dead; the
+// issuer call runs up to the IssuerTimeout ceiling while the lease holds,
+// and is cancelled, never to be presented again, once the lease cannot be
+// renewed. An instance that takes over an expired lease first asks an
+// issuer that implements provider.Introspector whether the token is still
+// active; a spent token means its predecessor got an answer, so the taker
+// keeps the claim and waits for the predecessor's commit (or journal)
+// instead of presenting it. With Options.Bootstrap, a lineage marked broken
+// or whose refresh token expired is healed (heal.go): one instance claims a
+// lease of kind heal, bootstraps once, journals and commits generation N+1
+// with a healed note; a failure records a backoff in the record that every
+// instance honours.
+//
 // # Caching and concurrency
 //
 // Credential is safe for concurrent use. Its hot path (a fresh cached pair)

@@ -122,7 +122,9 @@ func TestWindowServesOldPairAndRefreshesInBackground(t *testing.T) {
 	f := newFixture(t)
 	e := f.engine("a")
 	mustGet(t, e)
-	f.clock.Advance(50 * time.Minute) // inside the 15-16.5 minute window, 10 minutes valid
+	// Past every instance's point in the window (its first 45 minutes to
+	// about 55.5 minutes), 4 minutes valid.
+	f.clock.Advance(56 * time.Minute)
 	if p := mustGet(t, e); p.Generation != 0 {
 		t.Fatalf("in the window the caller waited for the refresh: got generation %d", p.Generation)
 	}
@@ -526,11 +528,12 @@ func TestExpiredPairNeedsRebootstrap(t *testing.T) {
 	e := f.engine("a")
 	f.clock.Advance(2 * time.Hour)
 	_, err := e.Credential(ctx(t))
-	if !errors.Is(err, provider.ErrExpired) {
-		t.Fatalf("err = %v, want ErrExpired", err)
+	if !errors.Is(err, provider.ErrExpired) || !errors.Is(err, provider.ErrLineageBroken) {
+		t.Fatalf("err = %v, want ErrExpired and ErrLineageBroken (a person must re-bootstrap)", err)
 	}
-	if want := "credhelper generate"; !contains(err.Error(), want) {
-		t.Errorf("error %q does not say how to re-bootstrap", err)
+	var ee *ExpiredError
+	if !errors.As(err, &ee) || ee.Token != "auth token" || !ee.At.Equal(f.first.ValidUntil) {
+		t.Errorf("err = %#v, want an ExpiredError naming the auth token's expiry %v", err, f.first.ValidUntil)
 	}
 	if calls, _ := f.iss.stats(); calls != 0 {
 		t.Fatalf("issuer called for an expired pair")
@@ -564,7 +567,7 @@ func (b *checkingBackend) CheckWrite(context.Context, string) error { return b.e
 func TestReadOnlyBackendRefreshesInMemory(t *testing.T) {
 	f := newFixture(t)
 	f.be.ro = true
-	e := f.engine("a")
+	e := f.engine("a", func(o *Options) { o.UnsafeRefreshInMemory = true })
 	f.expire(f.first)
 	p := mustGet(t, e)
 	if p.Generation != 1 {
@@ -589,13 +592,15 @@ func TestForcedRefresh(t *testing.T) {
 	}
 }
 
-func TestMissingCredentialSaysHowToStoreOne(t *testing.T) {
+// TestMissingCredentialIsNotFound: the library states the fact (which key,
+// ErrNotFound); the command adds how to store one.
+func TestMissingCredentialIsNotFound(t *testing.T) {
 	f := newFixture(t)
 	e, _ := New(f.be, f.iss, "absent", func(o *Options) { o.JournalDir = f.dir })
 	defer e.Close()
 	_, err := e.Credential(ctx(t))
-	if !errors.Is(err, provider.ErrNotFound) || !contains(err.Error(), "credhelper put") {
-		t.Fatalf("err = %v", err)
+	if !errors.Is(err, provider.ErrNotFound) || contains(err.Error(), "credhelper") {
+		t.Fatalf("err = %v, want ErrNotFound and no command advice", err)
 	}
 }
 
@@ -604,7 +609,9 @@ func TestOptionsValidated(t *testing.T) {
 	bad := []func(*Options){
 		func(o *Options) { o.RefreshFraction = 1.5 },
 		func(o *Options) { o.MinValidity = 10 * time.Minute },
-		func(o *Options) { o.IssuerTimeout = time.Hour },
+		func(o *Options) { o.IssuerTimeout = -time.Second },
+		func(o *Options) { o.LeaseDuration = time.Millisecond },
+		func(o *Options) { o.HealBackoff = -time.Second },
 		func(o *Options) { o.Jitter = -1 },
 	}
 	for i, fn := range bad {

@@ -147,6 +147,7 @@ func (f *fakeIssuer) mint() provider.Pair {
 		AuthToken:    fmt.Sprintf("auth-%d", f.n),
 		RefreshToken: fmt.Sprintf("refresh-%d", f.n),
 		ValidUntil:   f.clock.Now().Add(f.lifetime).Truncate(time.Second),
+		IssuedAt:     f.clock.Now().Truncate(time.Second),
 		Endpoint:     "cell-1.example.com",
 	}
 }

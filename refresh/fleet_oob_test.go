@@ -163,9 +163,9 @@ func TestFleetOutOfBandWrite(t *testing.T) {
 // out of band just before the engine's casN-th CompareAndSwap (1: claim,
 // 2: commit) and checks that the engine adopts it.
 func outOfBand(t *testing.T, backend string, casN int, gen uint64) {
-	// The stored pair is minted 5s in the past with an 8s lifetime: it is
-	// inside its refresh window (the last 4s) but valid, so the engine's
-	// first call refreshes it.
+	// The stored pair is minted 5s in the past with an 8s lifetime: 3s
+	// left, which this engine's MinValidity (3.5s) does not accept, so its
+	// first call waits for the refresh instead of being served at once.
 	var shift atomic.Int64
 	shift.Store(int64(-5 * time.Second))
 	tm := crashTiming
@@ -194,7 +194,10 @@ func outOfBand(t *testing.T, backend string, casN int, gen uint64) {
 		t.Fatal(err)
 	}
 	events := &countingMetrics{m: map[refresh.Event]int{}}
-	eng, err := refresh.New(hooked, mustIssuer(t, e.params), e.key, opt, func(o *refresh.Options) { o.Metrics = events })
+	eng, err := refresh.New(hooked, mustIssuer(t, e.params), e.key, opt, func(o *refresh.Options) {
+		o.Metrics = events
+		o.MinValidity, o.RefreshFloor = 3500*time.Millisecond, 5*time.Second
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

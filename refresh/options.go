@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/credhelper/credhelper/provider"
 )
 
 // Options configure an Engine. Durations are validated by New.
@@ -27,21 +29,27 @@ type Options struct {
 	// lifetime) of it remains. Defaults 0.25 and 5 minutes.
 	RefreshFraction float64
 	RefreshFloor    time.Duration
-	// Jitter is the largest fraction of the window by which this instance
-	// refreshes earlier, chosen once per engine so that a fleet, or an
-	// agent holding many credentials minted together, spreads its
-	// refreshes out. Default 0.5 (a one-hour pair refreshes between 22.5
-	// and 15 minutes before it expires).
+	// Jitter is the fraction of the window's usable part (from the
+	// window's start to the point where the pair would have less than
+	// MinValidity left) over which instances spread their refreshes. Each
+	// engine takes its own point, fixed at New: evenly spaced among the
+	// engines of one process (an agent's profiles minted together fall due
+	// evenly) and independent across processes. Default 0.75, leaving the
+	// last quarter for retries (a one-hour pair with the default window
+	// and MinValidity refreshes between 15 and about 4.5 minutes before it
+	// expires).
 	Jitter float64
 	// MinValidity is the least validity a returned pair has left; default
 	// 1 minute. It must be smaller than the window.
 	MinValidity time.Duration
 
-	// LeaseDuration is how long a claim lasts; default 60s.
+	// LeaseDuration is how long a claim lasts without renewal; default
+	// 60s. The holder renews it every third of LeaseDuration while its
+	// issuer call or commit is in flight.
 	LeaseDuration time.Duration
-	// IssuerTimeout bounds one issuer call. The holder may make two (one
-	// retry of a call that may have been delivered), so it must be less
-	// than half the lease. Default LeaseDuration/3.
+	// IssuerTimeout is the hard ceiling of one issuer call. The call is
+	// not cut off earlier while the lease can be renewed; it is cancelled
+	// at once when the lease cannot be. Default 2 minutes.
 	IssuerTimeout time.Duration
 	// ClockSkew is how far other hosts' clocks may be off; a lease counts
 	// as expired only ClockSkew after its expiry. Default 30s.
@@ -49,6 +57,36 @@ type Options struct {
 	// RetryBackoff is the first delay after a failed refresh, doubling to
 	// MaxRetryBackoff, with jitter. Defaults 1s and 1 minute.
 	RetryBackoff, MaxRetryBackoff time.Duration
+
+	// Bootstrap, when set, heals a lineage that can no longer be continued
+	// (marked broken, or its refresh token expired): one instance claims
+	// the heal, calls Bootstrap once, and commits the first pair of a new
+	// chain as the next generation, which every other instance adopts. A
+	// failing bootstrap is retried after a backoff every instance honours
+	// (recorded in the record), never in a storm. Nil: a person must store
+	// a new pair.
+	Bootstrap provider.Bootstrapper
+	// HealBackoff is the first delay after a failed bootstrap, doubling up
+	// to an hour; default 30s.
+	HealBackoff time.Duration
+
+	// DeferRefresh makes Credential serve a pair that is due but usable
+	// without starting a refresh in the background; Due then reports it.
+	// A one-shot process sets it so that no caller waits for a refresh
+	// while a usable pair exists, and hands the refresh to a process of
+	// its own. A pair that is no longer usable is still refreshed, and
+	// waited for, as usual.
+	DeferRefresh bool
+
+	// UnsafeRefreshInMemory lets an engine on a read-only backend (env, a
+	// read-only plugin) refresh and keep the new pair in memory only. The
+	// stored refresh token is then spent, and any other process reading
+	// the same source presents it again, which an issuer with reuse
+	// detection answers by revoking the whole family. Only a single
+	// long-lived holder of the credential (an agent, or one process that
+	// runs a command) should set it. By default such an engine serves the
+	// stored pair while it is usable and refuses to refresh it.
+	UnsafeRefreshInMemory bool
 
 	// JournalDir holds the journal of issued but uncommitted pairs; default
 	// $XDG_STATE_HOME/credhelper/journal (or ~/.local/state/...).
@@ -66,7 +104,7 @@ func defaultOptions() Options {
 		Metrics:         nopMetrics{},
 		RefreshFraction: 0.25,
 		RefreshFloor:    5 * time.Minute,
-		Jitter:          0.5,
+		Jitter:          0.75,
 		MinValidity:     time.Minute,
 		LeaseDuration:   60 * time.Second,
 		ClockSkew:       30 * time.Second,
@@ -89,7 +127,10 @@ func (o *Options) finish() error {
 		o.Holder = defaultHolder()
 	}
 	if o.IssuerTimeout == 0 {
-		o.IssuerTimeout = o.LeaseDuration / 3
+		o.IssuerTimeout = 2 * time.Minute
+	}
+	if o.HealBackoff == 0 {
+		o.HealBackoff = 30 * time.Second
 	}
 	if o.JournalDir == "" {
 		d, err := DefaultJournalDir()
@@ -99,18 +140,16 @@ func (o *Options) finish() error {
 		o.JournalDir = d
 	}
 	switch {
-	case o.RefreshFraction < 0 || o.RefreshFraction >= 1:
+	case !(o.RefreshFraction >= 0 && o.RefreshFraction < 1): // NaN too
 		return fmt.Errorf("refresh: RefreshFraction %v must be in [0, 1)", o.RefreshFraction)
-	case o.Jitter < 0 || o.Jitter >= 1:
-		return fmt.Errorf("refresh: Jitter %v must be in [0, 1)", o.Jitter)
+	case !(o.Jitter >= 0 && o.Jitter <= 1):
+		return fmt.Errorf("refresh: Jitter %v must be in [0, 1]", o.Jitter)
 	case o.RefreshFloor <= 0 || o.MinValidity < 0:
 		return errors.New("refresh: RefreshFloor must be positive and MinValidity not negative")
 	case o.MinValidity+CoarseSlack >= o.RefreshFloor:
 		return fmt.Errorf("refresh: MinValidity (%v) plus %v must be less than RefreshFloor (%v), or pairs would expire before they are refreshed", o.MinValidity, CoarseSlack, o.RefreshFloor)
-	case o.LeaseDuration <= 0 || o.IssuerTimeout <= 0 || 2*o.IssuerTimeout >= o.LeaseDuration:
-		// The holder may call twice (a maybe-delivered call is retried
-		// once), and both calls must end inside its lease.
-		return fmt.Errorf("refresh: IssuerTimeout (%v) must be positive and less than half of LeaseDuration (%v)", o.IssuerTimeout, o.LeaseDuration)
+	case o.LeaseDuration < 30*time.Millisecond || o.IssuerTimeout <= 0 || o.HealBackoff < 0:
+		return fmt.Errorf("refresh: LeaseDuration (%v) must be at least 30ms, IssuerTimeout (%v) positive and HealBackoff (%v) not negative", o.LeaseDuration, o.IssuerTimeout, o.HealBackoff)
 	case o.ClockSkew < 0:
 		return errors.New("refresh: ClockSkew must not be negative")
 	case o.RetryBackoff <= 0 || o.MaxRetryBackoff < o.RetryBackoff:

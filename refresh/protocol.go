@@ -14,7 +14,7 @@ import (
 func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
 	entry, err := e.backend.Load(ctx, e.key)
 	if errors.Is(err, provider.ErrNotFound) {
-		return entry, nil, fmt.Errorf("refresh: no credential stored under %s: store one with 'credhelper put' or 'credhelper generate': %w", e.key, err)
+		return entry, nil, err // the backend's error names the key
 	}
 	if err != nil {
 		return entry, nil, fmt.Errorf("refresh: load %s: %w", e.key, err)
@@ -39,7 +39,7 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 		if err != nil {
 			return provider.Pair{}, err
 		}
-		if e.readOnly {
+		if e.readOnly && e.opts.UnsafeRefreshInMemory && e.issuer != nil {
 			return e.refreshInMemory(ctx, rec, forceGen)
 		}
 		pair := rec.Pair
@@ -49,7 +49,14 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			forceGen = &g
 		}
 		if rec.Broken != nil && rec.Broken.Generation == pair.Generation {
-			return provider.Pair{}, e.brokenError(pair.Generation, rec.Broken.Reason)
+			if e.opts.Bootstrap != nil && e.canStore() {
+				p, err := e.heal(ctx, entry, rec, rec.Broken.Reason)
+				if errors.Is(err, errRetry) {
+					continue
+				}
+				return p, err
+			}
+			return e.servedBroken(rec, forceGen != nil)
 		}
 		c := e.cachedFor(pair)
 		forced := forceGen != nil && pair.Generation <= *forceGen
@@ -64,6 +71,21 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			e.adopt(c)
 			return pair, nil
 		}
+		if !e.canRefresh() {
+			// Never spend what cannot be stored: serve the pair while it
+			// is usable, then say why it is not refreshed.
+			if pair.ValidFor(now, e.opts.MinValidity) {
+				e.adopt(c)
+				return pair, nil
+			}
+			if !now.Before(pair.ValidUntil) && (e.issuer == nil || e.refreshable(pair, now) != nil) {
+				return provider.Pair{}, &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+			}
+			if e.issuer == nil {
+				return provider.Pair{}, e.errNoIssuer(pair)
+			}
+			return provider.Pair{}, &ReadOnlyError{Key: e.key, Generation: pair.Generation}
+		}
 		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && e.replayJournals(ctx) > 0 {
 			continue // a dead neighbour's journaled pair was just handled
 		}
@@ -77,36 +99,182 @@ func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, 
 			wait = min(wait*2, time.Second)
 			continue
 		}
-		if !now.Before(pair.ValidUntil) {
-			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s (generation %d) expired at %s and can no longer be refreshed: store a new one with 'credhelper generate' or 'credhelper put': %w",
-				e.key, pair.Generation, pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
-		}
-		if e.issuer == nil {
-			if pair.ValidFor(now, e.opts.MinValidity) {
-				e.adopt(c) // serve it until it is no longer usable
-				return pair, nil
+		if err := e.refreshable(pair, now); err != nil {
+			if e.opts.Bootstrap == nil {
+				return provider.Pair{}, err
 			}
-			return provider.Pair{}, e.errNoIssuer(pair)
+			p, err := e.heal(ctx, entry, rec, err.Error())
+			if errors.Is(err, errRetry) {
+				continue
+			}
+			return p, err
+		}
+		if err := e.checkLifetime(pair); err != nil {
+			return provider.Pair{}, err
+		}
+		if pair.Generation >= provider.MaxGeneration {
+			// Its successor could not be stored: never spend for it.
+			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s is at generation %d, the last one a record can hold: %w", e.key, pair.Generation, provider.ErrInvalidRecord)
 		}
 		if wc, ok := e.backend.(provider.WriteChecker); ok {
 			if err := wc.CheckWrite(ctx, e.key); err != nil {
 				return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
 			}
 		}
-		claim := rec.Clone()
-		claim.Lease = &provider.Lease{Holder: e.opts.Holder, Expires: now.Add(e.opts.LeaseDuration), Generation: pair.Generation}
-		claimed, err := e.swap(ctx, entry.Version, claim)
+		// A lease of another holder on this generation is still on the
+		// record, expired: this instance takes over from a holder that
+		// died, or that is alive but cut off from the store.
+		takeover := rec.Lease != nil && rec.Lease.Holder != e.opts.Holder && rec.Lease.Generation == pair.Generation
+		h, err := e.claim(ctx, entry, rec, provider.LeaseRefresh)
 		if errors.Is(err, provider.ErrConflict) {
-			// Another instance claimed first: the usual outcome of a race,
-			// logged at debug level by event.
-			e.event(EventClaimLost, slog.Uint64("generation", pair.Generation))
 			continue
 		}
 		if err != nil {
-			return provider.Pair{}, fmt.Errorf("refresh: claim %s: %w", e.key, err)
+			return provider.Pair{}, err
 		}
 		e.failpoint("claimed")
-		return e.spend(ctx, rec, claimed)
+		hctx, cancel := detached(ctx)
+		p, err := e.spend(hctx, rec, h, takeover)
+		cancel()
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return p, err
+	}
+}
+
+// errRetry tells the refresh loop to load the record and decide again.
+var errRetry = errors.New("refresh: retry")
+
+// claim writes a lease of kind on rec's generation with compare-and-swap
+// against entry's version and starts renewing it. Losing the swap returns
+// an error wrapping ErrConflict: another instance claimed first, the usual
+// outcome of a race, logged at debug level.
+func (e *Engine) claim(ctx context.Context, entry provider.Entry, rec *provider.Record, kind provider.LeaseKind) (*claim, error) {
+	c := rec.Clone()
+	c.Lease = &provider.Lease{Holder: e.opts.Holder, Expires: e.opts.Clock.Now().Add(e.opts.LeaseDuration), Generation: rec.Pair.Generation, Kind: kind}
+	start := time.Now()
+	v, err := e.swap(ctx, entry.Version, c)
+	if errors.Is(err, provider.ErrConflict) {
+		e.event(EventClaimLost, slog.Uint64("generation", rec.Pair.Generation))
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh: claim %s: %w", e.key, err)
+	}
+	// From here the claim must be carried through: Close waits for it, and
+	// its work runs on a context Close does not cancel.
+	e.mu.Lock()
+	e.holding = true
+	e.mu.Unlock()
+	return e.hold(ctx, c, v, start), nil
+}
+
+// detached returns ctx without the cancellation Close may send, keeping
+// its deadline: the work of a held claim.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithCancel(d)
+}
+
+// canStore reports whether this instance may write the record.
+func (e *Engine) canStore() bool { return !e.readOnly }
+
+// refreshable reports why pair can no longer be refreshed, if it cannot:
+// its refresh token is known to have expired, or the issuer needs a valid
+// auth token and it has expired.
+func (e *Engine) refreshable(pair provider.Pair, now time.Time) error {
+	switch {
+	case !pair.RefreshValidUntil.IsZero() && !now.Before(pair.RefreshValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "refresh token", At: pair.RefreshValidUntil}
+	case !e.policy.RefreshAfterExpiry && !now.Before(pair.ValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+	}
+	return nil
+}
+
+// ExpiredError reports a lineage that can no longer be continued because a
+// token it needs has expired: the refresh token, or the auth token of an
+// issuer whose refresh authenticates with it. Nothing was presented.
+type ExpiredError struct {
+	Key        string
+	Generation uint64
+	Token      string // "refresh token" or "auth token"
+	At         time.Time
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("refresh: the %s of the pair under %s (generation %d) expired at %s, so the pair can no longer be refreshed",
+		e.Token, e.Key, e.Generation, e.At.UTC().Format(time.RFC3339))
+}
+
+// Unwrap reports both kinds: the credential expired, and its lineage cannot
+// be continued without a new first pair.
+func (e *ExpiredError) Unwrap() []error {
+	return []error{provider.ErrExpired, provider.ErrLineageBroken}
+}
+
+// ReadOnlyError reports a pair due for refresh whose backend cannot store
+// a refreshed pair. The engine never spends a refresh token it cannot
+// store: every other reader of the same source would present it again.
+type ReadOnlyError struct {
+	Key        string
+	Generation uint64
+}
+
+func (e *ReadOnlyError) Error() string {
+	return fmt.Sprintf("refresh: the pair under %s (generation %d) is due for refresh, but its backend is read-only: a refreshed pair could not be stored, and every other reader of it would present the spent refresh token again",
+		e.Key, e.Generation)
+}
+
+// Unwrap reports the kind.
+func (e *ReadOnlyError) Unwrap() error { return provider.ErrReadOnly }
+
+// servedBroken handles a record whose lineage is marked broken at its
+// current generation: the pair is served while it is usable if the issuer
+// leaves its auth token valid (Momento), and never if the issuer revoked
+// it with the family (OAuth2 reuse detection).
+func (e *Engine) servedBroken(rec *provider.Record, forced bool) (provider.Pair, error) {
+	err := e.servingBroken(rec)
+	if err == nil && forced {
+		err = e.brokenError(rec.Pair.Generation, rec.Broken.Reason)
+	}
+	if err != nil {
+		return provider.Pair{}, err
+	}
+	c := e.schedule(rec.Pair, false)
+	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, rec.Pair) || old.refreshAt != c.refreshAt {
+		e.publish(c)
+	}
+	return rec.Pair, nil
+}
+
+// servingBroken returns the error a caller gets for a broken lineage, or
+// nil if its pair may still be served.
+func (e *Engine) servingBroken(rec *provider.Record) error {
+	pair := rec.Pair
+	if e.policy.RejectionRevokesAuthToken || !pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
+		e.unpublish(pair)
+		return e.brokenError(pair.Generation, rec.Broken.Reason)
+	}
+	e.mu.Lock()
+	warn := !e.warned
+	e.warned = true
+	e.mu.Unlock()
+	if warn {
+		e.opts.Logger.Warn("credhelper refresh: lineage broken; serving the current pair until it has less than the minimum validity left",
+			slog.String("key", e.key), slog.Uint64("generation", pair.Generation), slog.String("reason", rec.Broken.Reason))
+	}
+	return nil
+}
+
+// unpublish stops serving p if it is the published pair.
+func (e *Engine) unpublish(p provider.Pair) {
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+		e.notify()
 	}
 }
 
@@ -127,57 +295,165 @@ func (e *Engine) adopt(c *cached) {
 	e.publish(c)
 }
 
+// ErrNoIssuer reports a pair due for refresh by an engine that has no
+// issuer. It wraps provider.ErrUnsupported.
+var ErrNoIssuer = fmt.Errorf("no issuer configured: %w", provider.ErrUnsupported)
+
 // errNoIssuer explains a due refresh without an issuer.
 func (e *Engine) errNoIssuer(p provider.Pair) error {
-	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh but no issuer is configured: pass --issuer or set issuer in the profile: %w", e.key, p.Generation, provider.ErrUnsupported)
+	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh: %w", e.key, p.Generation, ErrNoIssuer)
 }
 
-// callIssuer makes one issuer call inside the lease.
+// callIssuer makes one issuer call, bounded by IssuerTimeout and by ctx
+// (a held claim's call context, cancelled when the lease is lost). It is
+// reported by IssuerCallInFlight from the call until the answer is
+// journaled (journalAndCommit clears it) or the call failed.
 func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.IssuerTimeout)
 	defer cancel()
+	dl, _ := ctx.Deadline()
+	e.setIssuing(dl)
 	e.failpoint("issuing")
-	return e.issuer.Refresh(ctx, p)
+	next, err := e.issuer.Refresh(ctx, p)
+	if err != nil {
+		e.setIssuing(time.Time{})
+	}
+	return next, err
+}
+
+// spentElsewhere asks an issuer that can tell whether pair's refresh token
+// is still active. It reports true only when the issuer says it was
+// spent: the previous holder got an answer. An issuer that cannot tell,
+// or a failed question, reports false, and the token is presented as
+// before.
+func (e *Engine) spentElsewhere(ctx context.Context, pair provider.Pair) bool {
+	in, ok := e.issuer.(provider.Introspector)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(e.opts.IssuerTimeout, e.opts.LeaseDuration/3))
+	defer cancel()
+	active, err := in.RefreshTokenActive(ctx, pair)
+	if err != nil {
+		if !errors.Is(err, provider.ErrUnsupported) {
+			e.opts.Logger.Warn("credhelper refresh: could not ask the issuer whether the refresh token is still active; presenting it",
+				slog.String("key", e.key), slog.String("error", err.Error()))
+		}
+		return false
+	}
+	return !active
+}
+
+// awaitPredecessor waits, keeping this instance's claim so that nobody
+// presents the spent token, for the commit of the holder that spent it
+// (cut off from the store, or dead with a journal on this host). It waits
+// up to LeaseDuration plus ClockSkew, then releases the claim, so that
+// the question is asked again later. Only once the predecessor has had a
+// whole lifetime of the pair (or 10 minutes when that is unknown) since
+// its lease expired is the lineage marked broken, still without
+// presenting anything, so that a bootstrap, if set, can heal it.
+func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *claim, predecessor *provider.Lease) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	e.event(EventSpentElsewhere, slog.Uint64("generation", gen), slog.String("previous_holder", predecessor.Holder))
+	deadline := time.Now().Add(e.opts.LeaseDuration + e.opts.ClockSkew)
+	wait := 50 * time.Millisecond
+	for {
+		e.replayJournals(ctx)
+		if _, cur, err := e.load(ctx); err == nil && cur.Pair.Generation > gen {
+			h.stop()
+			e.adopt(e.cachedFor(cur.Pair))
+			return cur.Pair, nil
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+		if err := e.sleep(ctx, min(wait, time.Until(deadline))); err != nil {
+			break
+		}
+		wait = min(wait*2, time.Second)
+	}
+	version := h.stop()
+	grace := 10 * time.Minute
+	if lt, ok := rec.Pair.Lifetime(); ok {
+		grace = lt
+	}
+	if e.opts.Clock.Now().Before(predecessor.Expires.Add(e.opts.ClockSkew + grace)) {
+		// Put the record back as it was, the predecessor's expired lease
+		// on it: whoever tries next is taking over too, and asks first.
+		if _, err := e.swap(ctx, version, rec); err != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+		}
+		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", e.key, gen, predecessor.Holder))
+	}
+	return e.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
 }
 
 // spend presents the claimed pair's refresh token to the issuer, journals
-// the answer and commits it.
-func (e *Engine) spend(ctx context.Context, rec *provider.Record, claimed provider.Version) (provider.Pair, error) {
+// the answer and commits it. A takeover first asks the issuer, if it can
+// tell, whether the token was already spent by the previous holder.
+func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, takeover bool) (provider.Pair, error) {
 	pair := rec.Pair
+	if takeover && e.spentElsewhere(h.callCtx, pair) {
+		return e.awaitPredecessor(ctx, rec, h, rec.Lease)
+	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", pair.Generation))
-	next, err := e.callIssuer(ctx, pair)
+	next, err := e.callIssuer(h.callCtx, pair)
 	if err != nil && !errors.Is(err, provider.ErrRefreshRejected) && !errors.Is(err, provider.ErrNotDelivered) {
 		// Maybe delivered: the issuer may have spent the token. Only the
-		// lease holder, at once, may present it again.
+		// lease holder, at once, may present it again, and only while it
+		// still holds the lease.
+		if lost := h.held(); lost != nil {
+			h.stop()
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the lease was lost, so the token is not presented again: %w: %w", e.key, lost, err)
+		}
+		e.mu.Lock()
+		stopping := e.stopping
+		e.mu.Unlock()
+		if stopping {
+			h.stop()
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered, and the process is stopping: the claim is kept until it expires, so nobody presents the token meanwhile: %w: %w", e.key, errClosed, err)
+		}
 		e.opts.Logger.Warn("credhelper refresh: issuer call may have been delivered; retrying once with the same token",
 			slog.String("key", e.key), slog.String("error", err.Error()))
-		next, err = e.callIssuer(ctx, pair)
+		next, err = e.callIssuer(h.callCtx, pair)
 		if err != nil && !errors.Is(err, provider.ErrRefreshRejected) {
 			// Keep the lease: nobody else may present a maybe-spent token
 			// until it expires. This instance retries after its backoff.
+			h.stop()
 			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered; this instance keeps the claim and retries with the same refresh token: %w", e.key, err)
 		}
 	}
 	switch {
 	case errors.Is(err, provider.ErrRefreshRejected):
-		return e.rejected(ctx, rec, claimed, err)
+		return e.rejected(ctx, rec, h.stop(), err)
 	case errors.Is(err, provider.ErrNotDelivered):
-		e.release(ctx, rec, claimed)
+		e.release(ctx, rec, h.stop())
 		return provider.Pair{}, fmt.Errorf("refresh: issuer unreachable, the refresh token of %s is unspent: %w", e.key, err)
 	}
 	e.failpoint("issued")
 	next.Generation = pair.Generation + 1
 	nextRec := rec.Clone()
 	nextRec.Pair = next
-	nextRec.Lease = nil
-	nextRec.Broken = nil
+	nextRec.Lease, nextRec.Broken, nextRec.Healed = nil, nil, nil
+	return e.journalAndCommit(ctx, rec, nextRec, h, "the issuer returned an unusable pair")
+}
+
+// journalAndCommit journals nextRec, the successor of rec obtained under
+// claim h, then commits it against the claim's current version.
+func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Record, h *claim, unusable string) (provider.Pair, error) {
+	next := &nextRec.Pair
+	if next.IssuedAt.IsZero() {
+		next.IssuedAt = e.opts.Clock.Now().Truncate(time.Second)
+	}
 	if err := next.Validate(); err != nil {
 		// Should never happen with a sound issuer; the pair is lost, and
 		// the error says so without its content.
+		e.setIssuing(time.Time{})
+		h.stop()
 		e.event(EventLineageBroken, slog.String("error", err.Error()))
-		return provider.Pair{}, fmt.Errorf("refresh: the issuer returned an unusable pair for %s: %w: %w", e.key, err, provider.ErrLineageBroken)
+		return provider.Pair{}, fmt.Errorf("refresh: %s for %s: %w: %w", unusable, e.key, err, provider.ErrLineageBroken)
 	}
-	p := &pendingCommit{spentGen: pair.Generation, spentHash: tokenDigest(pair.RefreshToken), next: nextRec, expected: claimed}
+	p := &pendingCommit{spentGen: rec.Pair.Generation, spentHash: tokenDigest(rec.Pair.RefreshToken), next: nextRec, expected: h.current()}
 	entry, jerr := e.journal.write(p)
 	if jerr != nil {
 		// The backend is the more durable home anyway; commit at once.
@@ -185,7 +461,11 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, claimed provid
 			slog.String("key", e.key), slog.String("error", jerr.Error()))
 	}
 	p.entry = entry
+	e.setIssuing(time.Time{})
 	e.failpoint("journaled")
+	// The lease was renewed while the issuer worked: commit against the
+	// version it has now.
+	p.expected = h.stop()
 	e.mu.Lock()
 	e.pending = p
 	e.mu.Unlock()
@@ -209,7 +489,7 @@ func (e *Engine) release(ctx context.Context, rec *provider.Record, claimed prov
 
 // rejected handles an issuer's refusal: adopt a newer generation if one was
 // committed meanwhile, else mark the lineage broken so that no instance
-// presents the spent token again.
+// presents the spent token again (and heal it, if a bootstrap is set).
 func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed provider.Version, cause error) (provider.Pair, error) {
 	gen := rec.Pair.Generation
 	if entry, cur, err := e.load(ctx); err == nil {
@@ -221,8 +501,27 @@ func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed pro
 			claimed = "" // someone else's claim: do not overwrite it
 		}
 	}
-	reason := "the issuer rejected the refresh token"
-	e.event(EventLineageBroken, slog.Uint64("generation", gen), slog.String("error", cause.Error()))
+	reason := "the issuer rejected the refresh token: spent or revoked"
+	if rvu := rec.Pair.RefreshValidUntil; !rvu.IsZero() && !e.opts.Clock.Now().Before(rvu.Add(-e.opts.ClockSkew)) {
+		reason = "the issuer rejected the refresh token, which expired at " + rvu.UTC().Format(time.RFC3339)
+	}
+	return e.markBroken(ctx, rec, claimed, reason, cause)
+}
+
+// markBroken records that the lineage cannot be continued at rec's
+// generation (claimed: the version to swap against; empty: do not write),
+// so that no instance presents its token again. With a bootstrap set it
+// returns errRetry, and the refresh loop heals the lineage.
+func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string, cause error) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	attrs := []slog.Attr{slog.Uint64("generation", gen), slog.String("reason", reason)}
+	if cause != nil {
+		attrs = append(attrs, slog.String("error", cause.Error()))
+	}
+	e.event(EventLineageBroken, attrs...)
+	if e.policy.RejectionRevokesAuthToken {
+		e.unpublish(rec.Pair)
+	}
 	if claimed != "" {
 		mark := rec.Clone()
 		mark.Lease = nil
@@ -231,11 +530,18 @@ func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed pro
 			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
 		}
 	}
-	return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(gen, reason), cause)
+	if e.opts.Bootstrap != nil {
+		return provider.Pair{}, errRetry
+	}
+	err := e.brokenError(gen, reason)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return provider.Pair{}, err
 }
 
 func (e *Engine) brokenError(gen uint64, reason string) error {
-	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): store a new pair with 'credhelper generate' or 'credhelper put': %w", e.key, gen, reason, provider.ErrLineageBroken)
+	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): %w", e.key, gen, reason, provider.ErrLineageBroken)
 }
 
 // finishPending retries a deferred commit before any new refresh, so this
@@ -282,14 +588,14 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			e.failpoint("committed")
 			e.clearPending(p)
 			e.event(EventCommitted, slog.Uint64("generation", next.Generation))
-			e.publish(e.schedule(next, e.opts.Clock.Now()))
+			e.publish(e.schedule(next, true))
 			return next, nil
 		}
 		if errors.Is(err, provider.ErrConflict) {
 			e.event(EventConflict, slog.String("step", "commit"), slog.Uint64("generation", next.Generation))
 			entry, cur, lerr := e.load(ctx)
 			if lerr == nil {
-				if cur.Broken != nil && cur.Broken.Generation == p.spentGen && cur.Pair.Generation == p.spentGen {
+				if cur.Broken != nil && cur.Broken.Generation == p.spentGen && cur.Pair.Generation == p.spentGen && p.next.Healed == nil {
 					// While our commit waited, another instance took our
 					// claim for dead, presented the token we had spent and
 					// was refused: an issuer with reuse detection has
@@ -322,6 +628,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 				merged.Pair = next
 				merged.Lease = nil
 				merged.Broken = nil
+				merged.Healed = p.next.Healed
 				p.next, p.expected = merged, entry.Version
 				continue
 			}
@@ -331,7 +638,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 		// pair from memory and keep retrying in the background.
 		e.event(EventCommitDeferred, slog.Uint64("generation", next.Generation), slog.String("error", err.Error()))
 		if c := e.cur.Load(); c == nil || !sameLineage(c.pair, next) {
-			e.publish(e.schedule(next, e.opts.Clock.Now()))
+			e.publish(e.schedule(next, true))
 		}
 		e.retryCommitLater()
 		return next, fmt.Errorf("refresh: commit of %s deferred: %w", e.key, err)
@@ -370,7 +677,7 @@ func (e *Engine) retryCommitLater() {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), e.opts.IssuerTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
 			_, err := e.commitPending(ctx)
 			cancel()
 			e.mu.Lock()
@@ -386,7 +693,8 @@ func (e *Engine) retryCommitLater() {
 	}()
 }
 
-// refreshInMemory keeps a read-only backend's chain alive for this process.
+// refreshInMemory keeps a read-only backend's chain alive in this process
+// alone, under Options.UnsafeRefreshInMemory.
 func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forceGen *uint64) (provider.Pair, error) {
 	e.mu.Lock()
 	base := rec.Pair
@@ -401,36 +709,38 @@ func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forc
 		e.adopt(c)
 		return base, nil
 	}
-	if !now.Before(base.ValidUntil) {
-		return provider.Pair{}, fmt.Errorf("refresh: the pair under %s expired at %s: provide a new one: %w", e.key, base.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+	if err := e.refreshable(base, now); err != nil {
+		return provider.Pair{}, err
 	}
-	if e.issuer == nil {
-		if base.ValidFor(now, e.opts.MinValidity) {
-			e.adopt(c)
-			return base, nil
-		}
-		return provider.Pair{}, e.errNoIssuer(base)
+	if err := e.checkLifetime(base); err != nil {
+		return provider.Pair{}, err
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
 	next, err := e.callIssuer(ctx, base)
 	if err != nil {
 		if errors.Is(err, provider.ErrRefreshRejected) {
 			e.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
-			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token"), err)
+			if e.policy.RejectionRevokesAuthToken {
+				e.unpublish(base)
+			}
+			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token: spent or revoked"), err)
 		}
 		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", e.key, err)
 	}
 	next.Generation = base.Generation + 1
+	if next.IssuedAt.IsZero() {
+		next.IssuedAt = now.Truncate(time.Second)
+	}
 	e.mu.Lock()
 	e.memPair = &next
 	warn := !e.warnedRO
 	e.warnedRO = true
 	e.mu.Unlock()
 	if warn {
-		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only, and the stored refresh token is now spent",
+		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only and the stored refresh token is now spent: any other process reading the same source will present it again, which an issuer with reuse detection answers by revoking the whole family",
 			slog.String("key", e.key))
 	}
 	e.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
-	e.publish(e.schedule(next, now))
+	e.publish(e.schedule(next, true))
 	return next, nil
 }

@@ -165,7 +165,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		// ...and a caller that opts out resolves it directly and fails.
 		out, errs, code := runCLI(t, append(f.env, "CREDHELPER_NO_AGENT=1"), "get", "--profile", "never")
-		if code != 1 || out != "" || !strings.Contains(errs, "not found") {
+		if code != 1 || out != "" || !strings.Contains(errs, "no credential at") {
 			t.Errorf("CREDHELPER_NO_AGENT get: code %d, stdout %q, stderr %q: want a not-found failure", code, out, errs)
 		}
 	})
@@ -278,7 +278,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	t.Run("falls back when the agent is gone", func(t *testing.T) {
 		start := time.Now()
-		if _, errs, code := get("--profile", "never"); code != 1 || !strings.Contains(errs, "not found") {
+		if _, errs, code := get("--profile", "never"); code != 1 || !strings.Contains(errs, "no credential at") {
 			t.Errorf("get without agent and without the file: code %d, stderr %s", code, errs)
 		}
 		if err := os.Rename(filepath.Join(f.dir, "never.away"), filepath.Join(f.dir, "never.json")); err != nil {

@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +124,86 @@ func TestKeeperRefreshesAhead(t *testing.T) {
 	samples := parseProm(t, sb.String())
 	if v, _ := promValue(samples, "credhelper_refresh_events_total", "profile", "exp", "event", "committed"); uint64(v) != gen {
 		t.Errorf("committed events = %v, want %d", v, gen)
+	}
+}
+
+// slowRefresher is a provider whose pair is due at once; a Credential call
+// while due starts a 50 ms refresh in the background, as an engine does,
+// and reports the end to the server.
+type slowRefresher struct {
+	name           string
+	srv            *atomic.Pointer[server.Server]
+	inflight, peak *atomic.Int64
+
+	mu         sync.Mutex
+	gen        uint64
+	refreshing bool
+}
+
+func (r *slowRefresher) Credential(context.Context) (provider.Pair, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen == 0 && !r.refreshing {
+		r.refreshing = true
+		n := r.inflight.Add(1)
+		for p := r.peak.Load(); n > p && !r.peak.CompareAndSwap(p, n); p = r.peak.Load() {
+		}
+		time.AfterFunc(50*time.Millisecond, func() {
+			r.mu.Lock()
+			r.gen, r.refreshing = 1, false
+			r.mu.Unlock()
+			r.inflight.Add(-1)
+			if s := r.srv.Load(); s != nil {
+				s.Notify(r.name)
+			}
+		})
+	}
+	return testPair(r.gen, time.Hour), nil
+}
+
+func (r *slowRefresher) NextRefresh() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen == 0 {
+		return time.Now().Add(-time.Second) // due
+	}
+	return time.Now().Add(time.Hour)
+}
+
+// TestKeepersBoundRefreshes: with 60 profiles due at once and 4 workers,
+// keepers never have more than 4 refreshes running, and every profile is
+// refreshed.
+func TestKeepersBoundRefreshes(t *testing.T) {
+	var (
+		srv            atomic.Pointer[server.Server]
+		inflight, peak atomic.Int64
+		profs          []*slowRefresher
+		profiles       []server.Profile
+	)
+	for i := range 60 {
+		r := &slowRefresher{name: fmt.Sprintf("p%02d", i), srv: &srv, inflight: &inflight, peak: &peak}
+		profs = append(profs, r)
+		profiles = append(profiles, server.Profile{Name: r.name, Provider: r, Keep: true})
+	}
+	ts := startServer(t, profiles, func(o *server.Options) { o.Workers = 4 })
+	srv.Store(ts.srv)
+	defer ts.stop(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, r := range profs {
+		for {
+			r.mu.Lock()
+			done := r.gen == 1
+			r.mu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not refreshed in 20 s", r.name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if p := peak.Load(); p > 4 || p < 2 {
+		t.Errorf("at most %d refreshes ran at once, want between 2 and 4 (the workers)", p)
 	}
 }

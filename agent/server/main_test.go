@@ -213,11 +213,18 @@ func startAgent(t testing.TB, env []string, args ...string) *agentProc {
 // waitLog waits for a log line whose msg starts with prefix and returns it.
 func (ap *agentProc) waitLog(t testing.TB, prefix string, timeout time.Duration) map[string]any {
 	t.Helper()
+	return ap.waitLogWhere(t, prefix, nil, timeout)
+}
+
+// waitLogWhere waits for a log line whose msg starts with prefix and that
+// match (when set) accepts, and returns it.
+func (ap *agentProc) waitLogWhere(t testing.TB, prefix string, match func(map[string]any) bool, timeout time.Duration) map[string]any {
+	t.Helper()
 	deadline := time.After(timeout)
 	for i := 0; ; {
 		ap.mu.Lock()
 		for ; i < len(ap.lines); i++ {
-			if msg, _ := ap.lines[i]["msg"].(string); strings.HasPrefix(msg, prefix) {
+			if msg, _ := ap.lines[i]["msg"].(string); strings.HasPrefix(msg, prefix) && (match == nil || match(ap.lines[i])) {
 				line := ap.lines[i]
 				ap.mu.Unlock()
 				return line

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credhelper/credhelper/refresh"
@@ -23,13 +24,29 @@ import (
 type Metrics struct {
 	now func() time.Time
 
-	mu         sync.Mutex // guards the maps below
-	events     map[eventKey]uint64
+	mu         sync.Mutex           // guards the maps below
+	events     map[string]*[]uint64 // profile -> count per refresh.Events() index
+	extra      map[eventKey]uint64  // events refresh.Events() does not list
 	expiry     map[string]time.Time // profile -> expiry; zero Time: never
 	generation map[string]uint64
 	requests   map[requestKey]uint64
 	refused    uint64
+	sinks      map[sinkKey]uint64
+
+	// publish, when set, is told each time a profile's engine publishes a
+	// pair (the server wakes that profile's keeper).
+	publish atomic.Pointer[func(profile string)]
 }
+
+type sinkKey struct{ profile, what string }
+
+// What sink counters count.
+const (
+	sinkWrites         = "writes"
+	sinkWriteFailures  = "write_failures"
+	sinkCommandFailure = "command_failures"
+	sinkExpired        = "expired"
+)
 
 type eventKey struct {
 	profile string
@@ -42,10 +59,12 @@ type requestKey struct{ op, result string }
 func NewMetrics() *Metrics {
 	return &Metrics{
 		now:        time.Now,
-		events:     make(map[eventKey]uint64),
+		events:     make(map[string]*[]uint64),
+		extra:      make(map[eventKey]uint64),
 		expiry:     make(map[string]time.Time),
 		generation: make(map[string]uint64),
 		requests:   make(map[requestKey]uint64),
+		sinks:      make(map[sinkKey]uint64),
 	}
 }
 
@@ -54,12 +73,25 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Engine(profile string) refresh.Metrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, ev := range refresh.Events() {
-		k := eventKey{profile, ev}
-		m.events[k] += 0
+	if m.events[profile] == nil {
+		counts := make([]uint64, len(allEvents))
+		m.events[profile] = &counts
 	}
 	return engineMetrics{m: m, profile: profile}
 }
+
+// allEvents and eventIndex number the engine's events, so that a profile's
+// counters are one small slice rather than a map entry each.
+var (
+	allEvents  = refresh.Events()
+	eventIndex = func() map[refresh.Event]int {
+		idx := make(map[refresh.Event]int, len(allEvents))
+		for i, ev := range allEvents {
+			idx[ev] = i
+		}
+		return idx
+	}()
+)
 
 type engineMetrics struct {
 	m       *Metrics
@@ -68,12 +100,31 @@ type engineMetrics struct {
 
 func (e engineMetrics) Count(_ string, ev refresh.Event) {
 	e.m.mu.Lock()
-	e.m.events[eventKey{e.profile, ev}]++
+	counts, i, ok := e.m.events[e.profile], 0, false
+	if counts != nil {
+		i, ok = eventIndex[ev]
+	}
+	if ok {
+		(*counts)[i]++
+	} else {
+		e.m.extra[eventKey{e.profile, ev}]++
+	}
 	e.m.mu.Unlock()
+	if ev == refresh.EventFailed || ev == refresh.EventLineageBroken {
+		// A refresh ended without a pair: the keeper's slot is free.
+		if fn := e.m.publish.Load(); fn != nil {
+			(*fn)(e.profile)
+		}
+	}
 }
 
 // SecondsToExpiry records the expiry instant, so that the gauge keeps
 // falling between publications instead of freezing at the last value.
+//
+// The engine calls it each time it publishes a pair, so it also tells the
+// server that the profile has a pair to look at: until the engine offers a
+// change notification of its own, this is how a keeper learns of a new
+// generation without polling.
 func (e engineMetrics) SecondsToExpiry(_ string, secs float64) {
 	var at time.Time
 	if !math.IsInf(secs, 1) {
@@ -82,6 +133,46 @@ func (e engineMetrics) SecondsToExpiry(_ string, secs float64) {
 	e.m.mu.Lock()
 	e.m.expiry[e.profile] = at
 	e.m.mu.Unlock()
+	if fn := e.m.publish.Load(); fn != nil {
+		(*fn)(e.profile)
+	}
+}
+
+// sinkCount adds one to a profile's sink counter.
+func (m *Metrics) sinkCount(profile, what string) {
+	m.mu.Lock()
+	m.sinks[sinkKey{profile, what}]++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) sinkCommandFailed(profile string) { m.sinkCount(profile, sinkCommandFailure) }
+
+// sinkProfile makes a profile's sink counters exist from zero.
+func (m *Metrics) sinkProfile(profile string) {
+	m.mu.Lock()
+	for _, w := range []string{sinkWrites, sinkWriteFailures, sinkCommandFailure, sinkExpired} {
+		m.sinks[sinkKey{profile, w}] += 0
+	}
+	m.mu.Unlock()
+}
+
+// Forget drops every series of a profile the agent no longer serves.
+func (m *Metrics) Forget(profile string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.events, profile)
+	for k := range m.extra {
+		if k.profile == profile {
+			delete(m.extra, k)
+		}
+	}
+	for k := range m.sinks {
+		if k.profile == profile {
+			delete(m.sinks, k)
+		}
+	}
+	delete(m.expiry, profile)
+	delete(m.generation, profile)
 }
 
 func (m *Metrics) setGeneration(profile string, gen uint64) {
@@ -102,6 +193,13 @@ func (m *Metrics) refusedPeer() {
 	m.mu.Unlock()
 }
 
+var sinkHelp = map[string]string{
+	sinkWrites:         "Sink files written with a new pair, per profile.",
+	sinkWriteFailures:  "Sink file writes that failed (retried with backoff), per profile.",
+	sinkCommandFailure: "Sink commands that failed or timed out (run again on the next rotation), per profile.",
+	sinkExpired:        "Sink files emptied or removed because their pair fell below min_validity without a newer one, per profile.",
+}
+
 // ContentType is the media type of WriteText's output.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -110,19 +208,28 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	now := m.now()
 	m.mu.Lock()
-	events := make([]eventKey, 0, len(m.events))
-	for k := range m.events {
-		events = append(events, k)
-	}
-	sort.Slice(events, func(i, j int) bool {
-		if events[i].profile != events[j].profile {
-			return events[i].profile < events[j].profile
+	events := make(map[eventKey]uint64, len(m.events)*len(allEvents)+len(m.extra))
+	for p, counts := range m.events {
+		for i, n := range *counts {
+			events[eventKey{p, allEvents[i]}] = n
 		}
-		return events[i].event < events[j].event
+	}
+	for k, n := range m.extra {
+		events[k] += n
+	}
+	keys := make([]eventKey, 0, len(events))
+	for k := range events {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].profile != keys[j].profile {
+			return keys[i].profile < keys[j].profile
+		}
+		return keys[i].event < keys[j].event
 	})
 	header(bw, "credhelper_refresh_events_total", "counter", "Refresh protocol events per profile: refresh_started, committed (refreshes), adopted, conflict, failed, lineage_broken and others.")
-	for _, k := range events {
-		sample(bw, "credhelper_refresh_events_total", float64(m.events[k]), "profile", k.profile, "event", string(k.event))
+	for _, k := range keys {
+		sample(bw, "credhelper_refresh_events_total", float64(events[k]), "profile", k.profile, "event", string(k.event))
 	}
 	header(bw, "credhelper_credential_seconds_to_expiry", "gauge", "Seconds until the profile's current pair expires; +Inf for a pair that never expires.")
 	for _, p := range sortedKeys(m.expiry) {
@@ -149,6 +256,23 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	header(bw, "credhelper_agent_requests_total", "counter", "Requests the agent answered, by operation and result (ok or an error kind).")
 	for _, k := range reqs {
 		sample(bw, "credhelper_agent_requests_total", float64(m.requests[k]), "op", k.op, "result", k.result)
+	}
+	sinks := make([]sinkKey, 0, len(m.sinks))
+	for k := range m.sinks {
+		sinks = append(sinks, k)
+	}
+	sort.Slice(sinks, func(i, j int) bool {
+		if sinks[i].what != sinks[j].what {
+			return sinks[i].what < sinks[j].what
+		}
+		return sinks[i].profile < sinks[j].profile
+	})
+	for i, k := range sinks {
+		name := "credhelper_sink_" + k.what + "_total"
+		if i == 0 || sinks[i-1].what != k.what {
+			header(bw, name, "counter", sinkHelp[k.what])
+		}
+		sample(bw, name, float64(m.sinks[k]), "profile", k.profile)
 	}
 	header(bw, "credhelper_agent_refused_peers_total", "counter", "Connections refused because the peer is another user.")
 	sample(bw, "credhelper_agent_refused_peers_total", float64(m.refused))

@@ -31,6 +31,11 @@ type Profile struct {
 	// when the provider (a Scheduler) says the pair is due; otherwise the
 	// profile is only resolved when asked.
 	Keep bool
+	// Sinks are files kept with the profile's auth token (Keep only).
+	Sinks []SinkSpec
+	// MinValidity is the provider's minimum validity: a sink never holds a
+	// pair with less than this left.
+	MinValidity time.Duration
 }
 
 // Options configure a Server.
@@ -57,24 +62,47 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Version is reported by ping and status.
 	Version string
+	// Workers bounds how many profiles are warmed, refreshed or have their
+	// sinks written at once; default 16.
+	Workers int
+	// Clock, when set, is the clock of every provider's engine; the server
+	// advances its coarse reading before each call to a provider (see
+	// Clock).
+	Clock *Clock
 }
 
 // Server answers requests on a unix socket and keeps profiles fresh. Create
 // it with New.
 type Server struct {
-	opts     Options
-	profiles map[string]*served
-	names    []string
-	cfgInfo  os.FileInfo // the agent's config file, nil if none
+	opts Options
+	set  atomic.Pointer[profileSet]
+	cfg  atomic.Pointer[configFile] // the agent's config file, nil if none
+	pool *pool
 
-	mu    sync.Mutex // guards conns and down
-	conns map[*conn]struct{}
-	down  bool
+	reloads   atomic.Uint64
+	reloadErr atomic.Pointer[string]
+
+	mu       sync.Mutex // guards conns, down and running
+	conns    map[*conn]struct{}
+	down     bool
+	running  bool
+	updateMu sync.Mutex // serialises Update and Serve's start and end
+
+	kickMu   sync.Mutex // guards kicks and kickWait
+	kicks    int        // refreshes keepers started and have not heard end
+	kickWait []*keeper  // keepers waiting for a refresh slot, oldest first
+}
+
+// profileSet is the immutable set of profiles served; Update swaps it.
+type profileSet struct {
+	byName map[string]*served
+	names  []string
 }
 
 // served is a Profile and what the agent knows about it.
 type served struct {
 	Profile
+	keeper *keeper // nil unless Keep
 	served atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below
@@ -97,7 +125,8 @@ func (p *served) scheduled(next time.Time) {
 	p.mu.Unlock()
 }
 
-// New returns a Server for profiles.
+// New returns a Server for profiles. Sink templates are parsed and checked
+// here, so a mistake in one is reported at start.
 func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 	o := Options{
 		UID:             os.Geteuid(),
@@ -105,6 +134,7 @@ func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 		IdleTimeout:     30 * time.Second,
 		WriteTimeout:    5 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
+		Workers:         16,
 	}
 	for _, fn := range optFns {
 		fn(&o)
@@ -112,31 +142,198 @@ func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.RequestTimeout <= 0 || o.IdleTimeout <= 0 || o.WriteTimeout <= 0 || o.ShutdownTimeout <= 0 {
-		return nil, errors.New("agent: timeouts must be positive")
+	if o.RequestTimeout <= 0 || o.IdleTimeout <= 0 || o.WriteTimeout <= 0 || o.ShutdownTimeout <= 0 || o.Workers <= 0 {
+		return nil, errors.New("agent: timeouts and workers must be positive")
 	}
-	s := &Server{opts: o, profiles: make(map[string]*served, len(profiles)), conns: make(map[*conn]struct{})}
+	s := &Server{opts: o, conns: make(map[*conn]struct{}), pool: &pool{max: o.Workers}}
+	set, err := s.newSet(profiles, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.set.Store(set)
+	if err := s.SetConfigPath(o.ConfigPath); err != nil {
+		return nil, err
+	}
+	if o.Metrics != nil {
+		notify := s.Notify
+		o.Metrics.publish.Store(&notify)
+	}
+	return s, nil
+}
+
+// SetConfigPath changes the config file requests are checked against
+// (after a reload that found it elsewhere); empty accepts any.
+func (s *Server) SetConfigPath(path string) error {
+	if path == "" {
+		s.cfg.Store(nil)
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("agent: config file: %w", err)
+	}
+	s.cfg.Store(&configFile{path: path, info: fi})
+	return nil
+}
+
+// configFile is the config file requests are checked against.
+type configFile struct {
+	path string
+	info os.FileInfo
+}
+
+// newSet checks profiles and builds the set to serve. A profile of old
+// with the same name and provider is carried over as it is, keeper and
+// all.
+func (s *Server) newSet(profiles []Profile, old *profileSet) (*profileSet, error) {
+	set := &profileSet{byName: make(map[string]*served, len(profiles))}
+	sinkOwner := map[string]string{}
 	for _, p := range profiles {
+		for _, sp := range p.Sinks {
+			if other, ok := sinkOwner[sp.Path]; ok {
+				return nil, fmt.Errorf("agent: sink %s is given twice (profiles %q and %q): give each sink its own file", sp.Path, other, p.Name)
+			}
+			sinkOwner[sp.Path] = p.Name
+		}
 		switch {
 		case p.Name == "":
 			return nil, errors.New("agent: a profile has no name")
 		case p.Provider == nil:
 			return nil, fmt.Errorf("agent: profile %q has no provider", p.Name)
-		case s.profiles[p.Name] != nil:
+		case set.byName[p.Name] != nil:
 			return nil, fmt.Errorf("agent: profile %q given twice", p.Name)
+		case len(p.Sinks) > 0 && !p.Keep:
+			return nil, fmt.Errorf("agent: profile %q has sinks but is not kept fresh", p.Name)
 		}
-		s.profiles[p.Name] = &served{Profile: p}
-		s.names = append(s.names, p.Name)
-	}
-	sort.Strings(s.names)
-	if o.ConfigPath != "" {
-		fi, err := os.Stat(o.ConfigPath)
-		if err != nil {
-			return nil, fmt.Errorf("agent: config file: %w", err)
+		if old != nil {
+			if prev := old.byName[p.Name]; prev != nil && prev.Provider == p.Provider {
+				set.byName[p.Name] = prev
+				set.names = append(set.names, p.Name)
+				continue
+			}
 		}
-		s.cfgInfo = fi
+		sv := &served{Profile: p}
+		if p.Keep {
+			var sinks []*sink
+			for _, spec := range p.Sinks {
+				sk, err := compileSink(spec)
+				if err != nil {
+					return nil, fmt.Errorf("agent: profile %q: %w", p.Name, err)
+				}
+				sinks = append(sinks, sk)
+			}
+			sv.keeper = newKeeper(s, sv, sinks)
+		}
+		if s.opts.Metrics != nil && len(p.Sinks) > 0 {
+			s.opts.Metrics.sinkProfile(p.Name)
+		}
+		set.byName[p.Name] = sv
+		set.names = append(set.names, p.Name)
 	}
-	return s, nil
+	sort.Strings(set.names)
+	return set, nil
+}
+
+// Warm resolves every kept profile once, on at most Options.Workers
+// goroutines, and writes its sinks; it returns when all have finished or
+// ctx ends. A profile that fails is logged and retried by its keeper.
+// Serve warms the profiles it has not yet if Warm was not called.
+func (s *Server) Warm(ctx context.Context) {
+	set := s.set.Load()
+	for _, name := range set.names {
+		if k := set.byName[name].keeper; k != nil {
+			k.start()
+		}
+	}
+	for _, name := range set.names {
+		if k := set.byName[name].keeper; k != nil {
+			select {
+			case <-k.firstRun:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// Notify tells the server that the named profile's provider has published
+// a new pair, or that its refresh failed, so that its keeper writes the
+// sinks (or retries) now rather than at its next look. Safe to call from
+// any goroutine for any name.
+func (s *Server) Notify(name string) {
+	if p := s.set.Load().byName[name]; p != nil && p.keeper != nil {
+		p.keeper.wake()
+	}
+}
+
+// Update makes profiles the set the server serves, as a reload does. A
+// profile with the same name and Provider as before keeps running
+// untouched; a new one starts (its sinks written as it warms); a removed
+// or replaced one stops: its keeper finishes the step it is in, and the
+// sinks that the new set no longer has are emptied or removed. Update
+// returns the profiles that are no longer served; the caller closes their
+// providers, which lets a refresh in flight finish and commit. Requests
+// are answered throughout: each sees either the old or the new set. On an
+// error (a duplicate name, a bad sink) nothing changes.
+func (s *Server) Update(profiles []Profile) ([]Profile, error) {
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	old := s.set.Load()
+	set, err := s.newSet(profiles, old)
+	if err != nil {
+		return nil, err
+	}
+	// Stop what goes before starting what comes, so that an old keeper's
+	// last write never lands after a new keeper's first.
+	var stale []*served
+	for _, name := range old.names {
+		if prev := old.byName[name]; set.byName[name] != prev {
+			if prev.keeper != nil {
+				prev.keeper.stop()
+			}
+			stale = append(stale, prev)
+		}
+	}
+	s.set.Store(set)
+	s.mu.Lock()
+	running := s.running
+	s.mu.Unlock()
+	if running {
+		for _, name := range set.names {
+			if k := set.byName[name].keeper; k != nil {
+				k.start()
+			}
+		}
+	}
+	keepPaths := map[string]bool{}
+	for _, name := range set.names {
+		for _, sp := range set.byName[name].Sinks {
+			keepPaths[sp.Path] = true
+		}
+	}
+	out := make([]Profile, 0, len(stale))
+	for _, prev := range stale {
+		if prev.keeper != nil {
+			prev.keeper.expireAll(keepPaths)
+		}
+		if set.byName[prev.Name] == nil && s.opts.Metrics != nil {
+			s.opts.Metrics.Forget(prev.Name)
+		}
+		out = append(out, prev.Profile)
+	}
+	return out, nil
+}
+
+// Reloaded records the outcome of a configuration reload, which ping and
+// status report (credhelper agent reload waits for it).
+func (s *Server) Reloaded(err error) {
+	if err != nil {
+		msg := err.Error()
+		s.reloadErr.Store(&msg)
+	} else {
+		s.reloadErr.Store(nil)
+	}
+	s.reloads.Add(1)
 }
 
 // Serve keeps the profiles marked Keep fresh and answers connections on
@@ -145,20 +342,29 @@ func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 // keepers and returns nil. It returns an error only if accepting fails.
 // Closing the providers is the caller's job, after Serve returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	kctx, stopKeepers := context.WithCancel(context.Background())
-	var keepers sync.WaitGroup
-	for _, name := range s.names {
-		if p := s.profiles[name]; p.Keep {
-			keepers.Add(1)
-			go func() {
-				defer keepers.Done()
-				s.keep(kctx, p)
-			}()
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	s.updateMu.Lock()
+	set := s.set.Load()
+	for _, name := range set.names {
+		if k := set.byName[name].keeper; k != nil {
+			k.start()
 		}
 	}
+	s.updateMu.Unlock()
 	defer func() {
-		stopKeepers()
-		keepers.Wait()
+		s.updateMu.Lock()
+		defer s.updateMu.Unlock()
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+		set := s.set.Load()
+		for _, name := range set.names {
+			if k := set.byName[name].keeper; k != nil {
+				k.stop()
+			}
+		}
 	}()
 
 	var handlers sync.WaitGroup
@@ -315,10 +521,12 @@ func (s *Server) handle(line []byte) agent.Response {
 	switch req.Op {
 	case agent.OpPing:
 		s.count(agent.OpPing, "ok")
-		return agent.Response{V: agent.ProtocolVersion, PID: os.Getpid(), AgentVersion: s.opts.Version}
+		return s.hello()
 	case agent.OpStatus:
 		s.count(agent.OpStatus, "ok")
-		return agent.Response{V: agent.ProtocolVersion, PID: os.Getpid(), AgentVersion: s.opts.Version, Profiles: s.status()}
+		r := s.hello()
+		r.Profiles = s.status()
+		return r
 	case agent.OpGet:
 		r := s.get(req)
 		result := "ok"
@@ -338,9 +546,18 @@ func (s *Server) count(op, result string) {
 	}
 }
 
+// hello is the part of ping and status that describes the agent.
+func (s *Server) hello() agent.Response {
+	r := agent.Response{V: agent.ProtocolVersion, PID: os.Getpid(), AgentVersion: s.opts.Version, Reloads: s.reloads.Load()}
+	if msg := s.reloadErr.Load(); msg != nil {
+		r.ReloadError = *msg
+	}
+	return r
+}
+
 // get resolves one profile's pair.
 func (s *Server) get(req agent.Request) agent.Response {
-	prof := s.profiles[req.Profile]
+	prof := s.set.Load().byName[req.Profile]
 	if prof == nil {
 		return agent.Response{V: agent.ProtocolVersion, Error: fmt.Sprintf("profile %q is not served by this agent", req.Profile), Kind: agent.KindUnknownProfile}
 	}
@@ -349,6 +566,7 @@ func (s *Server) get(req agent.Request) agent.Response {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
+	s.tick()
 	p, err := prof.Provider.Credential(ctx)
 	if err != nil {
 		return agent.ErrorResponse(fmt.Errorf("agent: profile %q: %w", req.Profile, err))
@@ -371,13 +589,21 @@ func (s *Server) get(req agent.Request) agent.Response {
 	return r
 }
 
+// tick advances the engines' coarse clock, if the server keeps it.
+func (s *Server) tick() {
+	if s.opts.Clock != nil {
+		s.opts.Clock.tick()
+	}
+}
+
 // sameConfig reports whether path names the agent's config file.
 func (s *Server) sameConfig(path string) bool {
-	if path == "" || s.cfgInfo == nil || path == s.opts.ConfigPath {
+	cf := s.cfg.Load()
+	if path == "" || cf == nil || path == cf.path {
 		return true
 	}
 	fi, err := os.Stat(path)
-	return err == nil && os.SameFile(fi, s.cfgInfo)
+	return err == nil && os.SameFile(fi, cf.info)
 }
 
 // observe records the public facts of the pair a profile now serves.
@@ -391,9 +617,10 @@ func (s *Server) observe(prof *served, p provider.Pair) {
 }
 
 func (s *Server) status() []agent.ProfileStatus {
-	out := make([]agent.ProfileStatus, 0, len(s.names))
-	for _, name := range s.names {
-		p := s.profiles[name]
+	set := s.set.Load()
+	out := make([]agent.ProfileStatus, 0, len(set.names))
+	for _, name := range set.names {
+		p := set.byName[name]
 		p.mu.Lock()
 		st := agent.ProfileStatus{Name: name, Generation: p.gen, Loaded: p.loaded, LastError: p.lastError, Served: p.served.Load()}
 		if p.loaded && p.until.IsZero() {

@@ -14,25 +14,6 @@ import (
 	"github.com/credhelper/credhelper/provider"
 )
 
-// awsError is a failed Secrets Manager call: a one-line message that says
-// what to do, the provider sentinel it stands for (if any) and the SDK error,
-// all reachable with errors.Is and errors.As.
-type awsError struct {
-	msg  string
-	kind error
-	err  error
-}
-
-func (e *awsError) Error() string { return e.msg }
-
-// Unwrap returns the sentinel (if any) and the SDK error.
-func (e *awsError) Unwrap() []error {
-	if e.kind == nil {
-		return []error{e.err}
-	}
-	return []error{e.kind, e.err}
-}
-
 // Error codes Secrets Manager (or the AWS front end) answers without a
 // modelled type.
 var (
@@ -68,35 +49,37 @@ func classify(op, key string, err error) error {
 	if errors.As(err, &apiErr) {
 		code = apiErr.ErrorCode()
 	}
-	wrap := func(kind error, format string, args ...any) error {
+	// The message says what to do; the SDK error stays reachable with
+	// errors.As.
+	wrap := func(kind provider.Kind, format string, args ...any) error {
 		msg := fmt.Sprintf("awssm: %s on secret %q: ", op, key) + fmt.Sprintf(format, args...) + " (" + detail(err) + ")"
-		return &awsError{msg: msg, kind: kind, err: err}
+		return provider.NewError(msg, err, kind)
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		return wrap(nil, "cancelled")
+		return wrap("", "cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
-		return provider.Transient(wrap(nil, "timed out: retry, or allow more time"))
+		return provider.Transient(wrap("", "timed out: retry, or allow more time"))
 	case errors.As(err, &notFound):
-		return wrap(provider.ErrNotFound, "no such secret or no AWSCURRENT value: check the name, account and region, or store a first value")
+		return wrap(provider.KindNotFound, "no such secret or no AWSCURRENT value: check the name, account and region, or store a first value")
 	case accessDeniedCodes[code]:
-		return wrap(provider.ErrPermission, "access denied: grant secretsmanager:%s on this secret to the caller's IAM identity", op)
+		return wrap(provider.KindPermission, "access denied: grant secretsmanager:%s on this secret to the caller's IAM identity", op)
 	case credentialCodes[code]:
-		return wrap(provider.ErrPermission, "AWS rejected the credentials: renew them (for example `aws sso login`) or check the profile")
+		return wrap(provider.KindPermission, "AWS rejected the credentials: renew them (for example `aws sso login`) or check the profile")
 	case errors.As(err, &decrypt):
-		return wrap(nil, "cannot decrypt the secret: grant kms:Decrypt on the secret's KMS key and check that the key is enabled")
+		return wrap("", "cannot decrypt the secret: grant kms:Decrypt on the secret's KMS key and check that the key is enabled")
 	case errors.As(err, &encrypt):
-		return wrap(nil, "cannot encrypt the new value: grant kms:GenerateDataKey on the secret's KMS key and check that the key is enabled")
+		return wrap("", "cannot encrypt the new value: grant kms:GenerateDataKey on the secret's KMS key and check that the key is enabled")
 	case errors.As(err, &invalidReq):
-		return wrap(nil, "the secret's state does not allow this (for example it is scheduled for deletion: restore it with `aws secretsmanager restore-secret --secret-id %s`)", key)
+		return wrap("", "the secret's state does not allow this (for example it is scheduled for deletion: restore it with `aws secretsmanager restore-secret --secret-id %s`)", key)
 	case errors.As(err, &invalidParam):
-		return wrap(nil, "Secrets Manager rejected a parameter: check the secret name or ARN")
+		return wrap("", "Secrets Manager rejected a parameter: check the secret name or ARN")
 	case errors.As(err, &limit):
-		return provider.Transient(wrap(nil, "a Secrets Manager quota is exhausted (requests, or versions created in the last 24 hours): write less often and retry later"))
+		return provider.Transient(wrap("", "a Secrets Manager quota is exhausted (requests, or versions created in the last 24 hours): write less often and retry later"))
 	case isTransient(err, apiErr):
-		return provider.Transient(wrap(nil, "Secrets Manager is unavailable or throttling (after the SDK's retries): retry later"))
+		return provider.Transient(wrap("", "Secrets Manager is unavailable or throttling (after the SDK's retries): retry later"))
 	default:
-		return wrap(nil, "failed")
+		return wrap("", "failed")
 	}
 }
 

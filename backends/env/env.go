@@ -69,9 +69,18 @@ func (b *Backend) record(prefix string) ([]byte, error) {
 	if !ok || key == "" {
 		return nil, fmt.Errorf("env: neither $%s (JSON record) nor $%s_API_KEY is set: %w", prefix, prefix, provider.ErrNotFound)
 	}
+	key, err := provider.CleanSecret(key, "$"+prefix+"_API_KEY")
+	if err != nil {
+		return nil, fmt.Errorf("env: %w: %w", err, provider.ErrInvalidRecord)
+	}
 	p := provider.Pair{AuthToken: key}
-	p.RefreshToken, _ = b.lookup(prefix + "_REFRESH_TOKEN")
+	if rt, ok := b.lookup(prefix + "_REFRESH_TOKEN"); ok && rt != "" {
+		if p.RefreshToken, err = provider.CleanSecret(rt, "$"+prefix+"_REFRESH_TOKEN"); err != nil {
+			return nil, fmt.Errorf("env: %w: %w", err, provider.ErrInvalidRecord)
+		}
+	}
 	p.Endpoint, _ = b.lookup(prefix + "_ENDPOINT")
+	p.Endpoint = strings.TrimSpace(p.Endpoint)
 	if s, _ := b.lookup(prefix + "_VALID_UNTIL"); strings.TrimSpace(s) != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil || n < 0 {
@@ -80,6 +89,13 @@ func (b *Backend) record(prefix string) ([]byte, error) {
 		if n > 0 {
 			p.ValidUntil = time.Unix(n, 0)
 		}
+	} else if info, err := provider.ParseAuthToken(key); err == nil && !info.Expires.IsZero() {
+		// Unset is not "never" when the token itself says when it expires.
+		p.ValidUntil = info.Expires
+	} else if p.RefreshToken != "" {
+		// A refresh token means the pair expires; when is not known, and an
+		// unknown lifetime is never taken for "never".
+		return nil, fmt.Errorf("env: $%s_REFRESH_TOKEN is set but $%s_VALID_UNTIL is not, and the API key states no expiry: set $%s_VALID_UNTIL to the pair's expiry in epoch seconds: %w", prefix, prefix, prefix, provider.ErrInvalidRecord)
 	}
 	rec := &provider.Record{Pair: p}
 	out, err := rec.Encode()

@@ -2,6 +2,7 @@ package env_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,5 +92,47 @@ func TestBadVariables(t *testing.T) {
 				t.Errorf("error echoes a variable's value: %v", err)
 			}
 		})
+	}
+}
+
+// TestExpiryFromTokenWhenUnset: an unset _VALID_UNTIL is not "never" when
+// the API key is a JWT that says when it expires.
+func TestExpiryFromTokenWhenUnset(t *testing.T) {
+	enc := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	jwt := enc(`{"alg":"none"}`) + "." + enc(`{"exp":4102444800,"iat":4102441200}`) + ".sig"
+	t.Setenv("APP_API_KEY", jwt)
+	t.Setenv("APP_REFRESH_TOKEN", "refresh-abc")
+	e, err := env.New().Load(context.Background(), "APP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := provider.DecodeRecord(e.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(4102444800, 0); !rec.Pair.ValidUntil.Equal(want) {
+		t.Fatalf("validUntil = %v, want the token's exp %v", rec.Pair.ValidUntil, want)
+	}
+}
+
+// TestUnknownExpiryRefused: a refresh token with neither _VALID_UNTIL nor
+// an exp in the API key is an expiring pair of unknown lifetime, refused
+// rather than taken for "never"; a trailing newline (from $(cat file)) is
+// trimmed from the tokens.
+func TestUnknownExpiryRefused(t *testing.T) {
+	t.Setenv("OPQ_API_KEY", "opaque-access-token\n")
+	t.Setenv("OPQ_REFRESH_TOKEN", "refresh-abc\n")
+	_, err := env.New().Load(context.Background(), "OPQ")
+	if !errors.Is(err, provider.ErrInvalidRecord) || !strings.Contains(err.Error(), "$OPQ_VALID_UNTIL") {
+		t.Fatalf("err = %v, want a refusal naming $OPQ_VALID_UNTIL", err)
+	}
+	t.Setenv("OPQ_VALID_UNTIL", "4102444800\n")
+	e, err := env.New().Load(context.Background(), "OPQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := provider.DecodeRecord(e.Value)
+	if rec.Pair.AuthToken != "opaque-access-token" || rec.Pair.RefreshToken != "refresh-abc" {
+		t.Errorf("tokens not trimmed of their newline")
 	}
 }

@@ -104,7 +104,7 @@ func (b *Backend) login(ctx context.Context) (*api.Secret, error) {
 		if code := statusOf(err); code == http.StatusBadRequest || code == http.StatusForbidden {
 			// Vault answers a wrong, expired or used-up role_id or
 			// secret_id with 400 and an invalid-credentials message.
-			return nil, newError(fmt.Sprintf("vault: AppRole login at %q refused (%d): the role_id or secret_id is wrong, expired or used up: issue a new secret_id (vault write -f auth/%s/role/ROLE/secret-id)", path, code, b.approleMount), provider.ErrPermission, err)
+			return nil, provider.NewError(fmt.Sprintf("vault: AppRole login at %q refused (%d): the role_id or secret_id is wrong, expired or used up: issue a new secret_id (vault write -f auth/%s/role/ROLE/secret-id)", path, code, b.approleMount), err, provider.KindPermission)
 		}
 		return nil, classify(err, "log in at", path, "update")
 	}

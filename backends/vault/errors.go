@@ -20,28 +20,6 @@ import (
 // validateCheckAndSetOption; quoted in Vault's KV v2 API documentation).
 const casMismatch = "check-and-set parameter did not match the current version"
 
-// vaultError is a one-line error that keeps its sentinel and the underlying
-// cause (often an *api.ResponseError) reachable through errors.Is and As.
-type vaultError struct {
-	msg  string
-	errs []error
-}
-
-func (e *vaultError) Error() string   { return e.msg }
-func (e *vaultError) Unwrap() []error { return e.errs }
-
-// newError builds a vaultError from a message and the errors it wraps; nil
-// entries are dropped.
-func newError(msg string, wrapped ...error) error {
-	e := &vaultError{msg: msg}
-	for _, w := range wrapped {
-		if w != nil {
-			e.errs = append(e.errs, w)
-		}
-	}
-	return e
-}
-
 // isCASMismatch reports whether err is KV v2 refusing a write because
 // options.cas was not the current version.
 //
@@ -85,34 +63,34 @@ func classify(err error, op, path, capability string) error {
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		return newError(fmt.Sprintf("vault: %s %q: %v", op, path, context.Canceled), err)
+		return provider.NewError(fmt.Sprintf("vault: %s %q: %v", op, path, context.Canceled), err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return provider.Transient(newError(fmt.Sprintf("vault: %s %q: timed out: retry, or allow more time", op, path), err))
+		return provider.Transient(provider.NewError(fmt.Sprintf("vault: %s %q: timed out: retry, or allow more time", op, path), err))
 	}
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		detail := summary(re)
 		switch code := re.StatusCode; {
 		case code == http.StatusForbidden:
-			return newError(fmt.Sprintf("vault: permission denied to %s %q: the token's policy needs path %q { capabilities = [%q] } (or the token expired: log in again)", op, path, path, capability), provider.ErrPermission, err)
+			return provider.NewError(fmt.Sprintf("vault: permission denied to %s %q: the token's policy needs path %q { capabilities = [%q] } (or the token expired: log in again)", op, path, path, capability), err, provider.KindPermission)
 		case code == http.StatusServiceUnavailable:
-			return provider.Transient(newError(fmt.Sprintf("vault: %s %q: Vault is sealed or not ready (503%s): unseal it or wait for a leader", op, path, detail), err))
+			return provider.Transient(provider.NewError(fmt.Sprintf("vault: %s %q: Vault is sealed or not ready (503%s): unseal it or wait for a leader", op, path, detail), err))
 		case code == http.StatusTooManyRequests:
-			return provider.Transient(newError(fmt.Sprintf("vault: %s %q: rate limited (429%s): retry later", op, path, detail), err))
+			return provider.Transient(provider.NewError(fmt.Sprintf("vault: %s %q: rate limited (429%s): retry later", op, path, detail), err))
 		case code == http.StatusPreconditionFailed || code == http.StatusRequestTimeout || code >= 500:
-			return provider.Transient(newError(fmt.Sprintf("vault: %s %q: server error (%d%s): retry later", op, path, code, detail), err))
+			return provider.Transient(provider.NewError(fmt.Sprintf("vault: %s %q: server error (%d%s): retry later", op, path, code, detail), err))
 		default:
-			return newError(fmt.Sprintf("vault: %s %q: Vault refused the request (%d%s)", op, path, code, detail), err)
+			return provider.NewError(fmt.Sprintf("vault: %s %q: Vault refused the request (%d%s)", op, path, code, detail), err)
 		}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if isTLSTrustError(err) {
-			return newError(fmt.Sprintf("vault: %s %q: Vault's TLS certificate is not trusted: set VAULT_CACERT to its CA bundle", op, path), err)
+			return provider.NewError(fmt.Sprintf("vault: %s %q: Vault's TLS certificate is not trusted: set VAULT_CACERT to its CA bundle", op, path), err)
 		}
-		return provider.Transient(newError(fmt.Sprintf("vault: %s %q: cannot reach Vault: %s: check VAULT_ADDR and that Vault is running", op, path, oneLine(ue.Err.Error())), err))
+		return provider.Transient(provider.NewError(fmt.Sprintf("vault: %s %q: cannot reach Vault: %s: check VAULT_ADDR and that Vault is running", op, path, oneLine(ue.Err.Error())), err))
 	}
-	return newError(fmt.Sprintf("vault: %s %q: %s", op, path, oneLine(err.Error())), err)
+	return provider.NewError(fmt.Sprintf("vault: %s %q: %s", op, path, oneLine(err.Error())), err)
 }
 
 func isTLSTrustError(err error) bool {

@@ -85,7 +85,7 @@ func (b *Backend) lookupMount(ctx context.Context, key string) (string, error) {
 		if statusOf(err) == http.StatusForbidden {
 			// Vault answers 403 both for no mount and for no access, so
 			// that mounts cannot be discovered by probing.
-			return "", newError(fmt.Sprintf("vault: no secrets engine found for key %q, or the token's policies grant nothing under it: check the key's mount (vault secrets list) and grant the policy in the credhelper README", key), provider.ErrPermission, err)
+			return "", provider.NewError(fmt.Sprintf("vault: no secrets engine found for key %q, or the token's policies grant nothing under it: check the key's mount (vault secrets list) and grant the policy in the credhelper README", key), err, provider.KindPermission)
 		}
 		return "", classify(err, "look up the mount of", key, "read")
 	}
@@ -103,9 +103,9 @@ func (b *Backend) lookupMount(ctx context.Context, key string) (string, error) {
 	}
 	switch {
 	case (typ == "kv" || typ == "generic") && version != "2":
-		return "", newError(fmt.Sprintf("vault: mount %q is a KV version 1 engine, which keeps no versions to compare-and-swap: use a KV version 2 mount (vault secrets enable -version=2 -path=NAME kv) or upgrade this one (vault kv enable-versioning %s)", mount, strings.TrimSuffix(mount, "/")), provider.ErrUnsupported)
+		return "", provider.NewError(fmt.Sprintf("vault: mount %q is a KV version 1 engine, which keeps no versions to compare-and-swap: use a KV version 2 mount (vault secrets enable -version=2 -path=NAME kv) or upgrade this one (vault kv enable-versioning %s)", mount, strings.TrimSuffix(mount, "/")), nil, provider.KindUnsupported)
 	case typ != "kv":
-		return "", newError(fmt.Sprintf("vault: mount %q is a %q secrets engine, not KV version 2: point the key at a KV v2 mount", mount, typ), provider.ErrUnsupported)
+		return "", provider.NewError(fmt.Sprintf("vault: mount %q is a %q secrets engine, not KV version 2: point the key at a KV v2 mount", mount, typ), nil, provider.KindUnsupported)
 	}
 	return mount, nil
 }

@@ -190,7 +190,7 @@ func (b *Backend) load(ctx context.Context, key string) (provider.Entry, error) 
 		return provider.Entry{}, err
 	}
 	if st.data == nil {
-		return provider.Entry{}, fmt.Errorf("vault: no secret at %q: store one with credhelper put or import: %w", loc.dataPath(), provider.ErrNotFound)
+		return provider.Entry{}, fmt.Errorf("vault: no secret at %q: %w", loc.dataPath(), provider.ErrNotFound)
 	}
 	value, err := fromData(st.data)
 	if err != nil {
@@ -287,7 +287,7 @@ func conflict(path string, cas uint64, cause error) error {
 	if cas == 0 {
 		what = "the secret was created meanwhile"
 	}
-	return newError(fmt.Sprintf("vault: write %q: %s (another writer won): load it again", path, what), provider.ErrConflict, cause)
+	return provider.NewError(fmt.Sprintf("vault: write %q: %s (another writer won): load it again", path, what), cause, provider.KindConflict)
 }
 
 // CheckWrite reports, without writing, whether the token may write key: it

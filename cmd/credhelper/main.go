@@ -4,9 +4,10 @@
 // This binary is a small front. The whole command line lives in
 // credhelper-full, installed next to it, which links every backend, issuer
 // and SDK and so takes about ten milliseconds just to start. The front
-// answers the one call that must be fast, `credhelper get` for a profile a
-// running agent serves, by itself in a few milliseconds, and replaces
-// itself with credhelper-full (same arguments, same name, same
+// answers the calls that must be fast, `credhelper get` and the build-tool
+// faces (GOAUTH's first run, cargo, the kubelet, Bazel, Terraform's get)
+// for profiles a running agent serves, by itself in a few milliseconds,
+// and replaces itself with credhelper-full (same arguments, same name, same
 // environment) for everything else, including every case the agent cannot
 // answer.
 package main
@@ -24,26 +25,26 @@ import (
 	"github.com/credhelper/credhelper/config"
 )
 
-// fullEnv names the full binary explicitly (tests, unusual installs).
-const fullEnv = "CREDHELPER_FULL"
-
 func main() {
 	if token, ok := fastGet(os.Args); ok {
 		os.Stdout.WriteString(token + "\n")
 		os.Exit(0)
 	}
+	if code, ok := fastFace(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
 	full, err := fullPath()
 	if err == nil {
 		err = syscall.Exec(full, os.Args, os.Environ())
 	}
-	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, fullEnv)
+	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, config.EnvFull)
 	os.Exit(1)
 }
 
 // fullPath finds credhelper-full: $CREDHELPER_FULL, else beside this
 // executable (after resolving symlinks such as docker-credential-credhelper).
 func fullPath() (string, error) {
-	if p := os.Getenv(fullEnv); p != "" {
+	if p := os.Getenv(config.EnvFull); p != "" {
 		return p, nil
 	}
 	self, err := os.Executable()
@@ -64,12 +65,14 @@ func fastGet(args []string) (token string, ok bool) {
 	if filepath.Base(args[0]) != "credhelper" || len(args) < 2 || args[1] != "get" {
 		return "", false
 	}
-	for _, v := range []string{"CREDHELPER_BACKEND", "CREDHELPER_ISSUER", "CREDHELPER_NO_AGENT"} {
+	// Settings that change what a get returns, which the agent path of
+	// credhelper-full handles itself.
+	for _, v := range []string{config.EnvBackend, config.EnvIssuer, config.EnvNoAgent, config.EnvMinValidity} {
 		if os.Getenv(v) != "" {
 			return "", false
 		}
 	}
-	profile := os.Getenv("CREDHELPER_PROFILE")
+	profile := os.Getenv(config.EnvProfile)
 	rest := args[2:]
 	switch {
 	case len(rest) == 0:
@@ -81,7 +84,7 @@ func fastGet(args []string) (token string, ok bool) {
 		return "", false
 	}
 	if profile == "" {
-		profile = "default"
+		profile = config.DefaultProfile
 	}
 	cfg := config.DefaultPath()
 	if cfg != "" {
@@ -92,7 +95,7 @@ func fastGet(args []string) (token string, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := agent.Client{Path: agent.SocketPath()}
-	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv("CREDHELPER_ENDPOINT"), Config: cfg})
+	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv(config.EnvEndpoint), Config: cfg})
 	if err != nil || p.AuthToken == "" {
 		return "", false
 	}

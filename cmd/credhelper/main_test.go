@@ -16,6 +16,12 @@ import (
 // startAgent serves profile "default" (and "other") from memory on a
 // private socket and points this process's environment at it.
 func startAgent(t *testing.T) {
+	startAgentWith(t, "", provider.Pair{AuthToken: "front-token", Endpoint: "cell-1.example.com"}, "default", "other")
+}
+
+// startAgentWith serves the named profiles, each with pair, for a config
+// file holding config, and points this process's environment at both.
+func startAgentWith(t *testing.T, config string, pair provider.Pair, names ...string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "front-")
 	if err != nil {
@@ -24,11 +30,13 @@ func startAgent(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o700)
 	cfg := filepath.Join(dir, "config.toml")
-	os.WriteFile(cfg, nil, 0o600)
-	pair := provider.Pair{AuthToken: "front-token", Endpoint: "cell-1.example.com"}
+	os.WriteFile(cfg, []byte(config), 0o600)
 	fixed := provider.CredentialProviderFunc(func(context.Context) (provider.Pair, error) { return pair, nil })
-	srv, err := server.New([]server.Profile{{Name: "default", Provider: fixed}, {Name: "other", Provider: fixed}},
-		func(o *server.Options) { o.ConfigPath = cfg })
+	var profiles []server.Profile
+	for _, name := range names {
+		profiles = append(profiles, server.Profile{Name: name, Provider: fixed})
+	}
+	srv, err := server.New(profiles, func(o *server.Options) { o.ConfigPath = cfg })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/credhelper/credhelper/config"
 	"io"
 	"log/slog"
 	"os"
@@ -54,7 +55,7 @@ func inProcessAgent(t *testing.T, fn provider.CredentialProviderFunc) (cfg strin
 	go func() { _ = srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	t.Setenv(agent.SocketEnv, sock)
-	t.Setenv(noAgentEnv, "")
+	t.Setenv(config.EnvNoAgent, "")
 	t.Setenv("CREDHELPER_CONFIG", cfg)
 	return cfg, calls
 }
@@ -143,7 +144,7 @@ func TestViaAgent(t *testing.T) {
 		}
 	})
 	t.Run("opt out", func(t *testing.T) {
-		t.Setenv(noAgentEnv, "1")
+		t.Setenv(config.EnvNoAgent, "1")
 		before := calls.Load()
 		if _, ok, _ := testApp().viaAgent(context.Background(), "p"); ok || calls.Load() != before {
 			t.Error("CREDHELPER_NO_AGENT did not bypass the agent")
@@ -164,9 +165,9 @@ func TestGetThroughAgent(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	t.Setenv(noAgentEnv, "1")
+	t.Setenv(config.EnvNoAgent, "1")
 	code = run(context.Background(), []string{"credhelper", "get", "--profile", "p"}, strings.NewReader(""), &out, &errb)
-	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "not found") {
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "no credential at") {
 		t.Errorf("direct get of a missing file: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
@@ -194,6 +195,38 @@ func TestAgentCommandRefuses(t *testing.T) {
 		code := run(context.Background(), append([]string{"credhelper"}, tc.args...), strings.NewReader(""), &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: code %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+// TestAgentReloadWithoutAgent: reload with nothing on the socket says so
+// and exits 1.
+func TestAgentReloadWithoutAgent(t *testing.T) {
+	isolate(t)
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	r := cli(t, "", "agent", "reload", "--socket", sock, "--timeout", "2s")
+	if r.code != 1 || !strings.Contains(r.stderr, "no agent answers on "+sock) {
+		t.Errorf("got exit %d, %q; want 1 and no agent answers", r.code, r.stderr)
+	}
+}
+
+// TestAgentSinkConfigErrors: a sink template that does not parse, or a
+// template file that is missing, stops the agent at start with the reason.
+func TestAgentSinkConfigErrors(t *testing.T) {
+	dir := isolate(t)
+	cfg := filepath.Join(dir, "config.toml")
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	for _, c := range []struct{ sink, want string }{
+		{"format = \"template\"\ntemplate = \"{{.Nope}}\"", "can't evaluate field Nope"},
+		{"format = \"template\"\ntemplate_file = \"" + filepath.Join(dir, "missing.tmpl") + "\"", "template_file"},
+	} {
+		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\npath = \"%s\"\n%s\n", filepath.Join(dir, "p.json"), filepath.Join(dir, "out"), c.sink)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := cli(t, "", "agent", "--socket", filepath.Join(dir, "a.sock"))
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("sink %q: exit %d, %q; want 2 and %q", c.sink, r.code, r.stderr, c.want)
 		}
 	}
 }

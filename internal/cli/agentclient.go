@@ -12,10 +12,6 @@ import (
 	"github.com/credhelper/credhelper/provider"
 )
 
-// noAgentEnv, when set to anything, makes every command resolve
-// credentials itself without asking an agent.
-const noAgentEnv = "CREDHELPER_NO_AGENT"
-
 // viaAgent asks a running agent for the profile's pair. ok is false when no
 // agent answers, when it does not serve this profile of this config file,
 // or when the caller chose a backend or issuer by flag or environment; the
@@ -23,7 +19,7 @@ const noAgentEnv = "CREDHELPER_NO_AGENT"
 // every credential lookup does, so it reads no config file unless no agent
 // answers at the default socket.
 func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok bool, err error) {
-	if a.backend != "" || a.issuer != "" || os.Getenv(noAgentEnv) != "" {
+	if a.backend != "" || a.issuer != "" || os.Getenv(config.EnvNoAgent) != "" {
 		return provider.Pair{}, false, nil
 	}
 	req := agent.Request{Profile: profile, Endpoint: a.endpoint, Config: a.agentConfigPath()}

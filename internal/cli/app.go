@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/credhelper/credhelper/config"
 )
@@ -18,7 +20,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// usageError marks a mistake in how the command was called (exit code 2).
+// usageError marks a mistake in how the command was called or in what it
+// was given (exit code 2).
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -28,6 +31,17 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// callError is a usage error in the flags or arguments themselves: the
+// usage line follows its message.
+type callError struct{ err error }
+
+func (e callError) Error() string { return e.err.Error() }
+func (e callError) Unwrap() error { return usageError(e) }
+
+func callErrorf(format string, args ...any) error {
+	return callError{fmt.Errorf(format, args...)}
+}
+
 // app carries what every command needs: streams and resolved settings.
 type app struct {
 	stdin          io.Reader
@@ -35,31 +49,56 @@ type app struct {
 	args0          string
 	logger         *slog.Logger
 
-	// global flags
+	// cmd holds the command settings (--config, --profile, --log-level)
+	// and flags the profile settings given as flags; env the profile
+	// settings given as CREDHELPER_* variables. Resolve merges them with
+	// the config file.
+	cmd   config.Command
+	flags config.Profile
+	env   config.Profile
+
+	// Shorthands of cmd and of the flag-or-environment settings, for the
+	// commands and faces that read them.
 	configPath string
 	profile    string
+	logLevel   string
 	backend    string
 	issuer     string
 	endpoint   string
-	region     string
-	awsProfile string
-	journalDir string
-	logLevel   string
 	minValid   time.Duration
-	floor      time.Duration
-	fraction   float64
-	lease      time.Duration
-	issuerTO   time.Duration
-	skew       time.Duration
-	insecure   bool
-	caFile     string
-	clientID   string
-	secretEnv  string
+
+	cfg *config.File // loaded once
+	// clients, when set, shares backends and issuers between profiles
+	// (the agent's).
+	clients    *clientCache
+	warnedOnce bool            // the deprecation warning was printed
+	setByFlag  map[string]bool // command settings given as flags
+
+	// sig is the first SIGINT or SIGTERM the process received (nil: none);
+	// signals says how the command deals with them.
+	sig     atomic.Value // os.Signal
+	signals atomic.Int32 // a signalPolicy
+	// quietInterrupt keeps closeEngine from announcing its wait (demo
+	// workers, whose parent says what happened).
+	quietInterrupt bool
+	// holding is set while closeEngine waits, after an interrupt, for an
+	// issuer call that may have been delivered.
+	holding atomic.Bool
+}
+
+// newApp returns an app on the given streams.
+func newApp(args0 string, stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, args0: args0,
+		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 }
 
 // run is the whole program behind a thin main: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, args0: args[0]}
+	return newApp(args[0], stdin, stdout, stderr).main(ctx, args)
+}
+
+// main runs args: a face chosen by the program's name, or the command tree.
+func (a *app) main(ctx context.Context, args []string) int {
 	if code, ok := a.dispatchByName(ctx, args); ok {
 		return code
 	}
@@ -68,28 +107,55 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // execute runs the command tree and maps its error to an exit code: a
 // command's own status (exec returns its child's; docker prints its
-// message on standard output), 2 for usage errors, 1 otherwise. Every other
-// error is printed as one line on standard error.
+// message on standard output), 2 for usage errors (with the usage line),
+// 1 otherwise. Every other error is printed as one line on standard error,
+// its hint last.
 func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) int {
 	root.SetArgs(args[1:])
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	err := root.ExecuteContext(ctx)
+	if cmd, err := refuseSingleDash(root, args[1:]); err != nil {
+		return a.fail(cmd, err)
+	}
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
+	return a.fail(cmd, err)
+}
+
+// fail reports err from cmd and returns the exit code.
+func (a *app) fail(cmd *cobra.Command, err error) int {
 	var st exitStatus
 	if errors.As(err, &st) {
 		return st.ExitCode() // the command already said what it had to
 	}
-	fmt.Fprintf(a.stderr, "credhelper: %s\n", oneLine(err.Error()))
+	if sig := a.interrupted(); sig != nil && errors.Is(err, context.Canceled) {
+		// Interrupted: that is the whole story (the exit status says it too).
+		fmt.Fprintf(a.stderr, "credhelper: %s\n", signalName(sig))
+		return 1
+	}
+	err = cobraUsage(cmd, err)
+	fmt.Fprintf(a.stderr, "credhelper: %s\n", message(err))
+	var ex interface{ Example() string }
+	if errors.As(err, &ex) && ex.Example() != "" {
+		for _, line := range strings.Split(strings.TrimRight(ex.Example(), "\n"), "\n") {
+			fmt.Fprintf(a.stderr, "  %s\n", line)
+		}
+	}
 	var coder interface{ ExitCode() int } // e.g. exec's 126 and 127
 	var ue usageError
+	var ce callError
 	switch {
 	case errors.As(err, &coder):
 		return coder.ExitCode()
-	case errors.As(err, &ue) || isCobraUsage(err):
+	case errors.As(err, &ce):
+		if cmd != nil {
+			fmt.Fprintf(a.stderr, "Usage: %s\n", usageLine(cmd))
+		}
+		return 2
+	case errors.As(err, &ue):
 		return 2
 	}
 	return 1
@@ -98,18 +164,6 @@ func (a *app) execute(ctx context.Context, root *cobra.Command, args []string) i
 // oneLine keeps an error to the single line the conventions promise.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// isCobraUsage recognises cobra's own argument and flag errors, which it
-// returns as plain errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -123,36 +177,24 @@ issuer so that each refresh token is spent at most once across every process
 and host sharing the credential.
 
 Settings come from flags, then CREDHELPER_* environment variables, then the
-profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
+profile in the config file, then [defaults]; 'credhelper config check' lists
+every problem in the file.`,
 		Example: `  credhelper put --backend file:./cred.json < pair.json
   credhelper get --backend file:./cred.json --issuer dev:127.0.0.1:7777
   credhelper status --profile prod`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           version,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup() },
+		SilenceUsage:       true,
+		SilenceErrors:      true,
+		DisableSuggestions: true,
+		Version:            version,
+		PersistentPreRunE:  func(*cobra.Command, []string) error { return a.setup() },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A bare credhelper is a usage error: say what it takes.
+			fmt.Fprint(a.stderr, shortUsage(cmd))
+			return exitStatus(2)
+		},
 	}
 	root.SetVersionTemplate("credhelper {{.Version}}\n")
-	f := root.PersistentFlags()
-	f.StringVar(&a.configPath, "config", "", "config file (default $CREDHELPER_CONFIG or ~/.config/credhelper/config.toml)")
-	f.StringVarP(&a.profile, "profile", "p", "", "profile in the config file (default $CREDHELPER_PROFILE or \"default\")")
-	f.StringVar(&a.backend, "backend", "", "backend: file:PATH, env:PREFIX, awssm:NAME_OR_ARN, vault:MOUNT/PATH, plugin:NAME:KEY ($CREDHELPER_BACKEND)")
-	f.StringVar(&a.issuer, "issuer", "", "issuer: dev:HOST:PORT, momento[:HOST:PORT], oauth2:TOKEN_URL, plugin:NAME:ARG ($CREDHELPER_ISSUER)")
-	f.StringVar(&a.endpoint, "endpoint", "", "require a credential valid for this endpoint ($CREDHELPER_ENDPOINT)")
-	f.StringVar(&a.region, "region", "", "AWS region for awssm (default: the AWS SDK's chain)")
-	f.StringVar(&a.awsProfile, "aws-profile", "", "AWS named profile for awssm")
-	f.StringVar(&a.journalDir, "journal-dir", "", "where issued but uncommitted pairs are journaled (default ~/.local/state/credhelper/journal)")
-	f.StringVar(&a.logLevel, "log-level", "", "stderr log level: debug, info, warn, error ($CREDHELPER_LOG_LEVEL; default warn)")
-	f.DurationVar(&a.minValid, "min-validity", 0, "least validity a returned token has left (default 1m)")
-	f.DurationVar(&a.floor, "refresh-floor", 0, "refresh at least this long before expiry (default 5m)")
-	f.Float64Var(&a.fraction, "refresh-fraction", 0, "refresh when this fraction of the lifetime remains (default 0.25)")
-	f.DurationVar(&a.lease, "lease", 0, "how long a refresh claim lasts (default 60s)")
-	f.DurationVar(&a.issuerTO, "issuer-timeout", 0, "deadline of one issuer call, inside the lease (default lease/3)")
-	f.DurationVar(&a.skew, "clock-skew", 0, "how far hosts' clocks may disagree (default 30s)")
-	f.BoolVar(&a.insecure, "insecure", false, "plaintext gRPC to a momento issuer (loopback dev issuers only)")
-	f.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle to trust for the momento issuer")
-	f.StringVar(&a.clientID, "client-id", "", "OAuth2 client id ($CREDHELPER_CLIENT_ID)")
-	f.StringVar(&a.secretEnv, "client-secret-env", "", "environment variable holding the OAuth2 client secret")
+	a.addSettingFlags(root.PersistentFlags())
 
 	root.AddCommand(
 		a.versionCommand(),
@@ -161,31 +203,139 @@ profile in the config file (` + "`credhelper --help`" + ` lists the flags).`,
 		a.putCommand(),
 		a.generateCommand(),
 		a.refreshCommand(),
+		a.configCommand(),
 		a.devIssuerCommand(),
 		a.demoCommand(),
 		a.demoWorkerCommand(),
+		a.backgroundRefreshCommand(),
 		a.agentCommand(),
 	)
 	a.addFaces(root)
+	a.addCompletions(root)
+	explainArgs(root)
 	return root
 }
 
-// setup resolves environment defaults and the logger.
-func (a *app) setup() error {
-	envDefault := func(v *string, name string) {
-		if *v == "" {
-			*v = os.Getenv(name)
+// shortUsage is what a bare credhelper prints.
+func shortUsage(root *cobra.Command) string {
+	var names []string
+	for _, c := range root.Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" {
+			names = append(names, c.Name())
 		}
 	}
-	envDefault(&a.profile, "CREDHELPER_PROFILE")
-	envDefault(&a.backend, "CREDHELPER_BACKEND")
-	envDefault(&a.issuer, "CREDHELPER_ISSUER")
-	envDefault(&a.endpoint, "CREDHELPER_ENDPOINT")
-	envDefault(&a.logLevel, "CREDHELPER_LOG_LEVEL")
-	envDefault(&a.clientID, "CREDHELPER_CLIENT_ID")
-	if a.profile == "" {
-		a.profile = "default"
+	return fmt.Sprintf("Usage: credhelper COMMAND [flags]\nCommands: %s\nRun 'credhelper COMMAND --help' for one command, 'credhelper --help' for everything.\n", strings.Join(names, ", "))
+}
+
+// addSettingFlags adds a flag for every command and profile setting that
+// has one in the settings table, bound to a.cmd and a.flags.
+func (a *app) addSettingFlags(fs *pflag.FlagSet) {
+	for _, s := range config.Settings() {
+		if s.Flag == "" {
+			continue
+		}
+		var root any
+		switch s.Scope {
+		case config.ScopeCommand:
+			root = &a.cmd
+		case config.ScopeProfile:
+			root = &a.flags
+		default:
+			continue // the agent's flags are its own command's
+		}
+		f := fs.VarPF(settingValue{s, root, a}, s.Flag, "", flagHelp(s))
+		if s.Type == "boolean" {
+			f.NoOptDefVal = "true"
+		}
+		if s.Flag == "profile" {
+			f.Shorthand = "p"
+		}
 	}
+}
+
+// flagHelp is a setting's help line for --help: what it does, its scheme
+// forms for backend and issuer, its default and its variable.
+func flagHelp(s config.Setting) string {
+	h := s.Help
+	switch s.Path {
+	case "backend":
+		h = "where the pair is stored: " + schemeUsages(backendScheme)
+	case "issuer":
+		h = "who refreshes it: " + schemeUsages(issuerScheme)
+	}
+	var extra []string
+	switch {
+	case s.Default != "":
+		extra = append(extra, "default "+s.Default)
+	case s.Shown != "":
+		extra = append(extra, "default "+s.Shown)
+	}
+	if s.Env != "" {
+		extra = append(extra, "$"+s.Env)
+	}
+	if len(extra) > 0 {
+		h += " (" + strings.Join(extra, "; ") + ")"
+	}
+	return h
+}
+
+// settingValue is a pflag.Value that parses a flag as the settings table
+// says and stores it in the setting's field.
+type settingValue struct {
+	s    config.Setting
+	root any
+	a    *app
+}
+
+func (v settingValue) String() string { return v.s.Text(v.root) }
+
+func (v settingValue) Set(x string) error {
+	if v.a.setByFlag == nil {
+		v.a.setByFlag = map[string]bool{}
+	}
+	v.a.setByFlag[v.s.Flag] = true
+	return v.s.SetText(v.root, x)
+}
+
+func (v settingValue) Type() string {
+	switch v.s.Type {
+	case "list of strings":
+		return "strings"
+	case "number":
+		return "float"
+	case "boolean":
+		return "bool"
+	}
+	return v.s.Type
+}
+
+// setup resolves the command settings (flag, then environment, then the
+// default), reads the profile settings given in the environment, and builds
+// the logger.
+func (a *app) setup() error {
+	for _, s := range config.Settings() {
+		if s.Scope != config.ScopeCommand || s.Flag != "" && a.setByFlag[s.Flag] {
+			continue
+		}
+		v := os.Getenv(s.Env)
+		if v == "" {
+			v = s.Default
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.SetText(&a.cmd, v); err != nil {
+			return usagef("$%s: %v", s.Env, err)
+		}
+	}
+	if err := config.ReadEnv(config.ScopeProfile, &a.env, os.Getenv); err != nil {
+		return usageError{err}
+	}
+	a.configPath, a.profile, a.logLevel = a.cmd.Config, a.cmd.Profile, a.cmd.LogLevel
+	a.backend = firstNonEmpty(a.flags.Backend, a.env.Backend)
+	a.issuer = firstNonEmpty(a.flags.Issuer, a.env.Issuer)
+	a.endpoint = firstNonEmpty(a.flags.Endpoint, a.env.Endpoint)
+	a.minValid = cmpDuration(a.flags.MinValidity.Duration, a.env.MinValidity.Duration)
 	level := slog.LevelWarn
 	if a.logLevel != "" {
 		if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
@@ -196,12 +346,25 @@ func (a *app) setup() error {
 	return nil
 }
 
-// loadConfig reads the config file named by --config or the default path.
+func cmpDuration(ds ...time.Duration) time.Duration {
+	for _, d := range ds {
+		if d != 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// loadConfig reads the config file named by --config or the default path,
+// once per command.
 func (a *app) loadConfig() (*config.File, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
 	path, explicit := a.configPath, a.configPath != ""
 	if !explicit {
 		path = config.DefaultPath()
-		explicit = os.Getenv("CREDHELPER_CONFIG") != ""
+		explicit = os.Getenv(config.EnvConfig) != ""
 	}
 	if path == "" {
 		return &config.File{}, nil
@@ -210,6 +373,7 @@ func (a *app) loadConfig() (*config.File, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
+	a.cfg = f
 	return f, nil
 }
 
@@ -224,4 +388,27 @@ func (a *app) versionCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// warnDeprecated prints, once per process, the first deprecated setting of
+// profile name (or of [defaults]) that the command is about to use.
+func (a *app) warnDeprecated(cfg *config.File, name string) {
+	if a.warnedOnce {
+		return
+	}
+	var mine []config.Problem
+	for _, d := range cfg.Deprecated {
+		if d.Scope == "profile "+name || d.Scope == "defaults" {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) == 0 {
+		return
+	}
+	a.warnedOnce = true
+	more := ""
+	if n := len(mine) - 1; n > 0 {
+		more = fmt.Sprintf(" (and %d more: credhelper config check lists them)", n)
+	}
+	fmt.Fprintf(a.stderr, "credhelper: warning: %s%s\n", mine[0].Error(), more)
 }

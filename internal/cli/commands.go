@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ resulting status, never a token.`,
 			}
 			defer w.Close()
 			if w.issuer == nil {
-				return usagef("refresh needs an issuer: pass --issuer or set issuer in profile %q", w.name)
+				return usagef("refresh needs an issuer: %s", w.resolved.HowToSet("issuer"))
 			}
 			e, err := a.engine(w)
 			if err != nil {
@@ -69,7 +70,7 @@ resulting status, never a token.`,
 			} else {
 				p, err = e.Credential(cmd.Context())
 			}
-			if cerr := e.Close(); err == nil {
+			if cerr := a.closeEngine(e, w); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -97,6 +98,12 @@ type status struct {
 	LeaseExpires     *time.Time `json:"leaseExpires,omitempty"`
 	LineageBroken    bool       `json:"lineageBroken,omitempty"`
 	LineageBrokenWhy string     `json:"lineageBrokenReason,omitempty"`
+	// IssuedAt and RefreshValidUntil are the record's, when known.
+	IssuedAt          *time.Time `json:"issuedAt,omitempty"`
+	RefreshValidUntil *time.Time `json:"refreshValidUntil,omitempty"`
+	// Refreshable reports an expired auth token whose issuer refreshes
+	// after expiry (OAuth2) and whose refresh token is not known expired.
+	Refreshable bool `json:"refreshableAfterExpiry,omitempty"`
 }
 
 func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
@@ -120,6 +127,20 @@ func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
 	if rec != nil && rec.Broken != nil && rec.Broken.Generation == p.Generation {
 		s.LineageBroken, s.LineageBrokenWhy = true, rec.Broken.Reason
 	}
+	if !p.IssuedAt.IsZero() {
+		t := p.IssuedAt.UTC()
+		s.IssuedAt = &t
+	}
+	if !p.RefreshValidUntil.IsZero() {
+		t := p.RefreshValidUntil.UTC()
+		s.RefreshValidUntil = &t
+	}
+	return s
+}
+
+// withPolicy marks an expired auth token that its issuer can still renew.
+func (s status) withPolicy(pol provider.RefreshPolicy, now time.Time) status {
+	s.Refreshable = !s.Valid && !s.LineageBroken && pol.RefreshAfterExpiry && (s.RefreshValidUntil == nil || now.Before(*s.RefreshValidUntil))
 	return s
 }
 
@@ -134,6 +155,8 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	switch {
 	case s.LineageBroken:
 		validity = "LINEAGE BROKEN (" + s.LineageBrokenWhy + "): store a new pair with 'credhelper generate' or 'credhelper put'"
+	case s.Refreshable:
+		validity = "auth token expired; the next get refreshes it with its refresh token"
 	case !s.Valid:
 		validity = "EXPIRED: store a new pair with 'credhelper generate' or 'credhelper put'"
 	}
@@ -150,6 +173,12 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	fmt.Fprintf(w, "status:       %s\n", validity)
 	fmt.Fprintf(w, "valid until:  %s\n", until)
 	fmt.Fprintf(w, "time left:    %s\n", left)
+	if s.IssuedAt != nil {
+		fmt.Fprintf(w, "issued at:    %s\n", s.IssuedAt.Format(time.RFC3339))
+	}
+	if s.RefreshValidUntil != nil {
+		fmt.Fprintf(w, "refresh until: %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "generation:   %d\n", s.Generation)
 	fmt.Fprintf(w, "endpoint:     %s\n", endpoint)
 	fmt.Fprintf(w, "token:        %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
@@ -178,9 +207,6 @@ or its lineage is broken.`,
 			}
 			defer w.Close()
 			entry, err := w.backend.Load(cmd.Context(), w.key)
-			if errors.Is(err, provider.ErrNotFound) {
-				return fmt.Errorf("%w: store one with 'credhelper put' or 'credhelper generate'", err)
-			}
 			if err != nil {
 				return err
 			}
@@ -188,11 +214,15 @@ or its lineage is broken.`,
 			if err != nil {
 				return err
 			}
-			s := statusOf(rec.Pair, rec, time.Now())
+			now := time.Now()
+			s := statusOf(rec.Pair, rec, now)
+			if w.issuer != nil {
+				s = s.withPolicy(provider.PolicyOf(w.issuer), now)
+			}
 			if err := writeStatus(a.stdout, w.key, s, asJSON); err != nil {
 				return err
 			}
-			if !s.Valid || s.LineageBroken {
+			if (!s.Valid && !s.Refreshable) || s.LineageBroken {
 				return errors.New("the stored pair is not usable")
 			}
 			return nil
@@ -224,6 +254,11 @@ and a broken lineage is cleared). Unknown fields are kept. Files are created
 			if len(strings.TrimSpace(string(data))) == 0 {
 				return usagef("put: standard input is empty: pipe a JSON record into it")
 			}
+			if f, ok := a.stdin.(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+					fmt.Fprintf(a.stderr, "credhelper: warning: standard input is a file that others can read (mode %04o) and it holds a refresh token: chmod 600 it, or delete it once stored\n", fi.Mode().Perm())
+				}
+			}
 			rec, err := provider.DecodeRecord(data)
 			if err != nil {
 				return usageError{err}
@@ -248,8 +283,20 @@ and a broken lineage is cleared). Unknown fields are kept. Files are created
 // count so that running engines adopt it.
 func (a *app) store(ctx context.Context, w *wired, rec *provider.Record) (uint64, error) {
 	now := time.Now()
-	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) {
+	// An expired auth token is worth storing only where its refresh token
+	// alone can renew it (OAuth2) and is not known to have expired.
+	refreshable := w.issuer != nil && provider.PolicyOf(w.issuer).RefreshAfterExpiry &&
+		(rec.Pair.RefreshValidUntil.IsZero() || now.Before(rec.Pair.RefreshValidUntil))
+	if !rec.Pair.Never() && !now.Before(rec.Pair.ValidUntil) && !refreshable {
 		return 0, usagef("the pair expired at %s: store a valid one", rec.Pair.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	if rec.Pair.IssuedAt.IsZero() {
+		// Record when the pair was issued, so every process sizes its
+		// refresh window alike: the JWT's iat if it has one, else now.
+		rec.Pair.IssuedAt = now.Truncate(time.Second)
+		if info, err := provider.ParseAuthToken(rec.Pair.AuthToken); err == nil && !info.IssuedAt.IsZero() && info.IssuedAt.Before(now) {
+			rec.Pair.IssuedAt = info.IssuedAt
+		}
 	}
 	if w.profile.Endpoint != "" {
 		if err := rec.Pair.CheckEndpoint(w.profile.Endpoint); err != nil {
@@ -298,8 +345,10 @@ func (a *app) generateCommand() *cobra.Command {
 		Long: `generate asks the issuer for a new pair, authorized by a session token read
 from the environment variable --session-token-env names (never from a flag,
 which would show in process listings), with a lifetime of --ttl or --never.
-The pair goes straight into the backend; it is printed only with --out -, so
-it never lands in a terminal's scrollback by accident.`,
+The pair goes straight into the backend. With --out FILE it is written to a
+new file created 0600 instead (then store it with 'credhelper put < FILE'),
+and with --out - it is printed, so it never lands in a terminal's scrollback
+by accident.`,
 		Example: `  export MOMENTO_SESSION_TOKEN=...   # from the Momento console
   credhelper generate --issuer momento --session-token-env MOMENTO_SESSION_TOKEN --ttl 720h --backend awssm:momento/authentication-token`,
 		Args: cobra.NoArgs,
@@ -314,20 +363,20 @@ it never lands in a terminal's scrollback by accident.`,
 			if !ok || session == "" {
 				return usagef("generate: $%s is not set: export the session token in it", sessionEnv)
 			}
-			if out != "" && out != "-" {
-				return usagef("generate: --out only accepts \"-\" (standard output); the backend is the place for a pair")
+			session, err := cleanSecret(session, "$"+sessionEnv)
+			if err != nil {
+				return err
 			}
-			var w *wired
-			var err error
-			if out == "-" && a.backend == "" {
-				a.backend = "file:/dev/null" // unused: printing only
-			}
-			if w, err = a.wire(cmd.Context(), a.profile); err != nil {
+			w, err := a.wireFor(cmd.Context(), a.profile, out == "")
+			if err != nil {
 				return err
 			}
 			defer w.Close()
+			if w.issuer == nil {
+				return usagef("generate needs an issuer: %s", w.resolved.HowToSet("issuer"))
+			}
 			gen, ok := w.issuer.(provider.Generator)
-			if w.issuer == nil || !ok {
+			if !ok {
 				return usagef("generate: the issuer %q cannot mint pairs (OAuth2 first pairs come from a browser flow: store one with 'credhelper put')", w.profile.Issuer)
 			}
 			p, err := gen.Generate(cmd.Context(), provider.GenerateRequest{SessionToken: session, Lifetime: ttl, Never: never, Description: description})
@@ -335,13 +384,8 @@ it never lands in a terminal's scrollback by accident.`,
 				return err
 			}
 			rec := &provider.Record{Pair: p}
-			if out == "-" {
-				b, err := rec.Encode()
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(a.stdout, "%s\n", b)
-				return err
+			if out != "" {
+				return a.writePair(out, rec)
 			}
 			g, err := a.store(cmd.Context(), w, rec)
 			if err != nil {
@@ -355,7 +399,43 @@ it never lands in a terminal's scrollback by accident.`,
 	f.StringVar(&sessionEnv, "session-token-env", "", "environment variable holding the session token")
 	f.DurationVar(&ttl, "ttl", 0, "lifetime of the pair, e.g. 24h")
 	f.BoolVar(&never, "never", false, "mint a pair that never expires")
-	f.StringVar(&out, "out", "", "\"-\" prints the pair as JSON on standard output instead of storing it")
+	f.StringVar(&out, "out", "", "write the pair as JSON to this new file (created 0600) instead of storing it; \"-\" prints it")
 	f.StringVar(&description, "description", "", "description stored by the issuer")
 	return cmd
+}
+
+// writePair writes rec as JSON to a new file created 0600, or to standard
+// output for "-", warning when standard output is a file others can read.
+func (a *app) writePair(out string, rec *provider.Record) error {
+	b, err := rec.Encode()
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if out == "-" {
+		if f, ok := a.stdout.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+				fmt.Fprintf(a.stderr, "credhelper: warning: standard output is a file that others can read (mode %04o) and now holds a refresh token: chmod 600 it, or use --out FILE, which creates the file 0600\n", fi.Mode().Perm())
+			}
+		}
+		_, err = a.stdout.Write(b)
+		return err
+	}
+	path := expandHome(out)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return usagef("--out %s exists: it is never overwritten; remove it or name a new file", out)
+	}
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	fmt.Fprintf(a.stderr, "credhelper: wrote generation %d to %s (mode 0600): store it with 'credhelper put < %s'\n", rec.Pair.Generation, out, out)
+	return nil
 }

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -146,14 +148,23 @@ func (a *app) runDemo(ctx context.Context, procs, goroutines int, duration time.
 		cliRuns atomic.Int64
 		runErr  error
 	)
+	// Children run in their own process group, so a Ctrl-C reaches only
+	// this process, which stops them (SIGTERM, then SIGKILL) and says so
+	// once; after that their own output is dropped.
+	child := func(args ...string) *exec.Cmd {
+		c := exec.CommandContext(ctx, self, args...)
+		c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
+		c.WaitDelay = 5 * time.Second
+		c.Stderr = untilDone{ctx, a.stderr}
+		ownProcessGroup(c)
+		return c
+	}
 	for i := 0; i < procs; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			args := append([]string{"demo-worker", "--goroutines", strconv.Itoa(goroutines), "--until", deadline.Format(time.RFC3339Nano)}, common...)
-			c := exec.CommandContext(ctx, self, args...)
-			c.Stderr = a.stderr
-			out, err := c.Output()
+			out, err := child(args...).Output()
 			var r workerReport
 			if err == nil {
 				err = json.Unmarshal(bytes.TrimSpace(out), &r)
@@ -173,9 +184,7 @@ func (a *app) runDemo(ctx context.Context, procs, goroutines int, duration time.
 	go func() {
 		defer wg.Done()
 		for time.Now().Before(deadline) && ctx.Err() == nil {
-			c := exec.CommandContext(ctx, self, append([]string{"get"}, common...)...)
-			c.Stderr = a.stderr
-			out, err := c.Output()
+			out, err := child(append([]string{"get"}, common...)...).Output()
 			cliRuns.Add(1)
 			mu.Lock()
 			if err != nil || !validDemoToken(bytes.TrimSpace(out)) {
@@ -187,6 +196,9 @@ func (a *app) runDemo(ctx context.Context, procs, goroutines int, duration time.
 		}
 	}()
 	wg.Wait()
+	if ctx.Err() != nil {
+		return fmt.Errorf("demo interrupted: stopped its %d worker processes and the loop of 'credhelper get'", procs)
+	}
 	if runErr != nil {
 		return runErr
 	}
@@ -242,6 +254,7 @@ func (a *app) demoWorkerCommand() *cobra.Command {
 			if err != nil {
 				return usagef("--until: %v", err)
 			}
+			a.quietInterrupt = true // the demo says what happened
 			w, err := a.wire(cmd.Context(), a.profile)
 			if err != nil {
 				return err
@@ -251,18 +264,19 @@ func (a *app) demoWorkerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer e.Close()
+			defer func() { _ = a.closeEngine(e, w) }()
 			var served, invalid, errs atomic.Int64
 			var wg sync.WaitGroup
 			for i := 0; i < goroutines; i++ {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for time.Now().Before(end) {
+					for time.Now().Before(end) && cmd.Context().Err() == nil {
 						ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
 						p, err := e.Credential(ctx)
 						cancel()
 						switch {
+						case err != nil && cmd.Context().Err() != nil:
 						case err != nil:
 							errs.Add(1)
 							a.logger.Warn("demo worker: " + err.Error())
@@ -284,4 +298,18 @@ func (a *app) demoWorkerCommand() *cobra.Command {
 	cmd.Flags().IntVar(&goroutines, "goroutines", 16, "goroutines")
 	cmd.Flags().StringVar(&until, "until", "", "stop at this RFC 3339 time")
 	return cmd
+}
+
+// untilDone passes writes on to w until ctx is done and drops them after:
+// once the demo is interrupted, only it speaks.
+type untilDone struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (u untilDone) Write(p []byte) (int, error) {
+	if u.ctx.Err() != nil {
+		return len(p), nil
+	}
+	return u.w.Write(p)
 }

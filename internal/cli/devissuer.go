@@ -17,6 +17,7 @@ func (a *app) devIssuerCommand() *cobra.Command {
 		lifetime time.Duration
 		useTLS   bool
 		endpoint string
+		dopts    dev.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "dev-issuer",
@@ -33,6 +34,12 @@ values: never use it for anything but tests and demos.`,
       --session-token-env MOMENTO_SESSION_TOKEN --ttl 1h --backend file:./cred.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.setSignals(signalsStopService)
+			for name, d := range map[string]time.Duration{"--lifetime": lifetime, "--refresh-ttl": dopts.RefreshTTL, "--reuse-grace": dopts.ReuseGrace} {
+				if d < 0 {
+					return usagef("dev-issuer: %s %v is negative", name, d)
+				}
+			}
 			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
 				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
 			}
@@ -45,6 +52,8 @@ values: never use it for anything but tests and demos.`,
 				if endpoint != "" {
 					o.Endpoint = endpoint
 				}
+				o.RefreshTTL, o.ReuseGrace = dopts.RefreshTTL, dopts.ReuseGrace
+				o.OmitExpiresIn, o.OpaqueTokens, o.NoRotate = dopts.OmitExpiresIn, dopts.OpaqueTokens, dopts.NoRotate
 			})
 			if err != nil {
 				return err
@@ -66,6 +75,11 @@ values: never use it for anything but tests and demos.`,
 	f.DurationVar(&lifetime, "lifetime", 0, "lifetime of OAuth2 client_credentials pairs (default 1h)")
 	f.BoolVar(&useTLS, "tls", false, "serve TLS with a generated self-signed certificate")
 	f.StringVar(&endpoint, "endpoint", "", "cell host embedded in minted tokens")
+	f.DurationVar(&dopts.RefreshTTL, "refresh-ttl", 0, "OAuth2 refresh tokens live this long (and responses say refresh_token_expires_in) instead of dying with their access token")
+	f.BoolVar(&dopts.OmitExpiresIn, "omit-expires-in", false, "OAuth2 responses leave out expires_in")
+	f.BoolVar(&dopts.OpaqueTokens, "opaque", false, "OAuth2 access tokens are opaque strings (no JWT iat or exp)")
+	f.BoolVar(&dopts.NoRotate, "no-rotate", false, "refresh tokens are not rotated (reusable; no reuse detection)")
+	f.DurationVar(&dopts.ReuseGrace, "reuse-grace", 0, "a spent refresh token presented again within this long gets the same answer, as Auth0's and Okta's grace periods")
 	return cmd
 }
 

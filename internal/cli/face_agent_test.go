@@ -21,6 +21,16 @@ backend = "file:%DIR%/app.json"
 server_urls = ["registry.example.com"]
 [profiles.app.git]
 host = "git.example.com"
+[profiles.app.goauth]
+url_prefixes = ["https://goproxy.example.com"]
+[profiles.app.cargo]
+registries = ["internal"]
+[profiles.app.kubelet]
+match_images = ["registry.example.com"]
+[profiles.app.bazel]
+hosts = ["cache.example.com"]
+[profiles.app.terraform]
+hosts = ["app.terraform.io"]
 `)
 	writeRecord(t, filepath.Join(w.dir, "app.json"), neverPair())
 	sockDir := filepath.Join(w.dir, "sock")
@@ -64,6 +74,26 @@ host = "git.example.com"
 	r = runBin(t, env, "", "credhelper", "exec", "--profile", "app", "--", "sh", "-c", `printf %s "$MOMENTO_API_KEY"`)
 	if r.code != 0 || r.stdout != faceToken {
 		t.Errorf("exec through the agent: %+v", r)
+	}
+	r = runBin(t, env, "", "credhelper", "goauth")
+	if r.code != 0 || r.stdout != "https://goproxy.example.com\n\nAuthorization: Bearer "+faceToken+"\n\n" {
+		t.Errorf("goauth through the agent: %+v", r)
+	}
+	r = runBin(t, env, `{"v":1,"registry":{"index-url":"sparse+https://x/","name":"internal"},"kind":"get","operation":"read"}`+"\n", "credhelper", cargoPluginFlag)
+	if r.code != 0 || !strings.Contains(r.stdout, `"token":"`+faceToken+`"`) {
+		t.Errorf("cargo through the agent: %+v", r)
+	}
+	r = runBin(t, env, `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/a"}`, "credhelper", "kubelet")
+	if r.code != 0 || !strings.Contains(r.stdout, `"password":"`+faceToken+`"`) {
+		t.Errorf("kubelet through the agent: %+v", r)
+	}
+	r = runBin(t, env, `{"uri":"https://cache.example.com/x"}`, bazelHelperName, "get")
+	if r.code != 0 || !strings.Contains(r.stdout, `"Bearer `+faceToken+`"`) {
+		t.Errorf("bazel through the agent: %+v", r)
+	}
+	r = runBin(t, env, "", "terraform-credentials-credhelper", "get", "app.terraform.io")
+	if r.code != 0 || r.stdout != `{"token":"`+faceToken+`"}`+"\n" {
+		t.Errorf("terraform through the agent: %+v", r)
 	}
 	// Without the agent the same request fails: the file is gone.
 	r = runBin(t, append(env, "CREDHELPER_NO_AGENT=1"), "", "credhelper", "kubectl", "--profile", "app")

@@ -18,9 +18,10 @@ func (a *app) dockerCommand() *cobra.Command {
 		Use:   "docker get|store|erase|list|version",
 		Short: "Docker credential helper (what docker-credential-credhelper runs)",
 		Long: `docker speaks docker's credential-helper protocol. docker runs it as
-docker-credential-credhelper (a symlink to credhelper, made by 'make install')
-when ~/.docker/config.json names credhelper in "credsStore" or, for chosen
-registries, in "credHelpers". Registries map to profiles with
+docker-credential-credhelper (a symlink to credhelper, made by 'make install');
+name credhelper in "credHelpers" for the registries it serves, not in
+"credsStore", which would send every registry's login to it (and credhelper
+stores nothing it does not own). Registries map to profiles with
 server_urls in each profile's [profiles.NAME.docker] section; get answers
 the profile's current auth token as the Secret, with the username
 docker.username (default "<token>": an identity token).
@@ -67,7 +68,7 @@ func (a *app) dockerByName(ctx context.Context, name string, args []string) int 
 		return 0
 	}
 	if err := a.setup(); err != nil {
-		fmt.Fprintln(a.stdout, oneLine(err.Error()))
+		fmt.Fprintln(a.stdout, message(err))
 		return 1
 	}
 	return a.serveDocker(ctx, name, action)
@@ -81,7 +82,7 @@ func (a *app) serveDocker(ctx context.Context, name, action string) int {
 		err = h.Serve(ctx, action, a.stdin, a.stdout)
 	}
 	if err != nil {
-		fmt.Fprintln(a.stdout, oneLine(err.Error()))
+		fmt.Fprintln(a.stdout, message(err))
 		return 1
 	}
 	return 0
@@ -97,10 +98,9 @@ func (a *app) dockerHelper(name, action string) (*docker.Helper, error) {
 			return nil, err
 		}
 		for _, pn := range cfg.ProfileNames() {
-			p, err := cfg.Profile(pn)
-			if err != nil {
-				return nil, err
-			}
+			// A profile with mistakes still maps its registries: using
+			// it reports them, and every other profile keeps working.
+			p, _ := cfg.Profile(pn)
 			for _, u := range p.Docker.ServerURLs {
 				regs = append(regs, docker.Registry{ServerURL: u, Username: p.Docker.Username, Profile: pn})
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/credhelper/credhelper/protocols/envexec"
 	"github.com/credhelper/credhelper/provider"
+	"github.com/credhelper/credhelper/refresh"
 )
 
 // varFlags override the profile's [env] variable names.
@@ -58,6 +59,34 @@ func (a *app) profileSource() provider.CredentialProvider {
 	return provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
 		return a.credential(ctx, a.profile)
 	})
+}
+
+// heldSource is exec's credential source. Normally it resolves the profile
+// at each use (through the agent when one runs). A profile that opts into
+// unsafe_refresh_in_memory instead gets one engine held for exec's whole
+// life, so that the chain it refreshes in memory is continued, not lost.
+func (a *app) heldSource(ctx context.Context) (provider.CredentialProvider, func(), error) {
+	r, _, err := a.resolve(a.profile)
+	if err != nil || !r.Profile.UnsafeRefreshInMemory {
+		return a.profileSource(), func() {}, nil
+	}
+	w, err := a.wire(ctx, a.profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := a.engine(w, func(o *refresh.Options) { o.UnsafeRefreshInMemory = true })
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	src := provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
+		pair, err := e.Credential(ctx)
+		if err == nil && w.profile.Endpoint != "" {
+			err = pair.CheckEndpoint(w.profile.Endpoint)
+		}
+		return pair, err
+	})
+	return src, func() { e.Close(); w.Close() }, nil
 }
 
 func (a *app) envCommand() *cobra.Command {
@@ -147,10 +176,25 @@ quarter of its remaining validity has passed.`,
 			if err != nil {
 				return err
 			}
+			src, closeSrc, err := a.heldSource(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeSrc()
 			sigs := make(chan os.Signal, 16)
 			signal.Notify(sigs, forwardedSignals...)
 			defer signal.Stop(sigs)
-			r, err := envexec.New(a.profileSource(), v, func(o *envexec.Options) {
+			// Until the child runs, a signal interrupts exec itself; from
+			// the first credential on, the child gets it.
+			held := src
+			src = provider.CredentialProviderFunc(func(ctx context.Context) (provider.Pair, error) {
+				p, err := held.Credential(ctx)
+				if err == nil {
+					a.setSignals(signalsForwarded)
+				}
+				return p, err
+			})
+			r, err := envexec.New(src, v, func(o *envexec.Options) {
 				o.Stdin, o.Stdout, o.Stderr = a.stdin, a.stdout, a.stderr
 				o.Signals = sigs
 				o.OnRotate = rot

@@ -125,7 +125,7 @@ backend = "file:%%DIR%%/missing.json"
 		{[]string{"--profile", "app", "--", notExec}, 126, "cannot execute"},
 		{[]string{"--profile", "broken", "--", "true"}, 1, "missing.json"},
 		{[]string{"--profile", "app", "--on-rotate", "reload", "--", "true"}, 2, "on-rotate"},
-		{[]string{"--profile", "app"}, 2, "arg"},
+		{[]string{"--profile", "app"}, 2, "credhelper: exec needs COMMAND [ARGS...]"},
 	} {
 		r := runBin(t, env, "", "credhelper", append([]string{"exec"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -183,7 +183,7 @@ func TestExecForwardsSignals(t *testing.T) {
 
 	// The child traps SIGTERM and exits 7: exec's status is the child's.
 	ready := filepath.Join(w.dir, "ready")
-	cmd, out, _ := startBin(t, w.env, "exec", "--profile", "app", "--", "sh", "-c", `trap 'echo got-term; exit 7' TERM; touch "$1"; while :; do sleep 0.05; done`, "sh", ready)
+	cmd, out, _ := startBin(t, w.env, "exec", "--profile", "app", "--", "sh", "-c", `trap 'echo got-term; exit 7' TERM; touch "$1"; n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; exit 99`, "sh", ready)
 	waitForFile(t, ready)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestExecRotateRestartWithDevIssuer(t *testing.T) {
 	w := newFaceWorld(t, fmt.Sprintf("[profiles.exp]\nbackend = \"file:%%DIR%%/exp.json\"\nissuer = \"dev:%s\"\nrefresh_floor = \"2s\"\nmin_validity = \"500ms\"\n", srv.Addr()))
 	writeRecord(t, filepath.Join(w.dir, "exp.json"), minted)
 	tokens := filepath.Join(w.dir, "tokens")
-	script := `echo "$MOMENTO_API_KEY" >> "$1"; [ "$(wc -l < "$1")" -ge 2 ] && exit 0; trap 'exit 0' TERM; while :; do sleep 0.05; done`
+	script := `echo "$MOMENTO_API_KEY" >> "$1"; [ "$(wc -l < "$1")" -ge 2 ] && exit 0; trap 'exit 0' TERM; n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; exit 99`
 	cmd, _, errb := startBin(t, w.env, "exec", "--profile", "exp", "--on-rotate", "restart", "--check-every", "200ms", "--log-level", "info", "--", "sh", "-c", script, "sh", tokens)
 	if code := exitCode(t, cmd); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -251,7 +251,7 @@ func TestExecRotateSignalAfterPut(t *testing.T) {
 	ready := filepath.Join(w.dir, "ready")
 	// On SIGUSR1 the child fetches the new token itself, as --on-rotate
 	// signal expects.
-	script := `trap 'credhelper get --profile app; exit 0' USR1; echo "$MOMENTO_API_KEY"; touch "$1"; while :; do sleep 0.05; done`
+	script := `trap 'credhelper get --profile app; exit 0' USR1; echo "$MOMENTO_API_KEY"; touch "$1"; n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; exit 99`
 	env := append(append([]string{}, w.env...), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd, out, errb := startBin(t, env, "exec", "--profile", "app", "--on-rotate", "signal:SIGUSR1", "--check-every", "100ms", "--", "sh", "-c", script, "sh", ready)
 	waitForFile(t, ready)
@@ -310,7 +310,20 @@ func TestCompletionAndExamples(t *testing.T) {
 		}
 	}
 	walk(root)
-	for _, name := range []string{"docker", "git", "kubectl", "env", "exec", "completion"} {
+	// The completion knows the build-tool faces and their actions.
+	r = runBin(t, w.env, "", "credhelper", "__complete", "")
+	for _, name := range []string{"goauth", "cargo", "kubelet", "bazel", "terraform"} {
+		if !strings.Contains(r.stdout, "\n"+name+"\t") {
+			t.Errorf("command completion lacks %s: %q", name, r.stdout)
+		}
+	}
+	if r = runBin(t, w.env, "", "credhelper", "__complete", "terraform", ""); !strings.Contains(r.stdout, "get\nstore\nforget\n") {
+		t.Errorf("terraform completion: %q", r.stdout)
+	}
+	if r = runBin(t, w.env, "", "credhelper", "__complete", "bazel", ""); !strings.HasPrefix(r.stdout, "get\n") {
+		t.Errorf("bazel completion: %q", r.stdout)
+	}
+	for _, name := range []string{"docker", "git", "kubectl", "env", "exec", "completion", "goauth", "cargo", "kubelet", "bazel", "terraform"} {
 		var out bytes.Buffer
 		code := run(context.Background(), []string{"credhelper", name, "--help"}, strings.NewReader(""), &out, &bytes.Buffer{})
 		if code != 0 || !strings.Contains(out.String(), "Examples:") {

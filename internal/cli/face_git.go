@@ -45,7 +45,7 @@ store and erase do nothing: credhelper owns its credentials.`,
 			case errors.Is(err, git.ErrNoMatch) || errors.Is(err, git.ErrBadRequest):
 				a.logger.Debug("credhelper: " + err.Error())
 			case err != nil:
-				a.logger.Warn("credhelper: " + oneLine(err.Error()))
+				a.logger.Warn("credhelper: " + message(err))
 			}
 			return nil // git's convention: quiet failure, next helper
 		},
@@ -60,10 +60,9 @@ func (a *app) gitHelper() (*git.Helper, error) {
 	}
 	var rules []git.Rule
 	for _, pn := range cfg.ProfileNames() {
-		p, err := cfg.Profile(pn)
-		if err != nil {
-			return nil, err
-		}
+		// A profile with mistakes still maps its requests: using it
+		// reports them, and every other profile keeps working.
+		p, _ := cfg.Profile(pn)
 		if p.Git.Host == "" {
 			continue
 		}

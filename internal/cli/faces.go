@@ -24,6 +24,11 @@ func (a *app) addFaces(root *cobra.Command) {
 		a.dockerCommand(),
 		a.gitCommand(),
 		a.kubectlCommand(),
+		a.goauthCommand(),
+		a.cargoCommand(),
+		a.kubeletCommand(),
+		a.bazelCommand(),
+		a.terraformCommand(),
 		a.envCommand(),
 		a.execCommand(),
 		a.completionCommand(root),
@@ -38,10 +43,23 @@ func (a *app) addFaces(root *cobra.Command) {
 }
 
 // dispatchByName runs a face chosen by the name the binary was invoked
-// under (docker-credential-credhelper, git-credential-credhelper).
+// under (docker-credential-credhelper, git-credential-credhelper,
+// credhelper-bazel, terraform-credentials-credhelper) or by cargo's
+// --cargo-plugin.
 func (a *app) dispatchByName(ctx context.Context, args []string) (int, bool) {
 	name := filepath.Base(args[0])
+	face := func(cmd string) (int, bool) {
+		argv := append([]string{args[0], cmd}, args[1:]...)
+		return a.execute(ctx, a.rootCommand(), argv), true
+	}
 	switch {
+	case len(args) == 2 && args[1] == cargoPluginFlag:
+		// cargo runs a credential provider with this one argument.
+		return face("cargo")
+	case name == bazelHelperName:
+		return face("bazel")
+	case strings.HasPrefix(name, terraformHelperPrefix):
+		return face("terraform")
 	case strings.HasPrefix(name, "docker-credential-"):
 		return a.dockerByName(ctx, name, args[1:]), true
 	case strings.HasPrefix(name, "git-credential-"):

@@ -4,33 +4,31 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/credhelper/credhelper/backends/awssm"
-	"github.com/credhelper/credhelper/backends/env"
-	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/backends/vault"
 	"github.com/credhelper/credhelper/config"
-	"github.com/credhelper/credhelper/issuers/momento"
-	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/plugins"
 	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
 )
 
-// wired is one profile's backend, key and issuer, built from flags, the
-// environment and the config file, and what must be closed afterwards.
+// wired is one profile's backend, key and issuer, built from its resolved
+// settings, and what must be closed afterwards.
 type wired struct {
-	name    string
-	profile config.Profile
-	backend provider.Backend
-	key     string
-	issuer  provider.Issuer // nil: never refreshed
-	closers []func() error
+	name     string
+	profile  config.Profile // resolved.Profile
+	resolved *config.Resolved
+	cfg      *config.File
+	backend  provider.Backend
+	key      string
+	issuer   provider.Issuer // nil: never refreshed
+	closers  []func() error
 }
 
 // Close releases plugin processes and clients.
@@ -40,77 +38,139 @@ func (w *wired) Close() {
 	}
 }
 
-// profileSettings merges the named profile with flag and environment
-// overrides.
-func (a *app) profileSettings(name string) (config.Profile, *config.File, error) {
+// resolve is the one resolve step: it merges flags, the environment, the
+// profile and the defaults into one profile and checks it, naming every
+// setting as the user wrote it. Mistakes are usage errors.
+func (a *app) resolve(name string) (*config.Resolved, *config.File, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return config.Profile{}, nil, err
+		return nil, nil, err
 	}
-	p, err := cfg.Profile(name)
+	r, err := cfg.Resolve(name, &a.flags, &a.env)
 	if err != nil {
-		return config.Profile{}, nil, usageError{err}
+		return nil, cfg, usageError{err}
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
+	a.warnDeprecated(cfg, r.Name)
+	if err := checkResolved(r, cfg); err != nil {
+		return r, cfg, err
 	}
-	set(&p.Backend, a.backend)
-	set(&p.Issuer, a.issuer)
-	set(&p.Endpoint, a.endpoint)
-	set(&p.Region, a.region)
-	set(&p.AWSProfile, a.awsProfile)
-	set(&p.JournalDir, a.journalDir)
-	set(&p.CAFile, a.caFile)
-	set(&p.ClientID, a.clientID)
-	set(&p.ClientSecretEnv, a.secretEnv)
-	p.Insecure = p.Insecure || a.insecure
-	dur := func(dst *config.Duration, v time.Duration) {
-		if v != 0 {
-			dst.Duration = v
-		}
-	}
-	dur(&p.MinValidity, a.minValid)
-	dur(&p.RefreshFloor, a.floor)
-	dur(&p.LeaseDuration, a.lease)
-	dur(&p.IssuerTimeout, a.issuerTO)
-	dur(&p.ClockSkew, a.skew)
-	if a.fraction != 0 {
-		p.RefreshFraction = a.fraction
-	}
-	if p.Backend == "" {
-		return p, cfg, usagef("no backend for profile %q: pass --backend (e.g. file:./cred.json) or set backend in the profile", name)
-	}
-	return p, cfg, nil
+	return r, cfg, nil
 }
+
+// checkResolved finds the mistakes a resolved profile can have: a missing
+// or malformed backend or issuer, what their schemes check, and settings
+// the refresh engine would refuse, said in the user's words.
+func checkResolved(r *config.Resolved, cfg *config.File) error {
+	p := r.Profile
+	if p.Backend == "" {
+		return &noBackendError{r: r, cfg: cfg}
+	}
+	for _, kind := range []schemeKind{backendScheme, issuerScheme} {
+		v := p.Backend
+		if kind == issuerScheme {
+			v = p.Issuer
+		}
+		if v == "" {
+			continue
+		}
+		s, err := parseSpec(kind, v)
+		if err != nil {
+			return usagef("%s: %v", r.Describe(string(kind)), err)
+		}
+		if s.scheme.check != nil {
+			if err := s.scheme.check(s, r); err != nil {
+				return usageError{err}
+			}
+		}
+	}
+	return checkEngineSettings(r)
+}
+
+// minLease is the shortest lease the refresh engine accepts.
+const minLease = 30 * time.Millisecond
+
+// checkEngineSettings holds the refresh settings to the engine's rules
+// (refresh.Options) before the engine sees them, so the message names
+// --min-validity, not MinValidity.
+func checkEngineSettings(r *config.Resolved) error {
+	p := r.Profile
+	val := func(path string, v any) string { return fmt.Sprintf("%s (%v)", r.Describe(path), v) }
+	switch {
+	case p.RefreshFraction < 0 || p.RefreshFraction >= 1:
+		return usagef("%s must be at least 0 and less than 1", val("refresh_fraction", p.RefreshFraction))
+	case p.RefreshFloor.Duration <= 0:
+		return usagef("%s must be positive", val("refresh_floor", p.RefreshFloor))
+	case p.MinValidity.Duration+refresh.CoarseSlack >= p.RefreshFloor.Duration:
+		return usagef("%s plus %v must be less than %s, or pairs would expire before they are refreshed: lower the one or raise the other",
+			val("min_validity", p.MinValidity), refresh.CoarseSlack, val("refresh_floor", p.RefreshFloor))
+	case p.LeaseDuration.Duration < minLease:
+		return usagef("%s must be at least %v", val("lease_duration", p.LeaseDuration), minLease)
+	case p.IssuerTimeout.Duration <= 0:
+		return usagef("%s must be positive", val("issuer_timeout", p.IssuerTimeout))
+	}
+	return nil
+}
+
+// noBackendError reports a profile that names no backend.
+type noBackendError struct {
+	r   *config.Resolved
+	cfg *config.File
+}
+
+func (e *noBackendError) Error() string {
+	name := e.r.Name
+	switch {
+	case e.cfg.Missing:
+		return fmt.Sprintf("no backend for profile %q: pass --backend (such as file:./cred.json), or create %s with a profile, for example:", name, e.cfg.Path)
+	case e.cfg.Path == "":
+		return fmt.Sprintf("no backend for profile %q: pass --backend (such as file:./cred.json)", name)
+	}
+	if _, ok := e.cfg.Profiles[name]; !ok {
+		return fmt.Sprintf("no backend: pass --backend (such as file:./cred.json) or --profile with one of the profiles of %s (%s)", e.cfg.Path, strings.Join(e.cfg.ProfileNames(), ", "))
+	}
+	return fmt.Sprintf("no backend for profile %q: pass --backend or set backend in [profiles.%s] of %s", name, name, e.cfg.Path)
+}
+
+// Example is a profile to create when there is no file.
+func (e *noBackendError) Example() string {
+	if !e.cfg.Missing {
+		return ""
+	}
+	return config.ExampleProfile(e.r.Name)
+}
+
+// ExitCode makes it a usage error.
+func (e *noBackendError) ExitCode() int { return 2 }
 
 // wire builds the profile's backend and, if configured, its issuer.
 func (a *app) wire(ctx context.Context, name string) (*wired, error) {
-	p, cfg, err := a.profileSettings(name)
-	if err != nil {
+	return a.wireFor(ctx, name, true)
+}
+
+// wireFor is wire, skipping the backend when withBackend is false (a
+// pair printed by generate --out needs only the issuer).
+func (a *app) wireFor(ctx context.Context, name string, withBackend bool) (*wired, error) {
+	r, cfg, err := a.resolve(name)
+	var nb *noBackendError
+	if err != nil && !(errors.As(err, &nb) && !withBackend) {
 		return nil, err
 	}
-	w := &wired{name: name, profile: p}
+	w := &wired{name: r.Name, profile: r.Profile, resolved: r, cfg: cfg}
 	ok := false
 	defer func() {
 		if !ok {
 			w.Close()
 		}
 	}()
-	bs, err := config.ParseSpec(p.Backend, config.BackendSchemes)
-	if err != nil {
-		return nil, usagef("--backend: %v", err)
-	}
-	if w.backend, w.key, err = a.openBackend(ctx, bs, p, cfg, w); err != nil {
-		return nil, err
-	}
-	if p.Issuer != "" {
-		is, err := config.ParseSpec(p.Issuer, config.IssuerSchemes)
-		if err != nil {
-			return nil, usagef("--issuer: %v", err)
+	if withBackend {
+		s, _ := parseSpec(backendScheme, w.profile.Backend) // checked by resolve
+		if w.backend, w.key, err = a.sharedBackend(ctx, s, w); err != nil {
+			return nil, err
 		}
-		if w.issuer, err = a.openIssuer(is, p, cfg, w); err != nil {
+	}
+	if w.profile.Issuer != "" {
+		s, _ := parseSpec(issuerScheme, w.profile.Issuer)
+		if w.issuer, err = a.sharedIssuer(ctx, s, w); err != nil {
 			return nil, err
 		}
 	}
@@ -118,107 +178,72 @@ func (a *app) wire(ctx context.Context, name string) (*wired, error) {
 	return w, nil
 }
 
-func (a *app) openBackend(ctx context.Context, s config.Spec, p config.Profile, cfg *config.File, w *wired) (provider.Backend, string, error) {
-	switch s.Scheme {
-	case "file":
-		b, err := file.New(func(o *file.Options) { o.Logger = a.logger })
-		return b, expandHome(s.Rest), err
-	case "env":
-		return env.New(), s.Rest, nil
-	case "awssm":
-		b, err := awssm.NewFromConfig(ctx, func(o *awssm.Options) {
-			o.Region, o.Profile, o.Logger = p.Region, p.AWSProfile, a.logger
-		})
-		return b, s.Rest, err
-	case "vault":
-		b, err := vault.NewFromEnv(func(o *vault.Options) {
-			o.Logger = a.logger
-			o.TokenFile = expandHome(p.VaultTokenFile)
-			o.AppRole = vault.AppRole{RoleID: p.VaultRoleID, SecretIDFile: expandHome(p.VaultSecretIDFile), MountPath: p.VaultAppRoleMount}
-		})
-		if err != nil {
-			return nil, "", err
-		}
-		w.closers = append(w.closers, b.Close)
-		return b, s.Rest, nil
-	case "plugin":
-		name, key, _ := strings.Cut(s.Rest, ":")
-		pl, err := a.openPlugin(name, cfg)
-		if err != nil {
-			return nil, "", err
-		}
-		w.closers = append(w.closers, pl.Close)
-		return pl.Backend(), key, nil
-	}
-	return nil, "", usagef("unknown backend scheme %q", s.Scheme)
-}
-
-func (a *app) openIssuer(s config.Spec, p config.Profile, cfg *config.File, w *wired) (provider.Issuer, error) {
-	switch s.Scheme {
-	case "dev":
-		return momento.New(func(o *momento.Options) { o.Addr, o.Insecure, o.Logger = s.Rest, true, a.logger })
-	case "momento":
-		tlsConf, err := loadCA(p.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		return momento.New(func(o *momento.Options) {
-			o.Addr, o.Insecure, o.TLSConfig, o.Logger = s.Rest, p.Insecure, tlsConf, a.logger
-		})
-	case "oauth2":
-		secret, err := clientSecret(p)
-		if err != nil {
-			return nil, err
-		}
-		return oauth2.New(s.Rest, func(o *oauth2.Options) {
-			o.ClientID, o.ClientSecret, o.Scopes, o.Logger = p.ClientID, secret, p.Scopes, a.logger
-			if p.AuthStyle != "" {
-				o.AuthStyle = oauth2.AuthStyle(p.AuthStyle)
-			}
-		})
-	case "plugin":
-		name, _, _ := strings.Cut(s.Rest, ":")
-		pl, err := a.openPlugin(name, cfg)
-		if err != nil {
-			return nil, err
-		}
-		w.closers = append(w.closers, pl.Close)
-		return pl.Issuer(), nil
-	}
-	return nil, usagef("unknown issuer scheme %q", s.Scheme)
-}
-
-func (a *app) openPlugin(name string, cfg *config.File) (*plugins.Plugin, error) {
-	def, ok := cfg.Plugins[name]
+// openPlugin starts the plugin [plugins.name] for profile w.
+func (a *app) openPlugin(name string, w *wired) (*plugins.Plugin, error) {
+	def, ok := w.cfg.Plugins[name]
 	if !ok {
-		return nil, usagef("no plugin %q: add [plugins.%s] with path and sha256 to the config file", name, name)
+		return nil, usagef("%s names plugin %q, which the config file does not define: add [plugins.%s] with path and sha256", w.resolved.Describe("backend"), name, name)
+	}
+	if err := w.cfg.PluginProblems(w.name, name); err != nil {
+		return nil, usageError{err}
 	}
 	path := expandHome(def.Path)
 	if path == "" {
 		path = filepath.Join(config.PluginDir(), "credhelper-plugin-"+name)
 	}
-	return plugins.Open(plugins.Spec{Name: name, Path: path, Args: def.Args, SHA256: def.SHA256, Env: def.Env},
+	pl, err := plugins.Open(plugins.Spec{Name: name, Path: path, Args: def.Args, SHA256: def.SHA256, Env: def.Env},
 		func(o *plugins.Options) { o.Logger = a.logger })
+	if err != nil {
+		return nil, err
+	}
+	w.closers = append(w.closers, pl.Close)
+	return pl, nil
 }
 
 // clientSecret reads the OAuth2 client secret from the variable or file the
 // profile names; secrets are never flags (they would show in ps).
-func clientSecret(p config.Profile) (string, error) {
+func clientSecret(r *config.Resolved) (string, error) {
+	o := r.Profile.OAuth2
 	switch {
-	case p.ClientSecretEnv != "":
-		v, ok := os.LookupEnv(p.ClientSecretEnv)
+	case o.ClientSecretEnv != "":
+		v, ok := os.LookupEnv(o.ClientSecretEnv)
 		if !ok {
-			return "", usagef("client secret variable $%s is not set", p.ClientSecretEnv)
+			return "", usagef("$%s, named by %s, is not set: export the client secret in it", o.ClientSecretEnv, r.Describe("oauth2.client_secret_env"))
 		}
-		return v, nil
-	case p.ClientSecretFile != "":
-		b, err := os.ReadFile(expandHome(p.ClientSecretFile))
+		return cleanSecret(v, "$"+o.ClientSecretEnv)
+	case o.ClientSecretFile != "":
+		b, err := readSecretFile(expandHome(o.ClientSecretFile))
 		if err != nil {
-			return "", fmt.Errorf("client secret file: %w", err)
+			return "", fmt.Errorf("%s: %w", r.Describe("oauth2.client_secret_file"), err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		return cleanSecret(string(b), r.Describe("oauth2.client_secret_file"))
 	}
 	return "", nil
+}
+
+// readSecretFile reads a file holding one secret, refusing one larger than
+// any secret (64 KiB) without reading it all.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err == nil && len(b) > 64<<10 {
+		err = fmt.Errorf("%s is larger than 64 KiB: not a secret", path)
+	}
+	return b, err
+}
+
+// cleanSecret trims one trailing newline from a secret read from source and
+// refuses other control characters, as a usage error naming the source.
+func cleanSecret(v, source string) (string, error) {
+	v, err := provider.CleanSecret(v, source)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return v, nil
 }
 
 func loadCA(path string) (*tls.Config, error) {
@@ -249,27 +274,20 @@ func expandHome(p string) string {
 // profile's settings; optFns run after them.
 func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engine, error) {
 	p := w.profile
+	boot, err := a.bootstrapper(w)
+	if err != nil {
+		return nil, err
+	}
 	e, err := refresh.New(w.backend, w.issuer, w.key, append([]func(*refresh.Options){func(o *refresh.Options) {
 		o.Logger = a.logger
-		o.JournalDir = p.JournalDir
-		if p.MinValidity.Duration != 0 {
-			o.MinValidity = p.MinValidity.Duration
-		}
-		if p.RefreshFloor.Duration != 0 {
-			o.RefreshFloor = p.RefreshFloor.Duration
-		}
-		if p.RefreshFraction != 0 {
-			o.RefreshFraction = p.RefreshFraction
-		}
-		if p.LeaseDuration.Duration != 0 {
-			o.LeaseDuration = p.LeaseDuration.Duration
-		}
-		if p.IssuerTimeout.Duration != 0 {
-			o.IssuerTimeout = p.IssuerTimeout.Duration
-		}
-		if p.ClockSkew.Duration != 0 {
-			o.ClockSkew = p.ClockSkew.Duration
-		}
+		o.Bootstrap = boot
+		o.JournalDir = expandHome(p.JournalDir)
+		o.MinValidity = p.MinValidity.Duration
+		o.RefreshFloor = p.RefreshFloor.Duration
+		o.RefreshFraction = p.RefreshFraction
+		o.LeaseDuration = p.LeaseDuration.Duration
+		o.IssuerTimeout = p.IssuerTimeout.Duration
+		o.ClockSkew = p.ClockSkew.Duration
 	}}, optFns...)...)
 	if err != nil {
 		return nil, usageError{err}
@@ -284,19 +302,41 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 	if p, ok, err := a.viaAgent(ctx, name); ok {
 		return p, err
 	}
+	return a.direct(ctx, name, nil)
+}
+
+// direct resolves the profile through its own engine. When force is set
+// and says so of the stored pair, it then refreshes once (a profile
+// without an issuer, or whose pair never expires, is not refreshed).
+func (a *app) direct(ctx context.Context, name string, force func(stored provider.Pair) bool) (provider.Pair, error) {
 	w, err := a.wire(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
 	}
 	defer w.Close()
-	e, err := a.engine(w)
+	// A one-shot process refreshes as soon as the pair is in its window:
+	// it holds nothing between calls, so spreading its refresh point over
+	// the window (as long-lived holders do against herds) would only make
+	// each call's outcome a matter of chance.
+	// A usable pair is served at once; its due refresh goes to a detached
+	// refresher (refresher.go), so nobody waits for an issuer meanwhile.
+	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter, o.DeferRefresh = 0, canDetach && force == nil })
 	if err != nil {
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
-	// Close waits for a refresh started in the background so that a
-	// short-lived process never abandons a claimed refresh.
-	if cerr := e.Close(); err == nil && cerr != nil {
+	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
+		p, err = e.Refresh(ctx)
+	}
+	if err == nil && canDetach && force == nil && e.Due() && !a.startRefresher(w) {
+		// No refresher could be started: refresh here, as before.
+		_, _ = e.RefreshIfDue(ctx)
+	}
+	// Closing waits for a refresh started in the background so that a
+	// short-lived process never abandons a claimed refresh; after an
+	// interrupt it waits only for an issuer call that may have been
+	// delivered.
+	if cerr := a.closeEngine(e, w); err == nil && cerr != nil {
 		a.logger.Warn("credhelper: " + cerr.Error())
 	}
 	if err != nil {

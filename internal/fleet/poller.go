@@ -34,7 +34,7 @@ func (p *Poller) run(b provider.Backend, key string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var last uint64
-	have := false
+	have, stopping := false, false
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		e, err := b.Load(ctx, key)
@@ -57,9 +57,12 @@ func (p *Poller) run(b provider.Backend, key string, every time.Duration) {
 			last, have = rec.Pair.Generation, true
 		}
 		p.mu.Unlock()
+		if stopping {
+			return
+		}
 		select {
 		case <-p.stop:
-			return
+			stopping = true // one last load: a commit just before Stop counts
 		case <-t.C:
 		}
 	}

@@ -9,8 +9,8 @@ import (
 
 // BuildCredhelper builds the credhelper front and credhelper-full into dir
 // side by side, as make install lays them out, with the
-// docker-credential-credhelper and git-credential-credhelper links to the
-// front; extra adds more binaries, name to package path within the module
+// docker-credential-credhelper, git-credential-credhelper, credhelper-bazel
+// and terraform-credentials-credhelper links to the front; extra adds more binaries, name to package path within the module
 // (e.g. "fileplugin": "examples/fileplugin").
 func BuildCredhelper(dir string, extra map[string]string) error {
 	pkgs := map[string]string{"credhelper": "cmd/credhelper", "credhelper-full": "cmd/credhelper-full"}
@@ -23,7 +23,7 @@ func BuildCredhelper(dir string, extra map[string]string) error {
 			return fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
 		}
 	}
-	for _, link := range []string{"docker-credential-credhelper", "git-credential-credhelper"} {
+	for _, link := range []string{"docker-credential-credhelper", "git-credential-credhelper", "credhelper-bazel", "terraform-credentials-credhelper"} {
 		if err := os.Symlink("credhelper", filepath.Join(dir, link)); err != nil {
 			return err
 		}

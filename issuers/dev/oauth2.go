@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // tokenResponse is RFC 6749 section 5.1's success body.
@@ -16,7 +17,10 @@ type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope,omitempty"`
+	// RefreshTokenExpiresIn is GitHub's extension naming the refresh
+	// token's lifetime; sent when Options.RefreshTTL is set.
+	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in,omitempty"`
+	Scope                 string `json:"scope,omitempty"`
 }
 
 // handleToken is the OAuth2 token endpoint (RFC 6749 sections 5 and 6).
@@ -130,14 +134,41 @@ func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) tokenResponse(p issued, scope string) tokenResponse {
-	resp := tokenResponse{AccessToken: p.apiKey, TokenType: "Bearer", RefreshToken: p.refreshToken, Scope: scope}
-	if !p.validUntil.IsZero() {
-		resp.ExpiresIn = int64(math.Ceil(p.validUntil.Sub(s.opts.Clock()).Seconds()))
-		if resp.ExpiresIn < 1 {
-			resp.ExpiresIn = 1
-		}
+	resp := tokenResponse{AccessToken: p.accessToken, TokenType: "Bearer", RefreshToken: p.refreshToken, Scope: scope}
+	now := s.opts.Clock()
+	secondsUntil := func(t time.Time) int64 { return max(int64(math.Ceil(t.Sub(now).Seconds())), 1) }
+	if !p.validUntil.IsZero() && !s.opts.OmitExpiresIn {
+		resp.ExpiresIn = secondsUntil(p.validUntil)
+	}
+	if s.opts.RefreshTTL > 0 && !p.refreshUntil.IsZero() {
+		resp.RefreshTokenExpiresIn = secondsUntil(p.refreshUntil)
 	}
 	return resp
+}
+
+// handleIntrospect is RFC 7662 token introspection for refresh tokens: an
+// authenticated client learns whether a refresh token is still active
+// (known, unspent, its family not revoked, not expired), without spending
+// it.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "body is not a form")
+		return
+	}
+	if !s.clientOK(w, r) {
+		return
+	}
+	s.stats.introspections.Add(1)
+	resp := map[string]any{"active": false}
+	if exp, ok := s.refreshActive(r.PostForm.Get("token")); ok {
+		resp["active"] = true
+		resp["token_type"] = "refresh_token"
+		if !exp.IsZero() {
+			resp["exp"] = exp.Unix()
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func oauthError(w http.ResponseWriter, code int, errCode, desc string) {

@@ -54,6 +54,26 @@ type Options struct {
 	// answer without a refresh_token, as servers that do not rotate do.
 	// Reuse detection is then off.
 	NoRotate bool
+	// RefreshTTL, when set, makes refresh tokens live that long from when
+	// they were minted instead of dying with their access token, as OAuth2
+	// servers' refresh tokens do (GitHub Apps: 8-hour access tokens,
+	// 6-month refresh tokens), and OAuth2 responses then carry
+	// refresh_token_expires_in. A Momento-protocol refresh still needs the
+	// current key to be valid.
+	RefreshTTL time.Duration
+	// OmitExpiresIn makes OAuth2 responses leave out expires_in, as some
+	// servers do; the access token still carries its exp claim unless
+	// OpaqueTokens is set too.
+	OmitExpiresIn bool
+	// OpaqueTokens makes OAuth2 responses carry opaque access tokens (random
+	// strings with no JWT inside, so no iat or exp to read).
+	OpaqueTokens bool
+	// ReuseGrace, when set, lets a spent refresh token be presented again
+	// within this long after it was spent, answered with the same pair as
+	// the first time, as the reuse intervals of Auth0 and the grace period
+	// of Okta do; a retry of a request whose answer was lost then succeeds.
+	// Later reuse still revokes the family.
+	ReuseGrace time.Duration
 	// RefreshDelay delays every refresh (gRPC and OAuth2) before it is
 	// processed, to simulate a slow issuer. The refresh is processed after
 	// the delay even if the client has gone away meanwhile, as a real
@@ -93,6 +113,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("dev: ClientID and ClientSecret must not be empty: leave them unset for the defaults")
 	case o.RefreshDelay < 0:
 		return fmt.Errorf("dev: RefreshDelay %v is negative", o.RefreshDelay)
+	case o.RefreshTTL < 0 || o.ReuseGrace < 0:
+		return fmt.Errorf("dev: RefreshTTL (%v) and ReuseGrace (%v) must not be negative", o.RefreshTTL, o.ReuseGrace)
 	case o.SigningKey != nil && len(o.SigningKey) != ed25519.PrivateKeySize:
 		return fmt.Errorf("dev: SigningKey is %d bytes, not an Ed25519 private key (%d bytes)", len(o.SigningKey), ed25519.PrivateKeySize)
 	case o.Logger == nil:

@@ -55,7 +55,7 @@ type Server struct {
 
 // counters are the call counts Stats reports.
 type counters struct {
-	generates, refreshes, refreshAttempts, rejected, reuses, familiesRevoked, faults atomic.Uint64
+	generates, refreshes, refreshAttempts, rejected, reuses, graceReuses, familiesRevoked, faults, introspections atomic.Uint64
 }
 
 // Stats are the server's call counters since it started. The JSON names are
@@ -75,10 +75,15 @@ type Stats struct {
 	// Reuses counts presentations of an already spent refresh token. A
 	// correct fleet of clients keeps it at 0.
 	Reuses uint64 `json:"reuses"`
+	// GraceReuses counts spent refresh tokens presented again within
+	// Options.ReuseGrace and answered with the same pair.
+	GraceReuses uint64 `json:"graceReuses"`
 	// FamiliesRevoked counts token families revoked by reuse detection.
 	FamiliesRevoked uint64 `json:"familiesRevoked"`
 	// Faults counts failures injected by FailNextRefreshes.
 	Faults uint64 `json:"faults"`
+	// Introspections counts RFC 7662 introspection requests answered.
+	Introspections uint64 `json:"introspections"`
 }
 
 // NewServer returns a Server that is not yet listening.
@@ -108,6 +113,7 @@ func NewServer(optFns ...func(*Options)) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth2/token", s.handleToken)
 	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("POST /oauth2/introspect", s.handleIntrospect)
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	if o.TLS {
@@ -218,6 +224,9 @@ func (s *Server) URL() string {
 // TokenURL is the OAuth2 token endpoint.
 func (s *Server) TokenURL() string { return s.URL() + "/oauth2/token" }
 
+// IntrospectionURL is the RFC 7662 introspection endpoint.
+func (s *Server) IntrospectionURL() string { return s.URL() + "/oauth2/introspect" }
+
 // StatsURL is the JSON counters endpoint.
 func (s *Server) StatsURL() string { return s.URL() + "/stats" }
 
@@ -242,8 +251,10 @@ func (s *Server) Stats() Stats {
 		RefreshAttempts: s.stats.refreshAttempts.Load(),
 		Rejected:        s.stats.rejected.Load(),
 		Reuses:          s.stats.reuses.Load(),
+		GraceReuses:     s.stats.graceReuses.Load(),
 		FamiliesRevoked: s.stats.familiesRevoked.Load(),
 		Faults:          s.stats.faults.Load(),
+		Introspections:  s.stats.introspections.Load(),
 	}
 }
 

@@ -61,14 +61,18 @@ type refreshState struct {
 	fam        *family
 	validUntil time.Time // zero: never
 	spent      bool
+	spentAt    time.Time // when it was spent
+	answer     issued    // the pair its spending returned, for ReuseGrace
 }
 
 // issued is a minted pair in wire terms.
 type issued struct {
 	apiKey       string
+	accessToken  string // OAuth2's form of apiKey: apiKey, or opaque (OpaqueTokens)
 	refreshToken string
 	endpoint     string
 	validUntil   time.Time // zero: never
+	refreshUntil time.Time // the refresh token's expiry; zero: never
 	family       string
 }
 
@@ -125,6 +129,10 @@ func (s *Server) refreshLocked(apiKey *string, refreshToken string) (issued, err
 		return reject(rejectGrant, "unknown refresh token")
 	case st.fam.revoked:
 		return reject(rejectGrant, "refresh token's family was revoked after a spent refresh token was reused")
+	case st.spent && s.opts.ReuseGrace > 0 && s.opts.Clock().Sub(st.spentAt) < s.opts.ReuseGrace:
+		s.stats.graceReuses.Add(1)
+		s.opts.Logger.Info("dev: spent refresh token presented again within the reuse grace period; answering with the same pair", "family", st.fam.id)
+		return st.answer, nil
 	case st.spent:
 		s.stats.reuses.Add(1)
 		st.fam.revoked = true
@@ -148,15 +156,28 @@ func (s *Server) refreshLocked(apiKey *string, refreshToken string) (issued, err
 	keep := ""
 	if s.opts.NoRotate {
 		keep = refreshToken
-	} else {
-		st.spent = true
 	}
 	p, err := s.mintLocked(st.fam, keep)
 	if err != nil {
 		return issued{}, err
 	}
+	if !s.opts.NoRotate {
+		st.spent, st.spentAt, st.answer = true, now, p
+	}
 	s.stats.refreshes.Add(1)
 	return p, nil
+}
+
+// refreshActive reports whether tok is a refresh token that a refresh
+// would accept now, and its expiry.
+func (s *Server) refreshActive(tok string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.refreshTokens[tok]
+	if !ok || st.spent || st.fam.revoked || (!st.validUntil.IsZero() && !s.opts.Clock().Before(st.validUntil)) {
+		return time.Time{}, false
+	}
+	return st.validUntil, true
 }
 
 // mintLocked mints a pair in fam. keepRefresh, when set, is reused as the
@@ -185,17 +206,29 @@ func (s *Server) mintLocked(fam *family, keepRefresh string) (issued, error) {
 		return issued{}, fmt.Errorf("dev: encode key: %w", err)
 	}
 	rt := keepRefresh
+	refreshUntil := until
+	if s.opts.RefreshTTL > 0 {
+		refreshUntil = now.Add(s.opts.RefreshTTL).Truncate(time.Second)
+	}
 	if rt == "" {
 		rt = randomToken()
+		s.refreshTokens[rt] = &refreshState{fam: fam, validUntil: refreshUntil}
+	} else {
+		refreshUntil = s.refreshTokens[rt].validUntil
 	}
-	s.refreshTokens[rt] = &refreshState{fam: fam, validUntil: until}
-	return issued{
+	p := issued{
 		apiKey:       base64.StdEncoding.EncodeToString(v1),
 		refreshToken: rt,
 		endpoint:     s.opts.Endpoint,
 		validUntil:   until,
+		refreshUntil: refreshUntil,
 		family:       fam.id,
-	}, nil
+	}
+	p.accessToken = p.apiKey
+	if s.opts.OpaqueTokens {
+		p.accessToken = "dev-opaque-" + randomToken()
+	}
+	return p, nil
 }
 
 // verifyKey checks an api key's form, signature and expiry at now and

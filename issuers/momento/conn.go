@@ -83,11 +83,15 @@ func (i *Issuer) dial(addr string) (*grpc.ClientConn, *recorder, error) {
 		}
 		return c, err
 	}
-	conn, err := grpc.NewClient("passthrough:///"+addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(recordingCreds{TransportCredentials: creds, rec: rec}),
 		grpc.WithContextDialer(dialer),
 		grpc.WithUserAgent("credhelper"),
-	)
+	}
+	if i.opts.ShareIdle > 0 {
+		opts = append(opts, grpc.WithIdleTimeout(i.opts.ShareIdle))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up a connection: %w", err)
 	}

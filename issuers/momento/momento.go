@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/credhelper/credhelper/issuers/momento/authpb"
@@ -44,18 +47,42 @@ type Options struct {
 	// Logger receives debug lines about calls, never a token; default
 	// silent.
 	Logger *slog.Logger
+	// ShareIdle, when positive, keeps one connection per endpoint open
+	// until it has been idle this long, and makes concurrent and nearby
+	// calls share it (HTTP/2 multiplexing) instead of each dialing its own:
+	// an agent refreshing many profiles at once keeps one connection, not
+	// one per refresh. A call that fails drops the connection, so its retry
+	// dials afresh. Zero (the default) dials for every call, so that an
+	// unreachable issuer is always found before a request is sent.
+	ShareIdle time.Duration
 }
 
 // Issuer refreshes and generates Momento API keys. It implements
 // provider.Issuer and provider.Generator.
+// With Options.ShareIdle it keeps connections, which Close releases.
 type Issuer struct {
 	opts Options
+
+	mu    sync.Mutex // guards conns
+	conns map[string]*grpcConn
+}
+
+// grpcConn is a cached connection and the recorder of its dial errors.
+type grpcConn struct {
+	conn *grpc.ClientConn
+	rec  *recorder
 }
 
 var (
-	_ provider.Issuer    = (*Issuer)(nil)
-	_ provider.Generator = (*Issuer)(nil)
+	_ provider.Issuer              = (*Issuer)(nil)
+	_ provider.Generator           = (*Issuer)(nil)
+	_ provider.RefreshPolicyIssuer = (*Issuer)(nil)
 )
+
+// RefreshPolicy reports Momento's: a refresh authenticates with the current
+// key, so a lineage ends when its key expires, and a rejected refresh does
+// not revoke the current key, which stays usable until it expires.
+func (i *Issuer) RefreshPolicy() provider.RefreshPolicy { return provider.RefreshPolicy{} }
 
 // New returns an Issuer.
 func New(optFns ...func(*Options)) (*Issuer, error) {
@@ -92,18 +119,23 @@ func validHostPort(s string) bool {
 // needs the current key to be valid to refresh, so the lineage can only be
 // restarted by a person (credhelper generate or put).
 func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
+	// Refusals before anything is sent also say so (ErrNotDelivered): the
+	// refresh token is unspent, and the engine releases its claim.
 	if pair.AuthToken == "" || pair.RefreshToken == "" {
-		return provider.Pair{}, fmt.Errorf("momento: the pair lacks an auth token or a refresh token: store a complete pair with credhelper put, or mint one with credhelper generate: %w", provider.ErrInvalidRecord)
+		return provider.Pair{}, fmt.Errorf("momento: refresh not sent: the pair lacks an auth token or a refresh token: %w: %w", provider.ErrInvalidRecord, provider.ErrNotDelivered)
 	}
 	if now := i.opts.Clock(); !pair.Never() && !now.Before(pair.ValidUntil) {
-		return provider.Pair{}, fmt.Errorf("momento: the key expired at %s and Momento refreshes only a still-valid key: re-bootstrap with credhelper generate (or put a new pair): %w",
-			pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired)
+		return provider.Pair{}, fmt.Errorf("momento: refresh not sent: the key expired at %s and Momento refreshes only a still-valid key: %w: %w",
+			pair.ValidUntil.UTC().Format(time.RFC3339), provider.ErrExpired, provider.ErrNotDelivered)
 	}
 	endpoint, err := pair.ResolveEndpoint()
 	if err != nil && i.opts.Addr == "" {
 		return provider.Pair{}, fmt.Errorf("momento: cannot tell which control endpoint to call: %w", err)
 	}
 	addr := i.addr(endpoint)
+	if err := sendable("refresh", addr, field{"api key", pair.AuthToken}, field{"refresh token", pair.RefreshToken}); err != nil {
+		return provider.Pair{}, err
+	}
 	log := i.opts.Logger.With("addr", addr, "generation", pair.Generation)
 	log.Debug("momento: refreshing")
 
@@ -122,6 +154,7 @@ func (i *Issuer) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair
 	if err != nil {
 		return provider.Pair{}, fmt.Errorf("momento: refresh at %s: %w", addr, err)
 	}
+	out.IssuedAt = i.opts.Clock().Truncate(time.Second)
 	log.Debug("momento: refreshed", "pair", out)
 	return out, nil
 }
@@ -151,6 +184,12 @@ func (i *Issuer) Generate(ctx context.Context, req provider.GenerateRequest) (pr
 		endpoint = info.Endpoint
 	}
 	addr := i.addr(endpoint)
+	if err := sendable("generate", addr, field{"session token", req.SessionToken}); err != nil {
+		return provider.Pair{}, err
+	}
+	if !utf8.ValidString(req.Description) {
+		return provider.Pair{}, fmt.Errorf("momento: generate not sent to %s: the description is not UTF-8 text: %w", addr, provider.ErrNotDelivered)
+	}
 	i.opts.Logger.Debug("momento: generating", "addr", addr, "never", req.Never)
 	var resp *authpb.XGenerateApiTokenResponse
 	err := i.call(ctx, addr, req.SessionToken, func(ctx context.Context, c authpb.AuthClient) error {
@@ -165,7 +204,31 @@ func (i *Issuer) Generate(ctx context.Context, req provider.GenerateRequest) (pr
 	if err != nil {
 		return provider.Pair{}, fmt.Errorf("momento: generate at %s: %w", addr, err)
 	}
+	out.IssuedAt = i.opts.Clock().Truncate(time.Second)
 	return out, nil
+}
+
+// field is a named request value checked by sendable.
+type field struct{ name, value string }
+
+// sendable checks, before anything is sent, that each token can travel in
+// gRPC metadata (printable ASCII). One that cannot would fail the call
+// locally, so the error is "not delivered" (the refresh token is unspent)
+// and permanent (retrying cannot help). It names the value, never its
+// content.
+func sendable(op, addr string, fields ...field) error {
+	for _, f := range fields {
+		for i := 0; i < len(f.value); i++ {
+			if c := f.value[i]; c < 0x20 || c > 0x7e {
+				what := "a control character"
+				if c >= 0x80 {
+					what = "a non-ASCII character"
+				}
+				return fmt.Errorf("momento: %s not sent to %s: the %s contains %s at byte %d: %w", op, addr, f.name, what, i, provider.ErrNotDelivered)
+			}
+		}
+	}
+	return nil
 }
 
 func (i *Issuer) addr(endpoint string) string {
@@ -180,16 +243,82 @@ func (i *Issuer) addr(endpoint string) string {
 func (i *Issuer) call(ctx context.Context, addr, authorization string, rpc func(context.Context, authpb.AuthClient) error) error {
 	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
 	defer cancel()
-	conn, rec, err := i.dial(addr)
+	if i.opts.ShareIdle <= 0 {
+		conn, rec, err := i.dial(addr)
+		if err != nil {
+			return &notDeliveredError{err: err}
+		}
+		defer conn.Close()
+		if err := waitReady(ctx, conn, rec); err != nil {
+			return &notDeliveredError{err: err}
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
+		return rpc(ctx, authpb.NewAuthClient(conn))
+	}
+	gc, err := i.conn(addr)
 	if err != nil {
 		return &notDeliveredError{err: err}
 	}
-	defer conn.Close()
-	if err := waitReady(ctx, conn, rec); err != nil {
+	if err := waitReady(ctx, gc.conn, gc.rec); err != nil {
+		// Dial afresh next time rather than wait out gRPC's reconnect
+		// backoff, which would outlast the engine's own.
+		i.drop(addr, gc)
 		return &notDeliveredError{err: err}
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
-	return rpc(ctx, authpb.NewAuthClient(conn))
+	if err := rpc(ctx, authpb.NewAuthClient(gc.conn)); err != nil {
+		i.drop(addr, gc) // a retry must not reuse a connection that may be dead
+		return err
+	}
+	return nil
+}
+
+// conn returns the cached connection to addr, or a new one in place of a
+// failed one (which would wait out gRPC's reconnect backoff). An idle or
+// connecting one is shared: waitReady connects it, and tells a call that
+// cannot connect as not delivered.
+func (i *Issuer) conn(addr string) (*grpcConn, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if gc := i.conns[addr]; gc != nil {
+		if st := gc.conn.GetState(); st != connectivity.TransientFailure && st != connectivity.Shutdown {
+			return gc, nil
+		}
+		delete(i.conns, addr)
+		gc.conn.Close()
+	}
+	conn, rec, err := i.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if i.conns == nil {
+		i.conns = map[string]*grpcConn{}
+	}
+	gc := &grpcConn{conn: conn, rec: rec}
+	i.conns[addr] = gc
+	return gc, nil
+}
+
+// drop closes gc and forgets it, unless another call replaced it already.
+func (i *Issuer) drop(addr string, gc *grpcConn) {
+	i.mu.Lock()
+	if i.conns[addr] == gc {
+		delete(i.conns, addr)
+	}
+	i.mu.Unlock()
+	gc.conn.Close()
+}
+
+// Close closes the Issuer's connections. Calls after Close dial again.
+func (i *Issuer) Close() error {
+	i.mu.Lock()
+	conns := i.conns
+	i.conns = nil
+	i.mu.Unlock()
+	for _, gc := range conns {
+		gc.conn.Close()
+	}
+	return nil
 }
 
 // toPair validates a response. fallbackEndpoint is used when the response

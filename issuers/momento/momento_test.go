@@ -91,11 +91,8 @@ func TestExpiredPairRefusedWithoutCall(t *testing.T) {
 	}
 	iss := newIssuer(t, srv, func(o *momento.Options) { o.Clock = func() time.Time { return time.Now().Add(2 * time.Hour) } })
 	_, err = iss.Refresh(ctxT(t, 5*time.Second), p)
-	if !errors.Is(err, provider.ErrExpired) || provider.IsTransient(err) {
-		t.Fatalf("Refresh(expired) error = %v, want permanent ErrExpired", err)
-	}
-	if !strings.Contains(err.Error(), "credhelper generate") {
-		t.Errorf("error %q does not say how to re-bootstrap", err)
+	if !errors.Is(err, provider.ErrExpired) || !errors.Is(err, provider.ErrNotDelivered) || provider.IsTransient(err) {
+		t.Fatalf("Refresh(expired) error = %v, want permanent ErrExpired, not delivered", err)
 	}
 	if n := srv.Stats().RefreshAttempts; n != 0 {
 		t.Errorf("server saw %d refresh attempts, want 0", n)

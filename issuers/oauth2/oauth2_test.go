@@ -9,11 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/dev/devtest"
 	"github.com/credhelper/credhelper/issuers/issuertest"
 	"github.com/credhelper/credhelper/issuers/oauth2"
 	"github.com/credhelper/credhelper/provider"
+	"io"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
 )
 
 // startDev starts a dev issuer on loopback for the test.
@@ -75,6 +82,9 @@ func TestContract(t *testing.T) {
 				Counters: counters(srv),
 				Endpoint: srv.Endpoint(),
 				NoRotate: tc.noRotate,
+				// OAuth2 cannot say "never": a response without expires_in
+				// gets the assumed lifetime.
+				AssumedLifetime: oauth2.DefaultAssumedLifetime,
 			})
 		})
 	}
@@ -232,5 +242,86 @@ func TestNewRejectsBadOptions(t *testing.T) {
 				t.Fatalf("New error = %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIntrospection: with an introspection endpoint the issuer tells an
+// active refresh token from a spent one without spending it; without one
+// it says it cannot tell.
+func TestIntrospection(t *testing.T) {
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthBasic, oauth2.AuthPost} {
+		srv, _ := startDev(t)
+		p0 := mint(srv)(t, time.Hour, false)
+		iss := newIssuer(t, srv, func(o *oauth2.Options) { o.IntrospectionURL, o.AuthStyle = srv.IntrospectionURL(), style })
+		if active, err := iss.RefreshTokenActive(ctxT(t, 10*time.Second), p0); err != nil || !active {
+			t.Fatalf("%s: fresh token: active %v, err %v; want active", style, active, err)
+		}
+		if _, err := iss.Refresh(ctxT(t, 10*time.Second), p0); err != nil {
+			t.Fatal(err)
+		}
+		if active, err := iss.RefreshTokenActive(ctxT(t, 10*time.Second), p0); err != nil || active {
+			t.Fatalf("%s: spent token: active %v, err %v; want inactive", style, active, err)
+		}
+		if st := srv.Stats(); st.Introspections != 2 || st.Refreshes != 1 || st.Reuses != 0 {
+			t.Errorf("%s: server stats %+v: want 2 introspections, 1 refresh, 0 reuses", style, st)
+		}
+	}
+	srv, _ := startDev(t)
+	if _, err := newIssuer(t, srv).RefreshTokenActive(ctxT(t, 10*time.Second), mint(srv)(t, time.Hour, false)); !errors.Is(err, provider.ErrUnsupported) {
+		t.Errorf("without an introspection URL: err %v, want ErrUnsupported", err)
+	}
+	if _, err := oauth2.New(srv.TokenURL(), func(o *oauth2.Options) { o.ClientID, o.IntrospectionURL = "x", "http://example.com/introspect" }); err == nil {
+		t.Error("plain http introspection to a non-loopback host accepted")
+	}
+}
+
+// TestServerAnswersOfEveryKind: a server echoing the request (as some
+// proxies do) never gets the client secret into an error, in any encoding;
+// a refusal other than invalid_grant leaves the token unspent; a lifetime
+// that is negative or already over is taken for unknown.
+func TestServerAnswersOfEveryKind(t *testing.T) {
+	var answer atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		body := answer.Load().(func(r *http.Request) (int, string))
+		code, text := body(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		io.WriteString(w, text)
+	}))
+	defer srv.Close()
+	const secret = "s3cret/with+chars"
+	iss, err := oauth2.New(srv.URL, func(o *oauth2.Options) { o.ClientID, o.ClientSecret = "my client", secret })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := provider.Pair{AuthToken: "at", RefreshToken: "rt-secret", ValidUntil: time.Now().Add(time.Hour)}
+	echo := func(r *http.Request) (int, string) {
+		desc := "got Authorization " + r.Header.Get("Authorization") + " and " + r.PostForm.Encode()
+		b, _ := json.Marshal(map[string]string{"error": "invalid_request", "error_description": desc})
+		return http.StatusBadRequest, string(b)
+	}
+	answer.Store(echo)
+	_, err = iss.Refresh(ctxT(t, 10*time.Second), pair)
+	if err == nil || !errors.Is(err, provider.ErrNotDelivered) {
+		t.Fatalf("invalid_request: err %v, want the token reported unspent (ErrNotDelivered)", err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape("my client") + ":" + url.QueryEscape(secret)))
+	for _, leak := range []string{secret, url.QueryEscape(secret), basic, "rt-secret"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q contains a secret form %q", err, leak)
+		}
+	}
+	for _, expiresIn := range []int{-100, 0} {
+		answer.Store(func(*http.Request) (int, string) {
+			return http.StatusOK, fmt.Sprintf(`{"access_token":"new-at","token_type":"Bearer","expires_in":%d,"refresh_token":"new-rt"}`, expiresIn)
+		})
+		p, err := iss.Refresh(ctxT(t, 10*time.Second), pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.ValidUntil.Sub(p.IssuedAt); got != oauth2.DefaultAssumedLifetime {
+			t.Errorf("expires_in %d: lifetime %v, want the assumed %v", expiresIn, got, oauth2.DefaultAssumedLifetime)
+		}
 	}
 }

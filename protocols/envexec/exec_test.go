@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -127,6 +129,7 @@ func TestRunCredentialError(t *testing.T) {
 }
 
 func TestRunForwardsSignals(t *testing.T) {
+	catchSignals(t, syscall.SIGUSR1)
 	sigs := make(chan os.Signal, 1)
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
@@ -135,7 +138,7 @@ func TestRunForwardsSignals(t *testing.T) {
 		waitFile(t, ready)
 		sigs <- syscall.SIGUSR1
 	}()
-	code, err := r.Run(context.Background(), []string{"sh", "-c", `trap 'echo got-usr1; exit 5' USR1; touch "$1"; while :; do sleep 0.02; done`, "sh", ready})
+	code, err := r.Run(context.Background(), []string{"sh", "-c", `trap 'echo got-usr1; exit 5' USR1; touch "$1"; ` + childLoop, "sh", ready})
 	if err != nil || code != 5 || strings.TrimSpace(out.String()) != "got-usr1" {
 		t.Fatalf("got %d, %v, output %q; want exit 5 after got-usr1", code, err, out.String())
 	}
@@ -172,7 +175,24 @@ func (r *rotating) advance() {
 	r.i++
 }
 
+// catchSignals makes the test process catch sigs for the rest of the test,
+// so that the children it starts get their default dispositions whatever
+// this process inherited: a signal ignored on entry (nohup ignores SIGHUP)
+// stays ignored across exec, and a shell cannot trap it.
+func catchSignals(t *testing.T, sigs ...os.Signal) {
+	t.Helper()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	t.Cleanup(func() { signal.Stop(ch) })
+}
+
+// childLoop is a shell loop for a child that waits to be signalled; it
+// gives up by itself after about 20 seconds with status 99, so a test that
+// waits for it has its own deadline.
+const childLoop = `n=0; while [ $n -lt 1000 ]; do sleep 0.02; n=$((n+1)); done; exit 99`
+
 func TestRotateSignal(t *testing.T) {
+	catchSignals(t, syscall.SIGHUP)
 	src := &rotating{tokens: []string{"first", "second"}}
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
@@ -184,13 +204,30 @@ func TestRotateSignal(t *testing.T) {
 		waitFile(t, ready)
 		src.advance()
 	}()
-	code, err := r.Run(context.Background(), []string{"sh", "-c", `trap 'echo hup; exit 4' HUP; echo "$MOMENTO_API_KEY"; touch "$1"; while :; do sleep 0.02; done`, "sh", ready})
+	code, err := r.Run(context.Background(), []string{"sh", "-c", `trap 'echo hup; exit 4' HUP; echo "$MOMENTO_API_KEY"; touch "$1"; ` + childLoop, "sh", ready})
 	if err != nil || code != 4 || out.String() != "first\nhup\n" {
-		t.Fatalf("got %d, %v, output %q", code, err, out.String())
+		t.Fatalf("got %d, %v, output %q (99: the child never got SIGHUP)", code, err, out.String())
+	}
+}
+
+// TestRotateSignalUnderNohup runs TestRotateSignal in a test process that
+// starts with SIGHUP ignored, as under nohup, where it used to hang.
+func TestRotateSignalUnderNohup(t *testing.T) {
+	if os.Getenv("ENVEXEC_UNDER_NOHUP") != "" {
+		return // the inner run only runs TestRotateSignal
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", `trap '' HUP; exec "$0" -test.run '^TestRotateSignal$' -test.count=1`, os.Args[0])
+	cmd.Env = append(os.Environ(), "ENVEXEC_UNDER_NOHUP=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("TestRotateSignal with SIGHUP ignored on entry: %v\n%s", err, out)
 	}
 }
 
 func TestRotateRestart(t *testing.T) {
+	catchSignals(t, syscall.SIGTERM)
 	src := &rotating{tokens: []string{"first", "second"}}
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
@@ -204,7 +241,7 @@ func TestRotateRestart(t *testing.T) {
 	}()
 	// The first run waits for SIGTERM; the second sees the new token and
 	// exits 0 on its own.
-	script := `echo "start $MOMENTO_API_KEY"; [ "$MOMENTO_API_KEY" = second ] && exit 0; trap 'echo term; exit 9' TERM; touch "$1"; while :; do sleep 0.02; done`
+	script := `echo "start $MOMENTO_API_KEY"; [ "$MOMENTO_API_KEY" = second ] && exit 0; trap 'echo term; exit 9' TERM; touch "$1"; ` + childLoop
 	code, err := r.Run(context.Background(), []string{"sh", "-c", script, "sh", ready})
 	if err != nil || code != 0 || out.String() != "start first\nterm\nstart second\n" {
 		t.Fatalf("got %d, %v, output %q", code, err, out.String())
@@ -223,7 +260,7 @@ func TestRestartKillsStubbornChild(t *testing.T) {
 		waitFile(t, ready)
 		src.advance()
 	}()
-	script := `echo "start $MOMENTO_API_KEY"; [ "$MOMENTO_API_KEY" = second ] && exit 0; trap '' TERM; touch "$1"; while :; do sleep 0.02; done`
+	script := `echo "start $MOMENTO_API_KEY"; [ "$MOMENTO_API_KEY" = second ] && exit 0; trap '' TERM; touch "$1"; ` + childLoop
 	code, err := r.Run(context.Background(), []string{"sh", "-c", script, "sh", ready})
 	if err != nil || code != 0 || out.String() != "start first\nstart second\n" {
 		t.Fatalf("got %d, %v, output %q", code, err, out.String())

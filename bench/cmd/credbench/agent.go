@@ -67,11 +67,16 @@ type agentProc struct {
 
 // startAgent starts `bin agent` in home and waits until its socket answers
 // a ping: the agent has warmed every profile by then.
-func startAgent(bin string, home *agentHome, timeout time.Duration) (*agentProc, error) {
+// Its log is JSON; commits, when set, reads it as it is written.
+func startAgent(bin string, home *agentHome, timeout time.Duration, commits ...*commitLog) (*agentProc, error) {
 	a := &agentProc{log: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	a.cmd = exec.Command(bin, "agent")
+	a.cmd = exec.Command(bin, "agent", "--log-format", "json")
 	a.cmd.Env = append(os.Environ(), home.env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if len(commits) > 0 {
+		commits[0].next = a.log
+		a.cmd.Stderr = commits[0]
+	}
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -103,6 +108,19 @@ func startAgent(bin string, home *agentHome, timeout time.Duration) (*agentProc,
 // pid is the agent's process id (the front execs credhelper-full in place,
 // so it stays the same).
 func (a *agentProc) pid() int { return a.cmd.Process.Pid }
+
+// reload runs `bin agent reload` for the agent and returns how long it
+// took: from the command's start until the agent reported the reload done.
+func (a *agentProc) reload(bin string, home *agentHome) (time.Duration, error) {
+	cmd := exec.Command(bin, "agent", "reload")
+	cmd.Env = append(os.Environ(), home.env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("agent reload: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return time.Since(start), nil
+}
 
 // stop sends SIGTERM and waits; SIGKILL after 30 seconds.
 func (a *agentProc) stop() error {

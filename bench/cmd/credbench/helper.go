@@ -28,9 +28,10 @@ type ProcessResult struct {
 
 // procSpec is one command the helper-latency step times.
 type procSpec struct {
-	name string
-	env  []string // added to the inherited environment; later entries win
-	argv []string
+	name  string
+	env   []string // added to the inherited environment; later entries win
+	argv  []string
+	stdin string // what the tool writes to the helper, if anything
 }
 
 // rssRuns is how many extra runs of each command measure its peak RSS.
@@ -79,6 +80,9 @@ func timeProcesses(specs []procSpec, runs int) ([]ProcessResult, error) {
 func runOnce(s procSpec) (time.Duration, error) {
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Env = append(os.Environ(), s.env...)
+	if s.stdin != "" {
+		cmd.Stdin = strings.NewReader(s.stdin)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
@@ -103,7 +107,7 @@ func peakRSS(gnuTime string, s procSpec) (int64, error) {
 	f.Close()
 	defer os.Remove(f.Name())
 	argv := append([]string{"-f", "%M", "-o", f.Name()}, s.argv...)
-	if _, err := runOnce(procSpec{name: s.name, env: s.env, argv: append([]string{gnuTime}, argv...)}); err != nil {
+	if _, err := runOnce(procSpec{name: s.name, env: s.env, argv: append([]string{gnuTime}, argv...), stdin: s.stdin}); err != nil {
 		return 0, err
 	}
 	b, err := os.ReadFile(f.Name())
@@ -159,7 +163,7 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 
 	// The agent serves the same file and secret as profiles, from a home
 	// of its own (XDG directories, config at its XDG location).
-	home, err := newAgentHome(fmt.Sprintf("[profiles.file]\nbackend = \"file:%s\"\n\n[profiles.moto]\nbackend = \"awssm:%s\"\n", credPath, secret))
+	home, err := newAgentHome(fmt.Sprintf("[profiles.file]\nbackend = \"file:%s\"\n%s\n[profiles.moto]\nbackend = \"awssm:%s\"\n", credPath, faceTables, secret))
 	if err != nil {
 		return err
 	}
@@ -179,17 +183,22 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 	// binary instead of answering from the agent, the run would fail.
 	viaAgent := append(home.env[:len(home.env):len(home.env)], "CREDHELPER_FULL=/bin/false")
 	specs := []procSpec{
-		{"credhelper get (file backend)", direct, []string{bin, "get", "--backend", "file:" + credPath, journal}},
-		{"credhelper get (AWS Secrets Manager on moto)", direct, []string{bin, "get", "--backend", "awssm:" + secret, journal}},
-		{"credhelper get through the agent (file backend)", viaAgent, []string{bin, "get", "--profile", "file"}},
-		{"credhelper get through the agent (AWS Secrets Manager on moto)", viaAgent, []string{bin, "get", "--profile", "moto"}},
-		{"credhelper-full version (start of the full binary, for context)", direct, []string{full, "version"}},
+		{name: "credhelper get (file backend)", env: direct, argv: []string{bin, "get", "--backend", "file:" + credPath, journal}},
+		{name: "credhelper get (AWS Secrets Manager on moto)", env: direct, argv: []string{bin, "get", "--backend", "awssm:" + secret, journal}},
+		{name: "credhelper get through the agent (file backend)", env: viaAgent, argv: []string{bin, "get", "--profile", "file"}},
+		{name: "credhelper get through the agent (AWS Secrets Manager on moto)", env: viaAgent, argv: []string{bin, "get", "--profile", "moto"}},
+		{name: "credhelper-full version (start of the full binary, for context)", env: direct, argv: []string{full, "version"}},
 	}
+	faces, err := faceSpecs(bin, dir, home.env)
+	if err != nil {
+		return err
+	}
+	specs = append(specs, faces...)
 	if echo, err := exec.LookPath("echo"); err == nil {
-		specs = append(specs, procSpec{"echo (start of a minimal process, the machine's floor)", nil, []string{echo, "x"}})
+		specs = append(specs, procSpec{name: "echo (start of a minimal process, the machine's floor)", argv: []string{echo, "x"}})
 	}
 	if aws, err := exec.LookPath("aws"); err == nil {
-		specs = append(specs, procSpec{"aws secretsmanager get-secret-value (aws CLI, same moto secret)", nil, []string{aws,
+		specs = append(specs, procSpec{name: "aws secretsmanager get-secret-value (aws CLI, same moto secret)", argv: []string{aws,
 			"secretsmanager", "get-secret-value", "--secret-id", secret, "--endpoint-url", endpoint, "--query", "SecretString", "--output", "text"}})
 	} else {
 		r.Notes = append(r.Notes, "aws CLI not installed: the aws CLI comparison was not measured")
@@ -200,4 +209,41 @@ func helperLatency(ctx context.Context, r *Results, bin string, runs int) error 
 	}
 	r.Helper = append(r.Helper, res...)
 	return ap.stop()
+}
+
+// faceTables map the file profile to every build-tool face, so that each
+// face's row is answered through the agent.
+const faceTables = `[profiles.file.goauth]
+url_prefixes = ["https://goproxy.example.com"]
+[profiles.file.cargo]
+registries = ["internal"]
+[profiles.file.kubelet]
+match_images = ["registry.example.com"]
+[profiles.file.bazel]
+hosts = ["cache.example.com"]
+[profiles.file.terraform]
+hosts = ["app.terraform.io"]
+`
+
+// faceSpecs are one process per build-tool face, run as each tool runs
+// it, with what the tool writes to it, answered from the agent: the links
+// Bazel and Terraform need go in dir.
+func faceSpecs(bin, dir string, env []string) ([]procSpec, error) {
+	links := map[string]string{}
+	for _, name := range []string{"credhelper-bazel", "terraform-credentials-credhelper"} {
+		links[name] = filepath.Join(dir, name)
+		if err := os.Symlink(bin, links[name]); err != nil {
+			return nil, err
+		}
+	}
+	return []procSpec{
+		{name: "GOAUTH first run (credhelper goauth) through the agent", env: env, argv: []string{bin, "goauth"}},
+		{name: "cargo credential provider get (credhelper --cargo-plugin) through the agent", env: env, argv: []string{bin, "--cargo-plugin"},
+			stdin: `{"v":1,"registry":{"index-url":"sparse+https://cargo.example.com/index/","name":"internal"},"kind":"get","operation":"read"}` + "\n"},
+		{name: "kubelet image credential provider (credhelper kubelet) through the agent", env: env, argv: []string{bin, "kubelet"},
+			stdin: `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/app:1"}`},
+		{name: "Bazel credential helper get (credhelper-bazel) through the agent", env: env, argv: []string{links["credhelper-bazel"], "get"},
+			stdin: `{"uri":"https://cache.example.com/ac/00"}`},
+		{name: "Terraform credentials helper get (terraform-credentials-credhelper) through the agent", env: env, argv: []string{links["terraform-credentials-credhelper"], "get", "app.terraform.io"}},
+	}, nil
 }

@@ -92,7 +92,36 @@ type ScaleResult struct {
 	Note          string   `json:"note,omitempty"`
 	CVPerSecond   float64  `json:"cv_refreshes_per_second"`
 	Busiest100ms  int      `json:"max_refreshes_in_100ms"`
+	// UsableWindowS is the part of the window in which a pair can still
+	// be refreshed before it drops below min_validity (window without
+	// jitter, less min_validity); EvenUsablePerSecond spreads the profiles
+	// evenly over it. Late counts first-round refreshes after that point.
+	UsableWindowS       float64 `json:"usable_window_s"`
+	EvenUsablePerSecond float64 `json:"even_spread_over_usable_window_per_second"`
+	Late                int     `json:"refreshes_after_min_validity"`
+
+	// Sinks: whether each profile had a JSON sink, and the latency from a
+	// generation's commit (the agent's log) to its sink file renamed into
+	// place (inotify), over the first round of refreshes.
+	Sinks     bool    `json:"sinks,omitempty"`
+	SinkN     int     `json:"sink_writes_measured,omitempty"`
+	SinkP50Ms float64 `json:"sink_write_p50_ms,omitempty"`
+	SinkP99Ms float64 `json:"sink_write_p99_ms,omitempty"`
+	SinkMaxMs float64 `json:"sink_write_max_ms,omitempty"`
+	// Reload: `credhelper agent reload` wall time with nothing changed
+	// and with every profile changed (each restarts: engine closed, a new
+	// one warmed from the store), and RSS after the latter.
+	ReloadNoopMs     float64 `json:"reload_unchanged_ms"`
+	ReloadAllMs      float64 `json:"reload_all_changed_ms"`
+	RSSAfterReloadKB int64   `json:"rss_after_reload_kb"`
 }
+
+// scaleMinValidity is the scale run's min_validity.
+const scaleMinValidity = 5 * time.Second
+
+// sinkProfiles is the profile count whose agent also writes a JSON sink
+// per profile (one run, so that the other counts measure the agent alone).
+const sinkProfiles = 100
 
 // agentScale runs one agent per profile count, side by side, each with its
 // own dev issuer, and measures memory, CPU and when the refreshes land.
@@ -140,21 +169,31 @@ func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
 
 	// Config first (the home directory holds the pairs too), then every
 	// pair minted in one instant.
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "[defaults]\nissuer = \"dev:%s\"\nrefresh_floor = \"%v\"\nmin_validity = \"5s\"\n\n", srv.Addr(), scaleFloor)
 	home, err := newAgentHome("")
 	if err != nil {
 		return sr, err
 	}
 	defer home.remove()
-	pairs := filepath.Join(home.dir, "pairs")
-	if err := os.Mkdir(pairs, 0o700); err != nil {
-		return sr, err
+	pairs, sinks := filepath.Join(home.dir, "pairs"), filepath.Join(home.dir, "sinks")
+	for _, d := range []string{pairs, sinks} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return sr, err
+		}
 	}
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&cfg, "[profiles.p%04d]\nbackend = \"file:%s\"\n\n", i, filepath.Join(pairs, fmt.Sprintf("p%04d.json", i)))
+	sr.Sinks = n == sinkProfiles
+	writeConfig := func(minValidity time.Duration) error {
+		var cfg strings.Builder
+		fmt.Fprintf(&cfg, "[defaults]\nissuer = \"dev:%s\"\nrefresh_floor = \"%v\"\nmin_validity = \"%v\"\n\n", srv.Addr(), scaleFloor, minValidity)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&cfg, "[profiles.p%04d]\nbackend = \"file:%s\"\n", i, filepath.Join(pairs, fmt.Sprintf("p%04d.json", i)))
+			if sr.Sinks {
+				fmt.Fprintf(&cfg, "[[profiles.p%04d.sink]]\npath = \"%s\"\nformat = \"json\"\n", i, filepath.Join(sinks, fmt.Sprintf("p%04d.json", i)))
+			}
+			cfg.WriteString("\n")
+		}
+		return os.WriteFile(home.config, []byte(cfg.String()), 0o600)
 	}
-	if err := os.WriteFile(home.config, []byte(cfg.String()), 0o600); err != nil {
+	if err := writeConfig(scaleMinValidity); err != nil {
 		return sr, err
 	}
 	minted := time.Now()
@@ -172,9 +211,19 @@ func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
 		}
 	}
 
+	var watch *sinkWatch
+	if sr.Sinks {
+		if watch, err = watchSinks(sinks); err != nil {
+			return sr, err
+		}
+	}
+	commits := newCommitLog(nil)
 	t0 := time.Now()
-	ap, err := startAgent(bin, home, 50*time.Second)
+	ap, err := startAgent(bin, home, 50*time.Second, commits)
 	if err != nil {
+		if watch != nil {
+			watch.close()
+		}
 		return sr, fmt.Errorf("%d profiles: %w", n, err)
 	}
 	defer ap.stop()
@@ -204,6 +253,36 @@ func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
 	endAt := time.Now()
 	refreshed := ilog.times()
 	st := srv.Stats()
+	if watch != nil {
+		var lat []float64
+		for _, r := range watch.close() {
+			if at, ok := commits.committed(r.profile, r.gen); ok && r.at.After(quietAt) {
+				lat = append(lat, float64(r.at.Sub(at))/1e6)
+			}
+		}
+		if len(lat) > 0 {
+			sort.Float64s(lat)
+			q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+			sr.SinkN, sr.SinkP50Ms, sr.SinkP99Ms, sr.SinkMaxMs = len(lat), q(0.5), q(0.99), lat[len(lat)-1]
+		}
+	}
+	// Reload: once with nothing changed, once with every profile changed.
+	d, err := ap.reload(bin, home)
+	if err != nil {
+		return sr, fmt.Errorf("%d profiles: %w", n, err)
+	}
+	sr.ReloadNoopMs = float64(d) / 1e6
+	if err := writeConfig(scaleMinValidity + time.Second); err != nil {
+		return sr, err
+	}
+	if d, err = ap.reload(bin, home); err != nil {
+		return sr, fmt.Errorf("%d profiles: %w", n, err)
+	}
+	sr.ReloadAllMs = float64(d) / 1e6
+	time.Sleep(time.Second) // the restarted profiles warm in the background
+	if after, err := readProc(ap.pid()); err == nil {
+		sr.RSSAfterReloadKB = after.RSSKB
+	}
 	if err := ap.stop(); err != nil {
 		return sr, err
 	}
@@ -237,6 +316,15 @@ func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
 	sr.PeriodS = period.Seconds()
 	sr.RefreshesPerHour = float64(n) * float64(time.Hour) / float64(period)
 	sr.EvenPerSecond = float64(n) / period.Seconds()
+	usable := scaleWindow() - scaleMinValidity
+	sr.UsableWindowS = usable.Seconds()
+	sr.EvenUsablePerSecond = float64(n) / usable.Seconds()
+	lateAfter := minted.Add(scaleLifetime - scaleMinValidity)
+	for _, t := range refreshed {
+		if t.After(lateAfter) && t.Before(minted.Add(windowEnd)) {
+			sr.Late++
+		}
+	}
 	sr.CPUPerHourS = sr.IdleCPUPerHourS + sr.RefreshesPerHour*sr.CPUPerRefreshMs/1e3
 	sr.CPUPerHour1hS = sr.IdleCPUPerHourS + float64(n)*4.0/3*sr.CPUPerRefreshMs/1e3
 

@@ -19,26 +19,9 @@ import (
 	"github.com/credhelper/credhelper/provider"
 )
 
-// kinds names the errors an "err:" key or refresh token may ask for.
-var kinds = map[string]error{
-	"NOT_FOUND":         provider.ErrNotFound,
-	"CONFLICT":          provider.ErrConflict,
-	"READ_ONLY":         provider.ErrReadOnly,
-	"REFRESH_REJECTED":  provider.ErrRefreshRejected,
-	"LINEAGE_BROKEN":    provider.ErrLineageBroken,
-	"EXPIRED":           provider.ErrExpired,
-	"INVALID_RECORD":    provider.ErrInvalidRecord,
-	"INVALID_TOKEN":     provider.ErrInvalidToken,
-	"PERMISSION":        provider.ErrPermission,
-	"UNSUPPORTED":       provider.ErrUnsupported,
-	"NOT_DELIVERED":     provider.ErrNotDelivered,
-	"DEADLINE_EXCEEDED": context.DeadlineExceeded,
-	"CANCELED":          context.Canceled,
-}
-
 // errorFor builds the error "err:KIND,KIND,...[,TRANSIENT][,LONG]" asks for.
 func errorFor(spec string) error {
-	var errs []error
+	var kinds []provider.Kind
 	transient := false
 	msg := "testplugin: requested failure " + spec
 	for _, name := range strings.Split(spec, ",") {
@@ -49,23 +32,16 @@ func errorFor(spec string) error {
 			msg += strings.Repeat(" long\nline", 10000)
 		case "":
 		default:
-			errs = append(errs, kinds[name])
+			// The kinds travel as upper-case names, as on the wire.
+			kinds = append(kinds, provider.Kind(strings.ToLower(name)))
 		}
 	}
-	err := error(&failure{msg: msg, errs: errs})
+	err := error(provider.NewError(msg, nil, kinds...))
 	if transient {
 		err = provider.Transient(err)
 	}
 	return err
 }
-
-type failure struct {
-	msg  string
-	errs []error
-}
-
-func (f *failure) Error() string   { return f.msg }
-func (f *failure) Unwrap() []error { return f.errs }
 
 type backend struct {
 	log *slog.Logger

@@ -1,0 +1,304 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/credhelper/credhelper/protocols/envexec"
+	"github.com/credhelper/credhelper/provider"
+)
+
+// Sink formats (SinkSpec.Format).
+const (
+	FormatToken    = "token"
+	FormatEnv      = "env"
+	FormatJSON     = "json"
+	FormatTemplate = "template"
+)
+
+// DefaultSinkMode is a sink file's mode unless its spec says otherwise.
+const DefaultSinkMode os.FileMode = 0o600
+
+// DefaultCommandTimeout bounds a sink's command unless its spec says
+// otherwise.
+const DefaultCommandTimeout = 30 * time.Second
+
+// SinkSpec describes one file the agent keeps a profile's auth token in,
+// rewritten atomically at start and on every new generation.
+type SinkSpec struct {
+	// Path is the file. Its directory is created 0700 when missing and
+	// must not be writable by group or others.
+	Path string
+	// Format is FormatToken (default), FormatEnv, FormatJSON or
+	// FormatTemplate.
+	Format string
+	// Template is the text/template source for FormatTemplate, executed
+	// over SinkData.
+	Template string
+	// EnvVars names the variables of FormatEnv; default
+	// envexec.DefaultVars().
+	EnvVars envexec.Vars
+	// Mode is the file's permission bits; default DefaultSinkMode.
+	Mode os.FileMode
+	// Command, when set, runs after each write: an argv list, never
+	// passed to a shell. Its output is discarded (it may hold the token).
+	Command []string
+	// CommandTimeout bounds Command; default DefaultCommandTimeout.
+	CommandTimeout time.Duration
+	// Remove makes an expired sink disappear instead of being emptied.
+	Remove bool
+}
+
+// SinkData is what a sink's template sees: the public facts of one pair.
+type SinkData struct {
+	// Profile is the profile's name.
+	Profile string
+	// Token is the auth token; the refresh token is never given to sinks.
+	Token string
+	// Endpoint is the endpoint the token is valid for, when known.
+	Endpoint string
+	// Expiry is the pair's expiry in RFC 3339 (UTC), empty for a pair
+	// that never expires; ExpiryUnix the same in Unix seconds, 0 for never.
+	Expiry     string
+	ExpiryUnix int64
+	// Generation is the pair's generation.
+	Generation uint64
+}
+
+// sinkJSON is FormatJSON's document.
+type sinkJSON struct {
+	Token      string `json:"token"`
+	Endpoint   string `json:"endpoint,omitempty"`
+	Expiry     string `json:"expiry,omitempty"`
+	Generation uint64 `json:"generation"`
+}
+
+func sinkData(profile string, p provider.Pair) SinkData {
+	d := SinkData{Profile: profile, Token: p.AuthToken, Generation: p.Generation}
+	d.Endpoint, _ = p.ResolveEndpoint()
+	if !p.Never() {
+		d.Expiry = p.ValidUntil.UTC().Format(time.RFC3339)
+		d.ExpiryUnix = p.ValidUntil.Unix()
+	}
+	return d
+}
+
+// sink is a compiled SinkSpec and what was last done to its file.
+type sink struct {
+	spec SinkSpec
+	tmpl *template.Template
+
+	// Guarded by the keeper's step (one at a time per profile).
+	wrote   provider.Pair // the pair in the file; zero when none
+	written bool
+	failed  bool // the last write failed; retried with the keeper's backoff
+
+	cmdMu      sync.Mutex // guards the fields below
+	cmdRunning bool
+	cmdPending bool
+}
+
+// compileSink checks spec and parses its template, executing it once over
+// a sample pair so that a reference to an unknown field fails at start,
+// not at the first rotation.
+func compileSink(spec SinkSpec) (*sink, error) {
+	if spec.Path == "" || !filepath.IsAbs(spec.Path) {
+		return nil, fmt.Errorf("agent: sink path %q must be absolute", spec.Path)
+	}
+	if spec.Mode == 0 {
+		spec.Mode = DefaultSinkMode
+	}
+	if spec.Mode&^fs.ModePerm != 0 {
+		return nil, fmt.Errorf("agent: sink %s: mode %#o is not permission bits", spec.Path, spec.Mode)
+	}
+	if spec.CommandTimeout <= 0 {
+		spec.CommandTimeout = DefaultCommandTimeout
+	}
+	if len(spec.Command) > 0 && spec.Command[0] == "" {
+		return nil, fmt.Errorf("agent: sink %s: the command's program is empty", spec.Path)
+	}
+	s := &sink{spec: spec}
+	switch spec.Format {
+	case "", FormatToken, FormatJSON:
+	case FormatEnv:
+		if s.spec.EnvVars == (envexec.Vars{}) {
+			s.spec.EnvVars = envexec.DefaultVars()
+		}
+		if err := s.spec.EnvVars.Validate(); err != nil {
+			return nil, fmt.Errorf("agent: sink %s: %w", spec.Path, err)
+		}
+	case FormatTemplate:
+		t, err := template.New(filepath.Base(spec.Path)).Option("missingkey=error").Parse(spec.Template)
+		if err != nil {
+			return nil, fmt.Errorf("agent: sink %s: template: %w", spec.Path, err)
+		}
+		s.tmpl = t
+		sample := SinkData{Profile: "sample", Token: "sample-token", Endpoint: "cell.example.com", Expiry: "2030-01-01T00:00:00Z", ExpiryUnix: 1893456000, Generation: 1}
+		if err := t.Execute(&bytes.Buffer{}, sample); err != nil {
+			return nil, fmt.Errorf("agent: sink %s: template: %w (fields: .Profile .Token .Endpoint .Expiry .ExpiryUnix .Generation)", spec.Path, err)
+		}
+	default:
+		return nil, fmt.Errorf("agent: sink %s: format %q: use token, env, json or template", spec.Path, spec.Format)
+	}
+	return s, nil
+}
+
+// render formats the pair as the file's content.
+func (s *sink) render(d SinkData) ([]byte, error) {
+	switch s.spec.Format {
+	case "", FormatToken:
+		return []byte(d.Token + "\n"), nil
+	case FormatJSON:
+		b, err := json.Marshal(sinkJSON{Token: d.Token, Endpoint: d.Endpoint, Expiry: d.Expiry, Generation: d.Generation})
+		return append(b, '\n'), err
+	case FormatEnv:
+		p := provider.Pair{AuthToken: d.Token, Endpoint: d.Endpoint}
+		if d.ExpiryUnix != 0 {
+			p.ValidUntil = time.Unix(d.ExpiryUnix, 0)
+		}
+		vars, err := s.spec.EnvVars.Values(p)
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		err = envexec.Write(&b, envexec.FormatDotenv, vars)
+		return b.Bytes(), err
+	}
+	var b bytes.Buffer
+	if err := s.tmpl.Execute(&b, d); err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// errUntrustedDir is returned for a sink directory others can write to.
+var errUntrustedDir = errors.New("directory is writable by group or others")
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, written, fsynced, given mode and the old file's owner, renamed
+// over path, and the directory fsynced. A missing directory is created
+// 0700.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: %w: chmod go-w %s", dir, errUntrustedDir, dir)
+	}
+	uid, gid, hasOwner, err := fileOwner(path)
+	if err != nil {
+		return err
+	}
+	pf, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return err
+	}
+	defer pf.Cleanup()
+	if _, err := pf.Write(data); err != nil {
+		return err
+	}
+	if hasOwner {
+		if err := keepOwner(pf.File, uid, gid); err != nil {
+			return fmt.Errorf("keep the owner %d:%d of %s: %w", uid, gid, path, err)
+		}
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// removeSink removes path (an expired sink that says remove).
+func removeSink(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// runCommand runs the sink's command after a write, on its own goroutine:
+// it never blocks a refresh or another profile. While one run is in
+// progress a further write queues one more run, so the command always sees
+// the newest file; a failure is logged and counted, and the next rotation
+// runs it again.
+func (s *sink) runCommand(profile string, log *slog.Logger, m *Metrics) {
+	if len(s.spec.Command) == 0 {
+		return
+	}
+	s.cmdMu.Lock()
+	if s.cmdRunning {
+		s.cmdPending = true
+		s.cmdMu.Unlock()
+		return
+	}
+	s.cmdRunning = true
+	s.cmdMu.Unlock()
+	go func() {
+		for {
+			err := s.execCommand(profile)
+			if err != nil {
+				log.Warn("agent: sink command failed; it runs again on the next rotation",
+					slog.String("sink", s.spec.Path), slog.String("command", s.spec.Command[0]), slog.String("error", err.Error()))
+				if m != nil {
+					m.sinkCommandFailed(profile)
+				}
+			} else {
+				log.Debug("agent: sink command ran", slog.String("sink", s.spec.Path), slog.String("command", s.spec.Command[0]))
+			}
+			s.cmdMu.Lock()
+			if !s.cmdPending {
+				s.cmdRunning = false
+				s.cmdMu.Unlock()
+				return
+			}
+			s.cmdPending = false
+			s.cmdMu.Unlock()
+		}
+	}()
+}
+
+// execCommand runs the command once with its timeout; the whole process
+// group is killed when the timeout ends.
+func (s *sink) execCommand(profile string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.spec.CommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.spec.Command[0], s.spec.Command[1:]...)
+	cmd.Env = append(os.Environ(), "CREDHELPER_PROFILE="+profile, "CREDHELPER_SINK="+s.spec.Path)
+	cmd.WaitDelay = time.Second
+	ownProcessGroup(cmd)
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("timed out after %v", s.spec.CommandTimeout)
+	}
+	return err // "exit status N", "signal: ...", or why it could not start
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"errors"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credhelper/credhelper/internal/facerules"
+	"github.com/credhelper/credhelper/protocols/goauth"
+)
+
+func (a *app) goauthCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "goauth [URL]",
+		Short: "Go's GOAUTH helper: headers for module fetches from matching profiles",
+		Long: `goauth speaks the go command's GOAUTH protocol (Go 1.24 and later). With
+GOAUTH="credhelper goauth" the go command runs it before its first HTTPS
+fetch; it prints, for every profile with [profiles.NAME.goauth]
+url_prefixes, those prefixes and an "Authorization: Bearer TOKEN" header
+(Basic with goauth.username and the token as password, when set). After a
+4xx answer the go command runs it again with the URL and the response on
+standard input: it answers for the profile covering the URL, refreshing it
+first when the server said 401 (the token was rejected).
+
+A profile that cannot be served is reported on standard error (the go
+command shows it with -x) and the others are still printed, exit status 0;
+when none can be, exit status 1 and the go command fetches without
+credentials from credhelper.`,
+		Example: `  # ~/.config/credhelper/config.toml:
+  #   [profiles.modules]
+  #   backend = "vault:secret/ci/goproxy"
+  #   [profiles.modules.goauth]
+  #   url_prefixes = ["https://goproxy.example.com", "https://git.example.com/org"]
+  go env -w GOAUTH="credhelper goauth"
+  credhelper goauth`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.goauthHelper()
+			if err != nil {
+				return err
+			}
+			var in io.Reader // the first run has no input: never read a terminal
+			if len(args) > 0 {
+				in = a.stdin
+			}
+			err = h.Serve(cmd.Context(), args, in, a.stdout)
+			var partial *goauth.PartialError
+			if errors.As(err, &partial) {
+				a.logger.Warn("credhelper: " + oneLine(err.Error()))
+				return nil
+			}
+			return err
+		},
+	}
+}
+
+// goauthHelper maps every profile's goauth.url_prefixes.
+func (a *app) goauthHelper() (*goauth.Helper, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := facerules.GoAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h, err := goauth.New(profileResolver{a}, rules)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return h, nil
+}
