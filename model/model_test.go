@@ -75,6 +75,19 @@ var short = []run{
 	{name: "limit/two crashes", defs: []string{"MAXGEN=1", "MAXCRASH=2", "SFAULTS=0", "IFAULTS=0"}, want: "I1", fast: true,
 		why: "the holder and then the taker die mid-call: a third holder presents the token (introspection prevents it)"},
 
+	// refresh/ in main, where it differs from model/README.md's steps: what
+	// each difference costs (GO_* switches in refresh.pml).
+	{name: "keep/slow issuer, holder briefly cut off, renewal+introspection", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "SLOWISS=1", "MAXOUT=1", "OUTMAX=3", "KEEP=1", "MAXCRASH=0", "IFAULTS=0", "SFAULTS=0"}, want: pass, fast: true,
+		why: "a slow issuer and the holder cut off until its lease is lost: the holder still takes the answer and commits it over the taker's claim"},
+	{name: "main/a lost lease cancels the issuer call", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "SLOWISS=1", "MAXOUT=1", "OUTMAX=3", "KEEP=1", "MAXCRASH=0", "IFAULTS=0", "SFAULTS=0", "GO_CANCEL_ON_LOST=1"}, want: "KEEP", fast: true,
+		why: "claim.lose cancels the call in flight: the pair the issuer minted is dropped, and the lineage with it"},
+	{name: "main/a failed question presents the token", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "MAXOUT=1", "OUTMAX=7", "MAXCRASH=0", "SFAULTS=0", "GO_ASK_PRESENTS=1"}, want: "I1", fast: true,
+		why: "spentElsewhere presents when the introspection call fails: a taker presents the token its live, cut-off holder spent"},
+	{name: "main/asks only when taking over", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "MAXOUT=1", "OUTMAX=7", "MAXCRASH=0", "SFAULTS=0", "GO_ASK_TAKEOVER_ONLY=1"}, want: "I1", fast: true,
+		why: "a taker whose question failed keeps its claim (the fix above) but re-claims its own lease and presents without asking again"},
+	{name: "main/a deferred heal's pair is served", defs: []string{"MAXGEN=1", "HEALING=1", "MAXFAM=3", "SFAULTS=1", "GO_HEAL_SERVE=1"}, want: "I3", fast: true,
+		why: "commitPending serves a heal's pair while its commit is deferred; a second healer's pair wins: two pairs served as generation N+2"},
+
 	// Mutants: each drops one protocol step; spin must catch each.
 	{name: "mutant/no journal write", defs: []string{"MAXGEN=1", "MUT_NOJOURNAL=1"}, want: "I2", fast: true},
 	{name: "mutant/no claim", defs: []string{"MAXGEN=1", "MUT_NOCLAIM=1"}, want: "I1", fast: true},
@@ -102,6 +115,10 @@ var long = []run{
 		why: "introspection keeps I1 for a holder cut off for lease + skew + 1, with crashes and faults"},
 	{name: "safety/introspection, two crashes", defs: []string{"MAXGEN=1", "MAXCRASH=2", "INTROSPECTION=1"}, want: pass, full: true,
 		why: "introspection closes the two-crashes limit"},
+	{name: "safety/main's hand-back and commit without renewal", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "HEALING=1", "MAXFAM=3", "GO_HANDBACK=1", "GO_NORENEW_COMMIT=1"}, want: pass, full: true,
+		why: "awaitPredecessor's hand-back of the record with the predecessor's expired lease, and renewal ending at the journal, are safe"},
+	{name: "safety/main's hand-back, cut off past the lease", defs: []string{"MAXGEN=1", "RENEWAL=1", "INTROSPECTION=1", "MAXOUT=1", "OUTMAX=7", "GO_HANDBACK=1"}, want: pass, full: true},
+	{name: "live/main's hand-back finishes", claim: "done", defs: []string{"MAXGEN=1", "SFAULTS=0", "IFAULTS=0", "RENEWAL=1", "INTROSPECTION=1", "HEALING=1", "MAXFAM=2", "GO_HANDBACK=1", "GO_NORENEW_COMMIT=1"}, want: pass, full: true},
 	{name: "live/every instance finishes, two generations", claim: "done", defs: []string{"MAXGEN=2", "SFAULTS=0", "IFAULTS=0"}, want: pass, full: true},
 	{name: "live/commits with healing, two generations", claim: "commits", defs: []string{"MAXGEN=2", "SFAULTS=0", "IFAULTS=0", "HEALING=1", "MAXFAM=2"}, want: pass, full: true},
 	{name: "live/every instance finishes, all next steps", claim: "done", defs: []string{"MAXGEN=1", "SFAULTS=0", "IFAULTS=0", "RENEWAL=1", "INTROSPECTION=1", "HEALING=1", "MAXFAM=2"}, want: pass, full: true},

@@ -87,8 +87,33 @@
 #ifndef SKEWAHEAD
 #define SKEWAHEAD 0
 #endif
+/* refresh/ in main as it is, where it differs from the steps in README.md */
+#ifndef GO_MAIN
+#define GO_MAIN 0
+#endif
 #ifndef GO_MARK_ONCE
-#define GO_MARK_ONCE 0
+#define GO_MARK_ONCE GO_MAIN	/* rejected(): one broken-mark attempt */
+#endif
+#ifndef GO_ASK_PRESENTS
+#define GO_ASK_PRESENTS GO_MAIN	/* spentElsewhere(): a failed question presents the token */
+#endif
+#ifndef GO_ASK_TAKEOVER_ONLY
+#define GO_ASK_TAKEOVER_ONLY GO_MAIN	/* spend(): ask only when taking over another holder's lease */
+#endif
+#ifndef GO_HANDBACK
+#define GO_HANDBACK GO_MAIN	/* awaitPredecessor(): hand the record back, mark broken only after a grace */
+#endif
+#ifndef GO_HEAL_SERVE
+#define GO_HEAL_SERVE GO_MAIN	/* commitPending(): a deferred heal's pair is served from memory */
+#endif
+#ifndef GO_CANCEL_ON_LOST
+#define GO_CANCEL_ON_LOST GO_MAIN	/* claim.lose(): a lost lease cancels the issuer call in flight */
+#endif
+#ifndef GO_NORENEW_COMMIT
+#define GO_NORENEW_COMMIT GO_MAIN	/* journalAndCommit(): renewal stops once the pair is journaled */
+#endif
+#ifndef GRACE
+#define GRACE 1	/* GO_HANDBACK: hand-backs before the lineage is marked broken (each one lease + skew) */
 #endif
 
 /* ---------- time, in ticks ---------- */
@@ -99,7 +124,11 @@
 #define RENEW_AT 1	/* RENEWAL: renew a third of the way into the lease */
 #define CEIL	8	/* RENEWAL: hard ceiling on one issuer call */
 #define SLOWLAT	6	/* SLOWISS: issuer latency, past lease + skew */
-#define IWAIT	3	/* INTROSPECTION: a taker's wait for the holder's commit (< L) */
+#if RENEWAL
+#define IWAIT	(L+A)	/* INTROSPECTION: a taker's wait for the holder's commit, renewing its claim */
+#else
+#define IWAIT	3	/* INTROSPECTION: a taker's wait for the holder's commit (inside its own lease) */
+#endif
 #define LSAT	(L+A+SK)	/* lease ages saturate here: expired for everyone */
 #define ESAT	8	/* call timers saturate here (>= CEIL, SLOWLAT, IWAIT) */
 
@@ -172,6 +201,7 @@ bit  hold[N];		/* lt[] counts: the instance holds a lease */
 bool cut[N];		/* cut off from the store */
 byte hoff[2];		/* host clock offsets; hoff[0] = SK, hoff[1] = 0 or 2*SK */
 byte crashes, sfaults, ifaults, outs, oage;
+byte handbacks;		/* GO_HANDBACK: takers that gave up waiting and handed the record back */
 /* scratch, only ever live inside one atomic step: not part of the state */
 hidden byte rs, tk, jk;
 
@@ -284,7 +314,7 @@ inline publish(ng, nf) {
 }
 
 #if RENEWAL
-/* RENEWAL: refresh/protocol.go: (*Engine).renew: extend the lease by
+/* RENEWAL: refresh/claim.go: (*claim).renew -> (*claim).extend: extend the lease by
    CompareAndSwap while the issuer call or the commit is in flight */
 inline renew() {
 	if
@@ -324,7 +354,7 @@ inline drop_lease() {
 /* the model's own bookkeeping: forget locals no later step reads, so
    that states differing only in them are one state */
 inline forget() {
-	g = 0; f = 0; v = 0; r = 0; rfate = 0; tries = 0; took = false
+	g = 0; f = 0; v = 0; r = 0; rfate = 0; tries = 0; took = false; pred = 0
 }
 
 /* (*Engine).commitPending: report the pending pair orphaned, clearPending */
@@ -345,12 +375,13 @@ proctype Inst(byte i) {
 	bool took;		/* this claim takes over an expired lease */
 	bool mspent;		/* this instance's token may be spent (maybe delivered twice) */
 	bool lost;		/* RENEWAL: the lease was taken over; stop presenting */
+	byte pred;		/* INTROSPECTION: the holder whose expired lease this claim took over */
 	byte r, rfate, tries;
 
 restart:
 	atomic {
 		cg = NOPAIR; pg = 0; pk = NOPAIR; ph = false; myv = 0; rdone = false;
-		took = false; mspent = false; lost = false; tries = 0; g = 0; f = 0; v = 0;
+		took = false; mspent = false; lost = false; pred = 0; tries = 0; g = 0; f = 0; v = 0;
 		pf = 0; psg = 0; psf = 0; pv = 0; r = 0; rfate = 0
 	};
 	{
@@ -407,11 +438,11 @@ load:	/* refresh/protocol.go: (*Engine).refresh: finishPending, replayOnce, load
 			od;
 #endif
 #if MUT_NOLEASEWAIT
-			took = true
+			took = true; pred = s_lh
 #else
 			if
 			:: !EXPIRED_FOR(i) -> forget(); wt[i] = 1; goto lwait	/* step 3: wait for a live lease */
-			:: else -> took = true
+			:: else -> took = true; pred = s_lh
 			fi
 #endif
 		:: else
@@ -438,7 +469,11 @@ claim:	/* step 4: refresh/protocol.go: (*Engine).refresh claim: CompareAndSwap a
 		tries = 0;
 #if INTROSPECTION
 		if
+#if GO_ASK_TAKEOVER_ONLY
+		:: took -> goto ask
+#else
 		:: took || mspent -> goto ask
+#endif
 		:: else
 		fi
 #endif
@@ -446,7 +481,7 @@ claim:	/* step 4: refresh/protocol.go: (*Engine).refresh claim: CompareAndSwap a
 
 spend:	/* step 5: refresh/protocol.go: (*Engine).spend -> (*Engine).callIssuer */
 	atomic {
-		took = false; v = 0;
+		took = false; v = 0; pred = 0;
 		tk = TOK(f, g);
 		present(tk);
 		el[i] = 0; eon[i] = 1;
@@ -488,6 +523,9 @@ callwait:	/* (*Engine).callIssuer: the call is in flight */
 #if RENEWAL
 		renew();
 		if
+#if GO_CANCEL_ON_LOST
+		:: lost || lt[i] >= L -> r = R_MAYBE; goto answer	/* main: the lease is lost: the call is cancelled */
+#endif
 		:: rfate == F_SLOW && el[i] >= SLOWLAT -> goto answer
 		:: el[i] >= CEIL -> r = R_MAYBE; goto answer	/* the hard ceiling */
 		:: else -> wt[i] = 1; goto callwait	/* not cut off while the lease is renewable */
@@ -548,13 +586,17 @@ commit:	/* step 7: refresh/protocol.go: (*Engine).commitPending: CompareAndSwap 
 deferred:	/* (*Engine).commitPending transient error: serve from memory, retry every quarter lease */
 	atomic {
 		/* a heal's pair only once committed: two bootstraps may both succeed (I3) */
+#if GO_HEAL_SERVE
+		publish(pg, pf);
+#else
 		if :: !ph -> publish(pg, pf) :: else fi;
+#endif
 		wt[i] = 1
 	};
 dwait:	/* (*Engine).retryCommitLater: the background retry's timer */
 	atomic {
 		!wt[i] ->
-#if RENEWAL
+#if RENEWAL && !GO_NORENEW_COMMIT
 		renew();
 #endif
 		goto commit
@@ -578,7 +620,7 @@ release:	/* refresh/protocol.go: (*Engine).release: drop the unspent claim */
 		drop_lease(); goto backoff
 	};
 
-rejected:	/* refresh/protocol.go: (*Engine).rejected: adopt a newer generation, or mark the lineage broken */
+rejected:	/* refresh/protocol.go: (*Engine).rejected -> (*Engine).markBroken: adopt a newer generation, or mark the lineage broken */
 	atomic {
 		eon[i] = 0;
 		sread(rs);
@@ -612,11 +654,15 @@ rjwait:	/* (*Engine).rejected: retry the broken mark after a tick */
 	atomic { !wt[i] -> goto rejected };
 
 #if INTROSPECTION
-ask:	/* INTROSPECTION: (*Engine).askBeforeSpending: provider.Introspector reports whether the token is active */
+ask:	/* INTROSPECTION: refresh/protocol.go: (*Engine).spentElsewhere: provider.Introspector reports whether the token is active */
 	atomic {
 		if
+#if GO_ASK_PRESENTS
+		:: ifaults < IFAULTS -> ifaults++; took = false; mspent = false; goto spend	/* main: cannot ask: present as before */
+#else
 		:: ifaults < IFAULTS -> ifaults++;	/* cannot ask: do not present; keep the claim (the token may be spent) */
 			mspent = true; goto backoff
+#endif
 		:: else
 		fi;
 		took = false;
@@ -632,9 +678,12 @@ ask:	/* INTROSPECTION: (*Engine).askBeforeSpending: provider.Introspector report
 	};
 	goto spend;
 
-iwait:	/* INTROSPECTION: (*Engine).awaitHolder: poll for the holder's generation, replay its journal, then give up */
+iwait:	/* INTROSPECTION: (*Engine).awaitPredecessor: poll for the holder's generation, replay its journal, then give up */
 	atomic {
 		!wt[i] ->
+#if RENEWAL
+		renew();
+#endif
 		jk = 0;
 		do
 		:: jk < NJ && !DEAD_ENTRY(i, jk) -> jk++
@@ -648,7 +697,19 @@ iwait:	/* INTROSPECTION: (*Engine).awaitHolder: poll for the holder's generation
 		:: s_gen == g && s_fam == f && s_brk -> eon[i] = 0; drop_lease(); goto broken
 		:: s_gen == g && s_fam == f && !s_brk && s_lh != HID(i) -> eon[i] = 0; drop_lease(); goto load
 		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] < IWAIT -> wt[i] = 1; goto iwait
+#if GO_HANDBACK
+		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] >= IWAIT && handbacks < GRACE ->
+			/* main: put the record back with the predecessor's expired lease; whoever comes next asks again */
+			scas(myv, rs);
+			if
+			:: rs == S_OK || rs == S_LOST -> tk = (pred != 0 -> pred : HID(i)); setrec(g, f, tk, false); s_lage = LSAT
+			:: else
+			fi;
+			handbacks++; eon[i] = 0; drop_lease(); goto backoff
+		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] >= IWAIT && handbacks >= GRACE ->
+#else
 		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] >= IWAIT ->
+#endif
 			/* nobody committed within the wait: the pair is lost; mark broken, do not present */
 			scas(s_ver, rs);
 			if
@@ -697,7 +758,7 @@ broken:	/* ErrLineageBroken */
 #endif
 
 #if HEALING
-heal:	/* HEALING: (*Engine).heal: one instance re-bootstraps under a claim; everyone adopts */
+heal:	/* HEALING: refresh/heal.go: (*Engine).heal: one instance re-bootstraps under a claim; everyone adopts */
 	atomic {
 		eon[i] = 0;
 		sread(rs);
@@ -731,7 +792,7 @@ heal:	/* HEALING: (*Engine).heal: one instance re-bootstraps under a claim; ever
 	};
 	atomic {	/* bootstrap (Generate, or the bootstrap command) once; step 6: journal it */
 		if
-		:: ifaults < IFAULTS -> ifaults++;	/* the bootstrap failed: release, back off */
+		:: ifaults < IFAULTS -> ifaults++;	/* (*Engine).healFailed: release the claim, keep the mark, back off */
 			scas(myv, rs);
 			if :: rs == S_OK || rs == S_LOST -> setrec(s_gen, s_fam, 0, true) :: else fi;
 			drop_lease(); goto backoff
