@@ -1,44 +1,53 @@
 /*
  * refresh.pml: a Promela model of credhelper's fleet refresh protocol
- * (DESIGN.md section 5; refresh/engine.go, refresh/protocol.go,
- * refresh/journal.go), checked by spin.
+ * (DESIGN.md section 5; refresh/engine.go, protocol.go, claim.go,
+ * heal.go, journal.go), checked by spin. README.md beside it lists every
+ * process's steps in order (the spec the Go code follows), what is left
+ * out, and what spin found.
  *
  * Three instances share one credential in a store (a versioned register
  * with compare-and-swap) and refresh it through an issuer whose refresh
  * tokens are one-time: presenting a spent token revokes the whole family
- * (as issuers/dev does). Time is abstract: a clock process ticks, leases
- * age by ticks, and two hosts' clocks differ by SK ticks. Any instance
- * may crash before any step (bounded): its memory is lost, its journal
- * and the lease it wrote survive, and it restarts as a new holder. The
- * store may fail any operation (bounded), acknowledge a write it lost
- * track of (LOSTACK), or be cut off from one instance for a while
- * (MAXOUT, OUTMAX).
+ * (as issuers/dev does). Time is abstract: a clock process ticks when
+ * every running instance waits, leases age by ticks, and two hosts'
+ * clocks differ by SK ticks. Any instance may crash before any step
+ * (bounded): its memory is lost, its journal and the lease it wrote
+ * survive, and it restarts as a new holder. The store may fail any
+ * compare-and-swap (bounded), land one whose caller saw an error
+ * (LOSTACK), or be cut off from one instance for a while (MAXOUT,
+ * OUTMAX). The issuer may refuse a call before it is sent, drop it, or
+ * lose its answer (IFAULTS).
  *
- * Invariants (DESIGN.md "Invariants"), checked by assertions:
- *   I1  issue(): a refresh token reaches the issuer from one holder only;
- *       another may present it once more only after that holder died.
- *   I2  the journal step precedes every use of an issued pair (publish,
- *       commit); Final() checks at the end that every pair the issuer
- *       answered is committed, superseded, reported orphaned, or still in
- *       a journal.
+ * Invariants (DESIGN.md "Invariants"); every assert carries its tag:
+ *   I1  issue(): a token is presented by one holder (its retries
+ *       included); another holder only after that one died, at most one
+ *       other, and never by a holder the issuer refused it.
+ *   I2  commit: a pair is journaled before any use; Final(): every pair
+ *       received is committed, superseded or reported orphaned, and every
+ *       journal is empty at the end.
  *   I3  publish(): one pair per generation across the fleet.
- *   I4  every wait has a bound: Final() is reached (no invalid end state),
- *       and under LIVE the LTL claim "done" says every instance finishes.
- *   I5  setrec(): the stored generation never decreases and no write puts
- *       another pair under a generation; publish(): an instance never
- *       goes back.
- * Progress (LIVE): ltl "done" and "progress" below.
+ *   I4  no invalid end state (nobody blocked for ever); LIVE: ltl done.
+ *   I5  setrec(): the stored generation never decreases and a generation
+ *       never names two pairs; publish(): an instance never goes back.
+ *   BROKEN  setrec(): a lineage marked broken is revived only by a heal.
+ *   KEEP    (scenarios) the lineage is never lost.
+ * Progress (LIVE): ltl done, commits, progress at the end of this file.
  *
- * Steps name, in a comment, the Go function they model. README.md lists
- * each process's steps in order: it is the spec the Go code follows.
+ * Steps name, in a comment, the Go function they model.
  *
- * Switches (-D...): features RENEWAL, INTROSPECTION, HEALING; scenario
- * SLOWISS (every issuer answer takes SLOWLAT ticks), KEEP (assert the
- * lineage is never lost); GO_MARK_ONCE (today's Go rejected(): one mark
- * attempt); mutants MUT_NOJOURNAL, MUT_NOCLAIM, MUT_NOCOMMITCAS,
- * MUT_NOLEASEWAIT, MUT_NOSKEW, MUT_NOREPLAY, MUT_NORENEWSTOP,
- * MUT_NOINTROWAIT; bounds MAXGEN, MAXCRASH, SFAULTS, IFAULTS, MAXOUT,
- * OUTMAX, MAXFAM; LIVE for the liveness claims.
+ * Switches (-D...):
+ *   features   RENEWAL, INTROSPECTION, HEALING
+ *   scenarios  SLOWISS (every answer takes SLOWLAT ticks), KEEP,
+ *              SKEWAHEAD (host 1 ahead only), LOSTACK
+ *   main       GO_MAIN (all of:) GO_MARK_ONCE, GO_ASK_PRESENTS,
+ *              GO_ASK_TAKEOVER_ONLY, GO_HANDBACK (GRACE), GO_HEAL_SERVE,
+ *              GO_CANCEL_ON_LOST, GO_NORENEW_COMMIT: refresh/ in main
+ *              where it differs from README.md's steps
+ *   mutants    MUT_NOJOURNAL, MUT_NOCLAIM, MUT_NOCOMMITCAS,
+ *              MUT_NOLEASEWAIT, MUT_NOSKEW, MUT_NOREPLAY,
+ *              MUT_NORENEWSTOP, MUT_NOINTROWAIT, MUT_NOTAKEOVER
+ *   bounds     MAXGEN, MAXCRASH, SFAULTS, IFAULTS, MAXOUT, OUTMAX, MAXFAM
+ *   LIVE       compile the LTL claims (run pan -a -f -N claim)
  */
 
 /* ---------- bounds and switches ---------- */
@@ -703,7 +712,7 @@ iwait:	/* INTROSPECTION: (*Engine).awaitPredecessor: poll for the holder's gener
 			scas(myv, rs);
 			if
 			:: rs == S_OK || rs == S_LOST -> tk = (pred != 0 -> pred : HID(i)); setrec(g, f, tk, false); s_lage = LSAT
-			:: else
+			:: else -> mspent = true	/* our own lease stays: ask again before presenting (main does not) */
 			fi;
 			handbacks++; eon[i] = 0; drop_lease(); goto backoff
 		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] >= IWAIT && handbacks >= GRACE ->
