@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 
-.PHONY: all build test demo vet bench install uninstall clean docs
+.PHONY: all build test demo vet cross bench install uninstall clean docs
 
 all: build
 
@@ -32,9 +32,15 @@ vet:
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
+# cross vets the module and links the commands for Linux, macOS and Windows
+# on amd64 and arm64 (scripts/cross.sh; outside Linux without the test
+# files, whose suites drive Linux processes).
+cross:
+	GO=$(GO) scripts/cross.sh
+
 # test runs every test (with the servers they need), then each fuzz target
 # briefly; `make fuzz` fuzzes for minutes.
-test: build vet
+test: build vet cross
 	scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
 	$(MAKE) --no-print-directory fuzz-smoke
 

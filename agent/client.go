@@ -81,6 +81,9 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 		dt = DefaultDialTimeout
 	}
 	d := net.Dialer{Timeout: dt}
+	if err := platformSupported(); err != nil {
+		return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
+	}
 	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return Response{}, fmt.Errorf("agent: connect %s: %w: %w", path, err, ErrUnavailable)
@@ -93,8 +96,8 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
 	}
-	if int(cred.Uid) != os.Geteuid() {
-		return Response{}, fmt.Errorf("agent: %s is served by uid %d, not by you (uid %d): %w", path, cred.Uid, os.Geteuid(), ErrUnavailable)
+	if cred.UID != os.Geteuid() {
+		return Response{}, fmt.Errorf("agent: %s is served by uid %d, not by you (uid %d): %w", path, cred.UID, os.Geteuid(), ErrUnavailable)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {

@@ -9,10 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/credhelper/credhelper/internal/fsutil"
 )
 
 // SocketEnv names the environment variable that overrides the socket path
@@ -28,15 +27,50 @@ func SocketPath() string {
 	return DefaultSocketPath()
 }
 
-// DefaultSocketPath returns $XDG_RUNTIME_DIR/credhelper/agent.sock, or
-// /tmp/credhelper-$UID/agent.sock when $XDG_RUNTIME_DIR is not set to an
-// absolute path.
-func DefaultSocketPath() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+// DefaultSocketPath returns where the agent's socket lives when nothing
+// names it, the first of:
+//
+//   - $XDG_RUNTIME_DIR/credhelper/agent.sock, when $XDG_RUNTIME_DIR is an
+//     absolute path (a relative one is ignored, as the XDG spec says);
+//   - /run/user/$UID/credhelper/agent.sock, when /run/user/$UID exists and
+//     belongs to this user and nobody else can write it (systemd-logind
+//     makes it without setting the variable for every session);
+//   - $XDG_STATE_HOME/credhelper/agent/agent.sock (~/.local/state/...), a
+//     private directory no other user can create first, when that path is
+//     short enough for a unix socket;
+//   - /tmp/credhelper-$UID/agent.sock, last: another user can create that
+//     directory first, and then Listen refuses it and SocketProblem says
+//     so.
+func DefaultSocketPath() string { return defaultSocketPath("/run/user") }
+
+// defaultSocketPath is DefaultSocketPath with systemd's per-user runtime
+// directories under runUser.
+func defaultSocketPath(runUser string) string {
+	if d := fsutil.RuntimeDir(); d != "" {
 		return filepath.Join(d, "credhelper", "agent.sock")
 	}
-	return filepath.Join("/tmp", "credhelper-"+strconv.Itoa(os.Getuid()), "agent.sock")
+	uid := strconv.Itoa(os.Getuid())
+	if d := filepath.Join(runUser, uid); runDirIsOurs(d) {
+		return filepath.Join(d, "credhelper", "agent.sock")
+	}
+	if d := fsutil.StateHome(); d != "" {
+		if p := filepath.Join(d, "credhelper", "agent", "agent.sock"); len(p) < maxSocketPath {
+			return p
+		}
+	}
+	return filepath.Join("/tmp", "credhelper-"+uid, "agent.sock")
 }
+
+// runDirIsOurs reports whether d is a directory of this user's that nobody
+// else can write.
+func runDirIsOurs(d string) bool {
+	fi, err := os.Lstat(d)
+	return err == nil && fi.IsDir() && fsutil.CheckOwned(d, fi, "runtime directory") == nil
+}
+
+// maxSocketPath is the longest socket path plus one: sockaddr_un holds 108
+// bytes including the terminating NUL.
+const maxSocketPath = 108
 
 // Listener is the agent's unix socket listener. It holds the lock that
 // makes it the only agent on its path until Close, which removes the socket
@@ -44,7 +78,7 @@ func DefaultSocketPath() string {
 type Listener struct {
 	*net.UnixListener
 	path string
-	lock *os.File
+	lock *fsutil.Lock
 }
 
 // Path returns the socket's path.
@@ -54,18 +88,26 @@ func (l *Listener) Path() string { return l.path }
 func (l *Listener) Close() error {
 	err := l.UnixListener.Close()
 	if l.lock != nil {
-		_ = l.lock.Close() // releases the flock
+		_ = l.lock.Unlock()
 		l.lock = nil
 	}
 	return err
 }
 
+// socketDirRule is what the socket's directory must be: this user's and
+// closed to everyone else.
+var socketDirRule = fsutil.Rule{What: "socket directory", Mine: true, Private: true}
+
 // Listen prepares path's directory (created 0700 if missing; an existing
 // one must be a real directory owned by this user and closed to everyone
-// else), takes the agent lock beside the socket, replaces a stale socket
-// left by a dead agent and listens with mode 0600. It refuses while another
-// agent holds the lock or answers on path.
+// else, under directories that pass the local-state trust rule), takes the
+// agent lock beside the socket, replaces a stale socket left by a dead
+// agent and listens with mode 0600. It refuses while another agent holds
+// the lock or answers on path.
 func Listen(path string) (*Listener, error) {
+	if err := platformSupported(); err != nil {
+		return nil, err
+	}
 	if path == "" {
 		return nil, errors.New("agent: empty socket path")
 	}
@@ -73,69 +115,71 @@ func Listen(path string) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: socket path: %w", err)
 	}
-	// sockaddr_un holds 108 bytes including the terminating NUL.
-	if len(path) >= 108 {
+	if len(path) >= maxSocketPath {
 		return nil, fmt.Errorf("agent: socket path %s is %d bytes, over the 107 a unix socket allows: choose a shorter --socket", path, len(path))
 	}
-	dir := filepath.Dir(path)
-	if err := secureDir(dir); err != nil {
+	d, err := secureDir(filepath.Dir(path))
+	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	defer d.Close()
+	base := filepath.Base(path)
+	lock, ok, err := d.TryLock(base + ".lock")
 	if err != nil {
-		return nil, fmt.Errorf("agent: lock file: %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			lock.Close()
-		}
-	}()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("agent: another agent is running on %s%s: stop it first, or start this one with another --socket", path, pidNote(path))
-		}
-		return nil, fmt.Errorf("agent: lock %s.lock: %w", path, err)
+	if !ok {
+		return nil, fmt.Errorf("agent: another agent is running on %s%s: stop it first, or start this one with another --socket", path, pidNote(path))
+	}
+	fail := func(err error) (*Listener, error) {
+		lock.Unlock()
+		return nil, err
 	}
 	if err := removeStale(path); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("agent: listen on %s: %w", path, err)
+		return fail(fmt.Errorf("agent: listen on %s: %w", path, err))
 	}
 	ln.SetUnlinkOnClose(true)
 	// The directory is already 0700; the mode is a second fence.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("agent: chmod socket: %w", err)
+		return fail(fmt.Errorf("agent: chmod socket: %w", err))
 	}
-	ok = true
 	return &Listener{UnixListener: ln, path: path, lock: lock}, nil
 }
 
-// secureDir makes sure dir exists, is a directory (not a symlink), is owned
-// by this user and is not accessible to anyone else.
-func secureDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("agent: socket directory: %w", err)
+// secureDir makes sure dir exists, is a directory (not a symbolic link),
+// is owned by this user, is not accessible to anyone else, and sits under
+// directories nobody else can write; it returns it open.
+func secureDir(dir string) (*fsutil.Dir, error) {
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("agent: socket directory %s is not a directory (a symlink?): remove it or choose another --socket", dir)
 	}
+	d, err := fsutil.MkdirAll(dir, socketDirRule)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w; or choose another --socket", err)
+	}
+	return d, nil
+}
+
+// SocketProblem explains why path's directory cannot hold this user's
+// agent socket (another user created it first, or it is open to others),
+// or returns nil. Callers that fall back to resolving credentials without
+// the agent use it to warn about a squatted default directory.
+func SocketProblem(path string) error {
+	dir := filepath.Dir(path)
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return fmt.Errorf("agent: socket directory: %w", err)
+		return nil // missing: the agent is simply not running
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("agent: socket directory %s is not a directory (a symlink?): remove it or choose another --socket", dir)
+		return fmt.Errorf("agent: socket directory %s is not a directory: remove it, or set --socket", dir)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("agent: cannot read the owner of %s", dir)
-	}
-	if int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("agent: socket directory %s belongs to uid %d, not to you (uid %d): remove it or choose another --socket", dir, st.Uid, os.Geteuid())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("agent: socket directory %s is open to other users (mode %04o): chmod 0700 %s or choose another --socket", dir, perm, dir)
+	if err := fsutil.CheckOwned(dir, fi, "socket directory"); err != nil {
+		return fmt.Errorf("agent: %w; until then no agent can serve you at %s", err, path)
 	}
 	return nil
 }
@@ -175,25 +219,4 @@ func pidNote(path string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (pid %d)", r.PID)
-}
-
-// PeerCred returns the credentials of the process at the other end of c.
-func PeerCred(c *net.UnixConn) (*unix.Ucred, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var (
-		cred *unix.Ucred
-		gerr error
-	)
-	if err := raw.Control(func(fd uintptr) {
-		cred, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	if gerr != nil {
-		return nil, fmt.Errorf("agent: SO_PEERCRED: %w", gerr)
-	}
-	return cred, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/credhelper/credhelper/internal/fsutil"
 )
 
 // File is a parsed configuration file.
@@ -286,7 +288,7 @@ type Plugin struct {
 // Agent configures the local agent.
 type Agent struct {
 	Socket      string `toml:"socket" flag:"socket" env:"CREDHELPER_AGENT_SOCKET" shown:"$XDG_RUNTIME_DIR/credhelper/agent.sock" help:"unix socket the agent listens on and callers dial"`
-	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" env:"CREDHELPER_AGENT_METRICS_ADDR" help:"loopback host:port for Prometheus /metrics; off if empty" example:"\"127.0.0.1:9464\""`
+	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" env:"CREDHELPER_AGENT_METRICS_ADDR" help:"unix:PATH (mode 0600, yours alone) or a loopback host:port (every local user can read it) for Prometheus /metrics; off if empty" example:"\"127.0.0.1:9464\""`
 }
 
 // PluginDir is where plugin binaries live by default:
@@ -299,17 +301,9 @@ func PluginDir() string {
 	return filepath.Join(dir, "credhelper", "plugins")
 }
 
-// configHome is $XDG_CONFIG_HOME, else ~/.config; empty if neither is known.
-func configHome() string {
-	if dir := os.Getenv("XDG_CONFIG_HOME"); dir != "" {
-		return dir
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".config")
-}
+// configHome is $XDG_CONFIG_HOME, else ~/.config; empty if neither is
+// known. A relative $XDG_CONFIG_HOME is ignored, as the XDG spec says.
+func configHome() string { return fsutil.ConfigHome() }
 
 // Duration is a time.Duration written as a Go duration string ("90s").
 type Duration struct{ time.Duration }
@@ -339,15 +333,24 @@ func DefaultPath() string {
 	return filepath.Join(dir, "credhelper", "config.toml")
 }
 
+// MaxFileSize caps the size of a configuration file.
+const MaxFileSize = 1 << 20
+
 // Load reads the file at path. A missing file at the default location is an
 // empty configuration with Missing set; a missing file the user named
 // explicitly is an error. Only a file that cannot be read or parsed at all
 // is an error: mistakes in its settings are Problems, scoped to where they
-// are.
+// are. The file goes through the local-state trust rule: it and every
+// directory above it belong to the user or root and nobody else can write
+// them; a FIFO, device, directory or file over MaxFileSize is refused at
+// once.
 func Load(path string, explicit bool) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFile(path, fsutil.Rule{What: "config file", MaxSize: MaxFileSize})
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return &File{Path: path, Missing: true}, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("config: no config file at %s: create it or point --config elsewhere", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)

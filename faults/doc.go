@@ -12,7 +12,7 @@
 //     no network, driven by a file so that a test can switch them inside
 //     worker processes;
 //   - Pause, which stops one worker at a protocol step (the engine's
-//     Failpoint) until the test has injected its fault;
+//     Trace) until the test has injected its fault;
 //   - ReadOnly and Full, mounts that make a directory fail even for root;
 //   - Moto and Vault, servers of a test's own that it can kill or seal;
 //   - Table, the matrix report written to faults/report.md.

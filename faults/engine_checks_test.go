@@ -9,6 +9,7 @@ import (
 
 	"github.com/credhelper/credhelper/backends/file"
 	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/issuers/oauth2"
@@ -102,7 +103,10 @@ func TestEngineRenewalAfterAmbiguousSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 		e, err := refresh.New(b, iss, key, func(o *refresh.Options) {
-			o.Holder, o.JournalDir, o.Failpoint = holder, journal, failpoint
+			o.Holder, o.JournalDir = holder, journal
+			if failpoint != nil {
+				o.Trace = fleet.StepTrace(failpoint)
+			}
 			o.LeaseDuration, o.ClockSkew, o.IssuerTimeout = 1500*time.Millisecond, 100*time.Millisecond, 10*time.Second
 			o.RetryBackoff, o.MaxRetryBackoff = 50*time.Millisecond, 200*time.Millisecond
 		})

@@ -200,7 +200,7 @@ func engineOptions(w fleet.Worker) (func(*refresh.Options), error) {
 		if pauseAt == "" && killAt == "" {
 			return
 		}
-		eo.Failpoint = func(step string) {
+		eo.Trace = fleet.StepTrace(func(step string) {
 			if step == pauseAt {
 				pause.Wait(strconv.Itoa(w.Index), time.Minute)
 			}
@@ -208,7 +208,7 @@ func engineOptions(w fleet.Worker) (func(*refresh.Options), error) {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {} // the signal is on its way
 			}
-		}
+		})
 	}, nil
 }
 

@@ -63,7 +63,7 @@ var _ provider.Backend = (*backendClient)(nil)
 func (c *backendClient) Load(ctx context.Context, key string) (provider.Entry, error) {
 	resp, err := c.c.Load(ctx, &pluginv1.LoadRequest{Key: key})
 	if err != nil {
-		return provider.Entry{}, fromStatus(err)
+		return provider.Entry{}, answerError(err)
 	}
 	if resp.GetVersion() == "" {
 		return provider.Entry{}, errors.New("the plugin broke the protocol: Load returned an empty version")
@@ -74,7 +74,7 @@ func (c *backendClient) Load(ctx context.Context, key string) (provider.Entry, e
 func (c *backendClient) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
 	resp, err := c.c.CompareAndSwap(ctx, &pluginv1.CompareAndSwapRequest{Key: key, ExpectedVersion: string(expected), Value: value})
 	if err != nil {
-		return "", fromStatus(err)
+		return "", answerError(err)
 	}
 	if resp.GetVersion() == "" {
 		return "", errors.New("the plugin broke the protocol: CompareAndSwap returned an empty version")
@@ -84,12 +84,12 @@ func (c *backendClient) CompareAndSwap(ctx context.Context, key string, expected
 
 func (c *backendClient) capabilities(ctx context.Context) (*pluginv1.BackendCapabilities, error) {
 	caps, err := c.c.Capabilities(ctx, &pluginv1.BackendCapabilitiesRequest{})
-	return caps, fromStatus(err)
+	return caps, answerError(err)
 }
 
 func (c *backendClient) CheckWrite(ctx context.Context, key string) error {
 	_, err := c.c.CheckWrite(ctx, &pluginv1.CheckWriteRequest{Key: key})
-	return fromStatus(err)
+	return answerError(err)
 }
 
 // Backend is the provider.Backend a plugin process serves, seen from the

@@ -18,11 +18,19 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	pluginv1 "github.com/credhelper/credhelper/plugins/proto/credhelper/plugin/v1"
 	"github.com/credhelper/credhelper/provider"
 )
+
+// MaxAnswer is the largest answer, in bytes, the host accepts from a
+// plugin; a larger one fails the call with an error naming the plugin,
+// before the answer is read into memory.
+const MaxAnswer = 1 << 20
 
 // capabilitiesTimeout bounds a capability query or a health check once the
 // process runs.
@@ -266,9 +274,11 @@ func (p *Plugin) start(pr *proc) {
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		StartTimeout:     p.opts.StartTimeout,
-		Logger:           newHCLogger(p.log, "plugin"),
+		// go-plugin lets answers grow to 2 GiB; a record is a few KiB.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxAnswer))},
+		SkipHostEnv:     true,
+		StartTimeout:    p.opts.StartTimeout,
+		Logger:          newHCLogger(p.log, "plugin"),
 		// Stderr lines are forwarded through Logger; stdout after the
 		// handshake and the plugin's synced stdio are discarded.
 		Stderr:     io.Discard,
@@ -321,6 +331,9 @@ func (p *Plugin) call(ctx context.Context, method, lostNote string, fn func(*pro
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errAnswerTooLarge) {
+		return fmt.Errorf("plugins: plugin %q %s: %w (%d bytes): %w", p.name, method, errAnswerTooLarge, MaxAnswer, provider.ErrInvalidRecord)
+	}
 	if errors.Is(err, errConnection) && ctx.Err() == nil && !pr.alive() {
 		pr.lost.Store(true)
 		if lostNote != "" {
@@ -355,4 +368,18 @@ func dispense[T any](rpc plugin.ClientProtocol, name string) (T, error) {
 		return zero, fmt.Errorf("unexpected %s client %T", name, raw)
 	}
 	return c, nil
+}
+
+// errAnswerTooLarge reports an answer the gRPC client refused because it
+// is over MaxAnswer.
+var errAnswerTooLarge = errors.New("its answer is larger than a plugin may send")
+
+// answerError decodes the error of a call into the plugin: an answer over
+// MaxAnswer, which the gRPC client refuses with ResourceExhausted (a code
+// no plugin sends: toStatus never chooses it), or what the plugin said.
+func answerError(err error) error {
+	if status.Code(err) == codes.ResourceExhausted {
+		return errAnswerTooLarge
+	}
+	return fromStatus(err)
 }

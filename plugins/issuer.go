@@ -75,7 +75,7 @@ var (
 func (c *issuerClient) Refresh(ctx context.Context, pair provider.Pair) (provider.Pair, error) {
 	resp, err := c.c.Refresh(ctx, &pluginv1.RefreshRequest{Pair: pairToProto(pair)})
 	if err != nil {
-		return provider.Pair{}, fromStatus(err)
+		return provider.Pair{}, answerError(err)
 	}
 	return pairFromResponse(resp.GetPair())
 }
@@ -89,14 +89,14 @@ func (c *issuerClient) Generate(ctx context.Context, req provider.GenerateReques
 		Scope:        &pluginv1.Scope{Caches: req.Scope.Caches, ReadOnly: req.Scope.ReadOnly},
 	})
 	if err != nil {
-		return provider.Pair{}, fromStatus(err)
+		return provider.Pair{}, answerError(err)
 	}
 	return pairFromResponse(resp.GetPair())
 }
 
 func (c *issuerClient) capabilities(ctx context.Context) (*pluginv1.IssuerCapabilities, error) {
 	caps, err := c.c.Capabilities(ctx, &pluginv1.IssuerCapabilitiesRequest{})
-	return caps, fromStatus(err)
+	return caps, answerError(err)
 }
 
 // pairFromResponse decodes a pair an issuer returned. A malformed one is a

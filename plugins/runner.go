@@ -11,14 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/credhelper/credhelper/internal/fsutil"
 )
 
 // Sentinel errors of the host side.
@@ -36,51 +36,63 @@ var (
 // host that closes when the host dies.
 const envWatchStdin = "CREDHELPER_PLUGIN_WATCH_STDIN"
 
-// verifyBinary checks that the binary at path is safe to run and, if want
-// is not nil, that its SHA-256 is want. It hashes the file it checked the
-// mode of, through one open descriptor.
-func verifyBinary(name, path string, want []byte, log *slog.Logger) error {
-	f, err := os.Open(path)
+// binaryRule is what a plugin binary must be beyond the path rule that
+// every directory above it passes: a regular file of the user's or root's
+// that nobody else can write.
+var binaryRule = fsutil.Rule{What: "plugin binary", MaxSize: 1 << 30}
+
+// openBinary opens the plugin binary at path through the local-state trust
+// rule (the binary and every directory above it belong to the user or root
+// and nobody else can write them; links are resolved once), hashes the
+// open descriptor and, if want is not nil, checks that the hash is want.
+// The returned file is the one to execute: what runs is exactly what was
+// hashed.
+func openBinary(name, path string, want []byte, log *slog.Logger) (*os.File, error) {
+	d, base, err := fsutil.OpenParent(path, binaryRule)
 	if err != nil {
-		return fmt.Errorf("plugins: plugin %q: cannot open its binary: %w", name, err)
+		return nil, binaryError(name, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer d.Close()
+	f, _, err := d.Open(base, binaryRule)
 	if err != nil {
-		return fmt.Errorf("plugins: plugin %q: %w", name, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("plugins: plugin %q: %s is not a regular file (%s): %w", name, path, fi.Mode().Type(), ErrUnsafeBinary)
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("plugins: plugin %q: %s is writable by group or others (mode %04o): run chmod go-w on it: %w", name, path, perm, ErrUnsafeBinary)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("plugins: plugin %q: %s is owned by uid %d, neither you nor root: %w", name, path, st.Uid, ErrUnsafeBinary)
-	}
-	dir := filepath.Dir(path)
-	if di, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("plugins: plugin %q: %w", name, err)
-	} else if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
-		return fmt.Errorf("plugins: plugin %q: its directory %s is writable by group or others (mode %04o), so the binary could be replaced: run chmod go-w on it: %w", name, dir, di.Mode().Perm(), ErrUnsafeBinary)
+		return nil, binaryError(name, err)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("plugins: plugin %q: reading its binary: %w", name, err)
+		f.Close()
+		return nil, fmt.Errorf("plugins: plugin %q: reading its binary: %w", name, err)
 	}
 	got := h.Sum(nil)
 	if want == nil {
 		log.Warn("plugins: running an unpinned plugin binary; pin it with its sha256", "plugin", name, "path", path, "sha256", fmt.Sprintf("%x", got))
-		return nil
+		return f, nil
 	}
 	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return fmt.Errorf("plugins: plugin %q: %s has sha256 %x, but the config expects %x: refusing to run it; if you installed a new version on purpose, update its checksum: %w", name, path, got, want, ErrChecksumMismatch)
+		f.Close()
+		return nil, fmt.Errorf("plugins: plugin %q: %s has sha256 %x, but the config expects %x: refusing to run it; if you installed a new version on purpose, update its checksum: %w", name, path, got, want, ErrChecksumMismatch)
 	}
-	return nil
+	return f, nil
+}
+
+func binaryError(name string, err error) error {
+	if errors.Is(err, fsutil.ErrUntrusted) || errors.Is(err, fsutil.ErrNotRegular) || errors.Is(err, fsutil.ErrTooLarge) {
+		return fmt.Errorf("plugins: plugin %q: %w: %w", name, err, ErrUnsafeBinary)
+	}
+	return fmt.Errorf("plugins: plugin %q: cannot open its binary: %w", name, err)
+}
+
+// verifyBinary checks the binary at path as openBinary does.
+func verifyBinary(name, path string, want []byte, log *slog.Logger) error {
+	f, err := openBinary(name, path, want, log)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // procRunner runs the plugin binary for go-plugin (a runner.Runner). Unlike
-// go-plugin's own runner it verifies the binary right before starting it,
+// go-plugin's own runner it verifies the binary right before starting it
+// and executes the descriptor it verified,
 // gives the plugin a stdin pipe that closes when the host dies, asks the
 // kernel to kill the plugin when the host dies (Linux), and withholds
 // anything the plugin prints to stdout before its handshake.
@@ -145,15 +157,22 @@ func (p *Plugin) environ(pluginEnv []string) []string {
 	return append(env, pluginEnv...)
 }
 
-// Start verifies the binary and starts it.
+// Start verifies the binary and starts exactly the bytes it hashed: the
+// child executes the open, checked descriptor, not the path again.
 func (r *procRunner) Start(context.Context) error {
 	defer r.cmd.Stdin.(*os.File).Close() // the child has its copy
-	if err := verifyBinary(r.p.name, r.p.spec.Path, r.p.digest, r.p.log); err != nil {
+	f, err := openBinary(r.p.name, r.p.spec.Path, r.p.digest, r.p.log)
+	if err == nil {
+		f, r.cmd.Path, err = execPath(f, r.p.spec.Path)
+	}
+	if err != nil {
 		r.verifyErr = err
 		r.stdinW.Close()
 		return err
 	}
-	if err := r.cmd.Start(); err != nil {
+	err = r.cmd.Start()
+	f.Close() // the child has executed it, or failed to
+	if err != nil {
 		r.stdinW.Close()
 		return err
 	}

@@ -13,18 +13,18 @@ import (
 
 // claim is this instance's lease on one generation while it spends the
 // refresh token: the claimed record and its current version. From the
-// claim until the commit, a goroutine renews the lease by compare-and-swap
-// every third of LeaseDuration, so that a slow issuer or a slow store
-// never lets another instance take a live holder for dead. A holder that
-// cannot renew (the store refuses or is unreachable until the lease runs
-// out) loses the claim: its issuer call is cancelled and it presents no
-// token again.
+// claim until the pair is journaled, a goroutine renews the lease by
+// compare-and-swap every third of LeaseDuration, so that a slow issuer or
+// a slow store never lets another instance take a live holder for dead. A
+// holder that cannot renew (the store refuses or is unreachable until the
+// lease runs out) loses the claim: it presents no token again, but an
+// answer to the call in flight is still kept (journaled and committed).
 type claim struct {
 	e *Engine
 
-	// callCtx is cancelled when the claim is lost; issuer calls run on it.
-	// It does not end when Close cancels the flight: a claim is carried
-	// through.
+	// callCtx is what issuer calls run on. It does not end when Close
+	// cancels the flight, nor when the lease is lost: a claim is carried
+	// through, and an answer in flight is kept.
 	callCtx        context.Context
 	cancel         context.CancelFunc
 	cancelDetached context.CancelFunc
@@ -160,8 +160,10 @@ func (c *claim) lose(err error) {
 		c.lost = err
 	}
 	c.mu.Unlock()
+	// The issuer call in flight is not cancelled: its answer, if it comes,
+	// is the lineage's next pair and is journaled and committed (over a
+	// taker's claim if need be); only no further presentation is made.
 	c.e.event(EventLeaseLost, slog.String("error", err.Error()))
-	c.cancel()
 }
 
 // current returns the claimed record's current version.

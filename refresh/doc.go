@@ -6,6 +6,14 @@
 //
 // # Protocol
 //
+// The files follow the design: cache.go is step 1 (the cache: freshness,
+// the shared refresh, serving the last good pair, Changed); protocol.go is
+// steps 2 to 8, one function per step, listed at its top; claim.go holds
+// the lease and its renewal, journal.go the journal and its replay,
+// outcomes.go why a pair cannot be refreshed and what a broken lineage
+// means per issuer, heal.go the re-bootstrap, memory.go the opt-in chain
+// kept in memory for a read-only backend.
+//
 // For one key (DESIGN.md section 5): serve from cache while fresh; load the
 // record and adopt a newer generation another instance committed; wait for a
 // live lease someone else holds; claim the refresh by writing a lease with

@@ -78,7 +78,7 @@ func engineOptions(p map[string]string) (func(*refresh.Options), error) {
 		tm.Apply(eo)
 		eo.JournalDir = p["journal"]
 		if fp != "" {
-			eo.Failpoint = func(step string) {
+			eo.Trace = fleet.StepTrace(func(step string) {
 				if step != fp {
 					return
 				}
@@ -93,7 +93,7 @@ func engineOptions(p map[string]string) (func(*refresh.Options), error) {
 				}
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {} // the signal is on its way
-			}
+			})
 		}
 	}, nil
 }

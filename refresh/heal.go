@@ -50,6 +50,7 @@ func (e *Engine) heal(ctx context.Context, entry provider.Entry, rec *provider.R
 	bctx, cancel := context.WithTimeout(h.callCtx, e.opts.IssuerTimeout)
 	dl, _ := bctx.Deadline()
 	e.setIssuing(dl)
+	e.opts.Trace.issuing(e.key, gen)
 	p, err := e.opts.Bootstrap.Bootstrap(bctx)
 	cancel()
 	if err != nil {
@@ -61,7 +62,7 @@ func (e *Engine) heal(ctx context.Context, entry provider.Entry, rec *provider.R
 	if err != nil {
 		return e.healFailed(ctx, rec, h.stop(), reason, err)
 	}
-	e.failpoint("issued")
+	e.opts.Trace.issued(e.key, gen)
 	// N+2, not N+1: a holder cut off after its issuer answered may have
 	// served its own pair as N+1 from memory, and one generation must
 	// never name two pairs.

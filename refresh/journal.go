@@ -2,39 +2,50 @@ package refresh
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/credhelper/credhelper/backends/file"
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/provider"
 )
 
 // journal keeps issued pairs on local disk between the issuer's answer and
-// the commit. Each process writes its own file per key and holds an flock
-// on it while alive, so a replaying process can tell a live owner's entry
-// (locked) from a dead one's (unlocked).
+// the commit. Each process writes its own entry per key and holds a lock
+// on the entry's lock file while alive, so a replaying process can tell a
+// live owner's entry (locked) from a dead one's (unlocked).
+//
+// Entries are trusted only if they are ours: the directory passes the
+// path-trust rule and belongs to this user (it is created 0700), an entry
+// is a regular file of this user's, mode 0600, opened without following a
+// link, and it carries an HMAC-SHA256 under a per-user key kept 0600
+// beside the entries (journalKeyName). An entry that fails any of this is
+// moved aside and logged, never replayed.
 type journal struct {
 	dir, key, holder string
+
+	refused atomic.Bool // the directory was refused and that was logged
 }
 
-// journalEntry is one written journal file, locked by this process.
+// journalEntry is one written journal entry, whose lock this process
+// holds.
 type journalEntry struct {
-	path string
-	f    *os.File
+	dir  *fsutil.Dir
+	name string
+	lock *fsutil.Lock
 }
 
 // journalRecord is the journal file's content. It holds secrets: the file
-// is 0600 in a 0700 directory.
+// is 0600 in a 0700 directory. MAC authenticates every other field.
 type journalRecord struct {
 	Key             string           `json:"key"`
 	Holder          string           `json:"holder"`
@@ -42,15 +53,36 @@ type journalRecord struct {
 	SpentGeneration uint64           `json:"spentGeneration"`
 	SpentDigest     string           `json:"spentRefreshTokenSHA256"`
 	Record          json.RawMessage  `json:"record"`
+	MAC             string           `json:"hmacSHA256,omitempty"`
 }
+
+// journalKeyName is the file beside the entries that holds the key of
+// their MACs.
+const journalKeyName = "journal.key"
+
+// Rules for the journal directory, its entries and its key.
+var (
+	journalDirRule   = fsutil.Rule{What: "journal directory", Mine: true}
+	journalEntryRule = fsutil.Rule{What: "journal entry", Private: true, Mine: true, MaxSize: 1 << 20}
+	journalKeyRule   = fsutil.Rule{What: "journal key", Private: true, Mine: true, MaxSize: 64}
+)
+
+// journalLockWait bounds waiting for our own entry's lock, which a
+// replaying process may hold for a moment while it looks.
+const journalLockWait = 2 * time.Second
 
 func (j *journal) prefix() string {
 	sum := sha256.Sum256([]byte(j.key))
 	return hex.EncodeToString(sum[:12])
 }
 
-func (j *journal) path() string {
-	return filepath.Join(j.dir, j.prefix()+"."+sanitize(j.holder)+".json")
+// name is this holder's entry; lockName(name) its lock file.
+func (j *journal) name() string {
+	return j.prefix() + "." + sanitize(j.holder) + ".json"
+}
+
+func lockName(entry string) string {
+	return strings.TrimSuffix(entry, ".json") + ".lock"
 }
 
 func sanitize(s string) string {
@@ -62,63 +94,152 @@ func sanitize(s string) string {
 	}, s)
 }
 
+// macKey returns the per-user key that authenticates entries in d,
+// creating it if create is set and it is missing.
+func macKey(d *fsutil.Dir, create bool) ([]byte, error) {
+	key, err := d.ReadFile(journalKeyName, journalKeyRule)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		if err := d.CreateFile(journalKeyName, fresh, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		key, err = d.ReadFile(journalKeyName, journalKeyRule) // ours, or a racing writer's
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != 32 {
+		return nil, &fsutil.PathError{What: "journal key", Path: d.Join(journalKeyName), Problem: fmt.Sprintf("holds %d bytes, not 32", len(key)), Fix: "remove it; entries sealed with it can then not be replayed", Err: provider.ErrInvalidRecord}
+	}
+	return key, nil
+}
+
+// mac is the HMAC of jr without its MAC. encoding/json is deterministic,
+// so the reader computes it over the same bytes.
+func (jr journalRecord) mac(key []byte) (string, error) {
+	jr.MAC = ""
+	b, err := json.Marshal(jr)
+	if err != nil {
+		return "", err
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// openJournal parses and authenticates an entry.
+func openJournal(key, data []byte) (journalRecord, error) {
+	var jr journalRecord
+	if err := json.Unmarshal(data, &jr); err != nil {
+		return jr, fmt.Errorf("not a journal entry: %w", err)
+	}
+	want, err := jr.mac(key)
+	if err != nil {
+		return jr, err
+	}
+	if !hmac.Equal([]byte(want), []byte(jr.MAC)) {
+		return jr, errors.New("its HMAC does not match this user's journal key: it was not written by credhelper as this user")
+	}
+	return jr, nil
+}
+
+// open opens the journal directory, creating it (0700) if create is set.
+func (j *journal) open(create bool) (*fsutil.Dir, error) {
+	if create {
+		return fsutil.MkdirAll(j.dir, journalDirRule)
+	}
+	return fsutil.OpenDir(j.dir, journalDirRule)
+}
+
+// trusted reports a journal directory the trust rule refuses (another
+// user's, or writable by others), creating it if missing; other failures
+// (a full or read-only disk) are left to write, which logs them.
+func (j *journal) trusted() error {
+	d, err := j.open(true)
+	if err == nil {
+		d.Close()
+		return nil
+	}
+	if errors.Is(err, fsutil.ErrUntrusted) || errors.Is(err, fsutil.ErrNotRegular) {
+		return fmt.Errorf("journal directory refused, so no refresh token is spent: %w", err)
+	}
+	return nil
+}
+
 // write durably stores p and returns the locked entry.
 func (j *journal) write(p *pendingCommit) (*journalEntry, error) {
 	rec, err := p.next.Encode()
 	if err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(journalRecord{Key: j.key, Holder: j.holder, ClaimedVersion: p.expected, SpentGeneration: p.spentGen, SpentDigest: p.spentHash, Record: rec})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(j.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("refresh: journal directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(j.dir, ".journal-*")
+	d, err := j.open(true)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: journal: %w", err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			d.Close()
 		}
 	}()
-	// Lock before the file has its final name, so no replayer can take it
-	// for a dead process's entry.
-	if err := unix.Flock(int(tmp.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("refresh: journal lock: %w", err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
+	key, err := macKey(d, true)
+	if err != nil {
 		return nil, fmt.Errorf("refresh: journal: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return nil, fmt.Errorf("refresh: journal write: %w", err)
+	jr := journalRecord{Key: j.key, Holder: j.holder, ClaimedVersion: p.expected, SpentGeneration: p.spentGen, SpentDigest: p.spentHash, Record: rec}
+	if jr.MAC, err = jr.mac(key); err != nil {
+		return nil, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("refresh: journal fsync: %w", err)
+	data, err := json.Marshal(jr)
+	if err != nil {
+		return nil, err
 	}
-	dst := j.path()
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return nil, fmt.Errorf("refresh: journal rename: %w", err)
+	// Lock before the entry exists, so no replayer can take it for a dead
+	// process's entry.
+	name := j.name()
+	ctx, cancel := context.WithTimeout(context.Background(), journalLockWait)
+	lock, err := d.Lock(ctx, lockName(name), time.Millisecond)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("refresh: journal lock: %w", err)
 	}
-	if err := file.SyncDir(j.dir); err != nil {
+	if err := d.WriteFile(name, data, 0o600); err != nil {
+		lock.Unlock()
 		return nil, fmt.Errorf("refresh: journal: %w", err)
 	}
 	ok = true
-	return &journalEntry{path: dst, f: tmp}, nil
+	return &journalEntry{dir: d, name: name, lock: lock}, nil
 }
 
-// remove deletes a committed or superseded entry.
+// remove deletes a committed or superseded entry, then its lock file.
 func (en *journalEntry) remove() {
-	os.Remove(en.path)
-	en.f.Close()
+	en.dir.Remove(en.name)
+	en.dir.Remove(lockName(en.name))
+	en.release()
 }
 
 // release unlocks the entry but keeps it for a later replay.
-func (en *journalEntry) release() { en.f.Close() }
+func (en *journalEntry) release() {
+	en.lock.Unlock()
+	en.dir.Close()
+}
+
+// moveAside renames a rejected entry out of the way and logs why, so it is
+// never replayed and a person can look at it.
+func (e *Engine) moveAside(en *journalEntry, why error) {
+	aside := en.name + ".corrupt"
+	if err := en.dir.Rename(en.name, aside); err != nil {
+		e.opts.Logger.Error("credhelper refresh: cannot move a rejected journal entry aside",
+			slog.String("key", e.key), slog.String("journal", en.dir.Join(en.name)), slog.String("error", err.Error()))
+	}
+	e.opts.Logger.Warn("credhelper refresh: journal entry rejected and moved aside; it is never replayed",
+		slog.String("key", e.key), slog.String("journal", en.dir.Join(aside)), slog.String("reason", why.Error()))
+	en.dir.Remove(lockName(en.name))
+	en.release()
+}
 
 // replayOnce replays journals before this engine's first refresh.
 func (e *Engine) replayOnce(ctx context.Context) {
@@ -142,56 +263,80 @@ func (e *Engine) replayJournals(ctx context.Context) int {
 	if e.readOnly {
 		return 0
 	}
-	paths, _ := filepath.Glob(filepath.Join(e.journal.dir, e.journal.prefix()+".*.json"))
+	d, err := e.journal.open(false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		if !e.journal.refused.Swap(true) {
+			e.opts.Logger.Error("credhelper refresh: journal directory refused; no journal entry is written or replayed",
+				slog.String("key", e.key), slog.String("error", err.Error()))
+		}
+		return 0
+	}
+	names, err := d.Names()
+	d.Close()
+	if err != nil {
+		e.opts.Logger.Warn("credhelper refresh: cannot list the journal", slog.String("key", e.key), slog.String("error", err.Error()))
+		return 0
+	}
+	prefix, own := e.journal.prefix()+".", e.journal.name()
 	n := 0
-	for _, p := range paths {
-		if p == e.journal.path() {
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".json") || name == own {
 			continue
 		}
-		found, err := e.replay(ctx, p)
+		found, err := e.replay(ctx, name)
 		if found {
 			n++
 		}
 		if err != nil {
 			e.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry",
-				slog.String("key", e.key), slog.String("journal", p), slog.String("error", err.Error()))
+				slog.String("key", e.key), slog.String("journal", name), slog.String("error", err.Error()))
 		}
 	}
 	return n
 }
 
-// replay handles one journal file; found reports that it belonged to a
-// dead process and was acted on.
-func (e *Engine) replay(ctx context.Context, path string) (found bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// replay handles the journal entry name; found reports that it belonged to
+// a dead process and was acted on.
+func (e *Engine) replay(ctx context.Context, name string) (found bool, err error) {
+	d, err := e.journal.open(false)
 	if err != nil {
-		return false, nil // gone meanwhile: its owner finished
+		return false, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return false, nil // its owner is alive and will commit it
+	lock, ok, err := d.TryLock(lockName(name))
+	if err != nil || !ok {
+		d.Close()
+		return false, err // err: a planted lock file, refused; else its owner is alive
 	}
-	if _, err := os.Stat(path); err != nil {
-		f.Close()
-		return false, nil // removed between our open and our lock
-	}
-	entry := &journalEntry{path: path, f: f}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
+	entry := &journalEntry{dir: d, name: name, lock: lock}
+	key, kerr := macKey(d, false)
+	data, err := d.ReadFile(name, journalEntryRule)
+	if errors.Is(err, fs.ErrNotExist) {
+		d.Remove(lockName(name))
 		entry.release()
-		return true, err
+		return false, nil // its owner finished meanwhile
 	}
 	var jr journalRecord
-	if err := json.Unmarshal(data, &jr); err != nil || jr.Key != e.key {
-		os.Rename(path, path+".corrupt")
-		entry.release()
-		return true, fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), errors.Join(err, provider.ErrInvalidRecord))
+	if err == nil && errors.Is(kerr, fs.ErrNotExist) {
+		err = errors.New("there is no journal key beside it, so credhelper did not write it as this user")
+	} else if err == nil {
+		err = kerr
 	}
-	next, err := provider.DecodeRecord(jr.Record)
+	if err == nil {
+		jr, err = openJournal(key, data)
+	}
+	if err == nil && jr.Key != e.key {
+		err = fmt.Errorf("it is for another credential")
+	}
+	var next *provider.Record
+	if err == nil {
+		next, err = provider.DecodeRecord(jr.Record)
+	}
 	if err != nil {
-		os.Rename(path, path+".corrupt")
-		entry.release()
-		return true, fmt.Errorf("refresh: corrupt journal entry (moved aside as %s.corrupt): %w", filepath.Base(path), err)
+		e.moveAside(entry, err)
+		return true, nil
 	}
 	_, cur, err := e.load(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -92,10 +93,54 @@ type Options struct {
 	// $XDG_STATE_HOME/credhelper/journal (or ~/.local/state/...).
 	JournalDir string
 
-	// Failpoint, when set, is called at each protocol step ("claimed",
-	// "issuing", "issued", "journaled", "committed"). Tests use it to crash
-	// a process at a precise step; production leaves it nil.
-	Failpoint func(step string)
+	// Trace, when set, is told of each protocol step as it happens.
+	Trace *Trace
+}
+
+// Trace holds optional callbacks the engine calls at the steps of the
+// refresh protocol (DESIGN section 5), in the style of net/http/httptrace:
+// metrics, logs and tests observe the protocol without the engine knowing
+// them. Each runs synchronously on the refreshing goroutine, so it must be
+// quick and must not call the engine. generation is the generation whose
+// refresh token is being spent (or, for Committed, the one committed).
+type Trace struct {
+	// Claimed: this instance won the claim (step 4).
+	Claimed func(key string, generation uint64)
+	// Issuing: the issuer (or a heal's bootstrap) is about to be called
+	// (step 5).
+	Issuing func(key string, generation uint64)
+	// Issued: the issuer answered with the next pair, not yet journaled.
+	Issued func(key string, generation uint64)
+	// Journaled: the next pair is in the journal (step 6).
+	Journaled func(key string, generation uint64)
+	// Committed: the next pair is stored (step 7).
+	Committed func(key string, generation uint64)
+}
+
+// The engine calls these; each is a no-op on a nil Trace or callback.
+func (t *Trace) claimed(k string, g uint64) {
+	t.call(func(t *Trace) func(string, uint64) { return t.Claimed }, k, g)
+}
+func (t *Trace) issuing(k string, g uint64) {
+	t.call(func(t *Trace) func(string, uint64) { return t.Issuing }, k, g)
+}
+func (t *Trace) issued(k string, g uint64) {
+	t.call(func(t *Trace) func(string, uint64) { return t.Issued }, k, g)
+}
+func (t *Trace) journaled(k string, g uint64) {
+	t.call(func(t *Trace) func(string, uint64) { return t.Journaled }, k, g)
+}
+func (t *Trace) committed(k string, g uint64) {
+	t.call(func(t *Trace) func(string, uint64) { return t.Committed }, k, g)
+}
+
+func (t *Trace) call(field func(*Trace) func(string, uint64), key string, gen uint64) {
+	if t == nil {
+		return
+	}
+	if fn := field(t); fn != nil {
+		fn(key, gen)
+	}
 }
 
 func defaultOptions() Options {
@@ -160,15 +205,13 @@ func (o *Options) finish() error {
 
 // DefaultJournalDir returns where journals live by default:
 // $XDG_STATE_HOME/credhelper/journal, else ~/.local/state/credhelper/journal.
+// A relative $XDG_STATE_HOME is ignored, as the XDG spec says.
 func DefaultJournalDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "credhelper", "journal"), nil
+	d := fsutil.StateHome()
+	if d == "" {
+		return "", errors.New("refresh: no journal directory: set JournalDir or $XDG_STATE_HOME")
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("refresh: no journal directory: set JournalDir or $XDG_STATE_HOME: %w", err)
-	}
-	return filepath.Join(home, ".local", "state", "credhelper", "journal"), nil
+	return filepath.Join(d, "credhelper", "journal"), nil
 }
 
 func defaultHolder() string {

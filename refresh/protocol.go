@@ -10,7 +10,204 @@ import (
 	"github.com/credhelper/credhelper/provider"
 )
 
-// load reads and decodes the record.
+// The refresh protocol, steps 2 to 8 of DESIGN section 5 (step 1, serving
+// from the cache, is cache.go). Each step is one function below, in order:
+//
+//	step 2  load, decide      load the record; adopt a newer pair, serve
+//	                          one that is not due, or say why it cannot be
+//	                          refreshed (outcomes.go), healing if it can
+//	step 3  awaitLease        another holder's live lease: wait for it
+//	        checkSpend        may this instance spend at all (lifetime,
+//	                          store writable, journal trusted)
+//	step 4  claim             lease by compare-and-swap, renewed (claim.go)
+//	step 5  spend             ask first when taking over (spentElsewhere,
+//	                          awaitPredecessor); call the issuer once
+//	                          (callIssuer), a maybe-delivered call retried
+//	                          once; rejected and released outcomes
+//	step 6  journalAndCommit  journal the new pair before anything else
+//	step 7  commitPending     commit by compare-and-swap against the claim;
+//	                          deferred commits retried (retryCommitLater)
+//	step 8  clearPending      drop the journal entry; publish (cache.go)
+//
+// On start, and whenever a dead neighbour's claim stands in the way, the
+// journal is replayed (journal.go).
+
+// refresh runs steps 2 to 8 until it has a pair to publish, going back to
+// step 2 whenever the store changed under it. forceGen, when set, demands
+// a generation newer than *forceGen.
+func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, error) {
+	e.replayOnce(ctx)
+	if p, ok, err := e.finishPending(ctx); ok || err != nil {
+		return p, err // step 7 of an earlier refresh, still pending
+	}
+	wait := 50 * time.Millisecond
+	for {
+		entry, rec, err := e.load(ctx) // step 2
+		if err != nil {
+			return provider.Pair{}, err
+		}
+		if e.readOnly && e.opts.UnsafeRefreshInMemory && e.issuer != nil {
+			return e.refreshInMemory(ctx, rec, forceGen)
+		}
+		if forceGen != nil && *forceGen == 0 && e.cur.Load() == nil {
+			g := rec.Pair.Generation // forced with nothing cached: refresh what is stored
+			forceGen = &g
+		}
+		p, done, err := e.decide(ctx, entry, rec, forceGen)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if done {
+			return p, err
+		}
+		if again, err := e.awaitLease(ctx, rec, &wait); again || err != nil { // step 3
+			if err != nil {
+				return provider.Pair{}, err
+			}
+			continue
+		}
+		if err := e.checkSpend(ctx, rec.Pair); err != nil {
+			if !(errors.As(err, new(*ExpiredError)) || errors.Is(err, provider.ErrLineageBroken)) || e.opts.Bootstrap == nil {
+				return provider.Pair{}, err
+			}
+			p, err := e.heal(ctx, entry, rec, err.Error())
+			if errors.Is(err, errRetry) {
+				continue
+			}
+			return p, err
+		}
+		// A lease on this generation still on the record (expired, or this
+		// process's own from a flight that did not finish) means the token
+		// may already have been presented: by a holder that died or is cut
+		// off from the store, or by this process. Then the issuer is asked
+		// first, where it can tell.
+		takeover := rec.Lease != nil && rec.Lease.Generation == rec.Pair.Generation
+		h, err := e.claim(ctx, entry, rec, provider.LeaseRefresh) // step 4
+		if errors.Is(err, provider.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return provider.Pair{}, err
+		}
+		e.opts.Trace.claimed(e.key, rec.Pair.Generation)
+		hctx, cancel := detached(ctx)
+		p, err = e.spend(hctx, rec, h, takeover) // steps 5 to 8
+		cancel()
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return p, err
+	}
+}
+
+// decide is step 2's verdict on the loaded record: done reports that the
+// refresh ends here, with the pair to publish (adopted, or served because
+// it is not due for this instance, or a broken lineage's still-usable key)
+// or with why it cannot be refreshed; errRetry asks for step 2 again (a
+// heal changed the record). Otherwise the pair is to be refreshed.
+func (e *Engine) decide(ctx context.Context, entry provider.Entry, rec *provider.Record, forceGen *uint64) (p provider.Pair, done bool, err error) {
+	pair := rec.Pair
+	now := e.opts.Clock.Now()
+	if rec.Broken != nil && rec.Broken.Generation == pair.Generation {
+		if e.opts.Bootstrap != nil && e.canStore() {
+			p, err := e.heal(ctx, entry, rec, rec.Broken.Reason)
+			return p, true, err
+		}
+		p, err := e.servedBroken(rec, forceGen != nil)
+		return p, true, err
+	}
+	c := e.cachedFor(pair)
+	forced := forceGen != nil && pair.Generation <= *forceGen
+	if pair.Never() {
+		if forced {
+			return provider.Pair{}, true, fmt.Errorf("refresh: the pair under %s never expires and is not refreshed", e.key)
+		}
+		e.adopt(c)
+		return pair, true, nil
+	}
+	if !forced && now.Before(c.refreshAt) {
+		e.adopt(c)
+		return pair, true, nil
+	}
+	if !e.canRefresh() {
+		// Never spend what cannot be stored: serve the pair while it is
+		// usable, then say why it is not refreshed.
+		if pair.ValidFor(now, e.opts.MinValidity) {
+			e.adopt(c)
+			return pair, true, nil
+		}
+		if !now.Before(pair.ValidUntil) && (e.issuer == nil || e.refreshable(pair, now) != nil) {
+			return provider.Pair{}, true, &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+		}
+		if e.issuer == nil {
+			return provider.Pair{}, true, e.errNoIssuer(pair)
+		}
+		return provider.Pair{}, true, &ReadOnlyError{Key: e.key, Generation: pair.Generation}
+	}
+	return provider.Pair{}, false, nil
+}
+
+// awaitLease is step 3: while another holder's lease on this generation
+// is live, wait for its generation (callers keep getting the current pair
+// meanwhile), backing off up to a second. again asks for step 2 once the
+// wait is over, or once a dead neighbour's journaled pair was committed.
+func (e *Engine) awaitLease(ctx context.Context, rec *provider.Record, wait *time.Duration) (again bool, err error) {
+	l := rec.Lease
+	if l == nil || l.Holder == e.opts.Holder || l.Generation != rec.Pair.Generation {
+		return false, nil
+	}
+	if e.replayJournals(ctx) > 0 {
+		return true, nil // a dead neighbour's journaled pair was just handled
+	}
+	if !e.opts.Clock.Now().Before(l.Expires.Add(e.opts.ClockSkew)) {
+		return false, nil // expired: step 4 takes over
+	}
+	e.event(EventLeaseWait, slog.String("lease_holder", l.Holder), slog.Uint64("generation", rec.Pair.Generation))
+	if err := e.sleep(ctx, *wait); err != nil {
+		return false, fmt.Errorf("refresh: %s is being refreshed by %s, which has not finished: %w", e.key, l.Holder, provider.Transient(err))
+	}
+	*wait = min(*wait*2, time.Second)
+	return true, nil
+}
+
+// checkSpend says, before step 4, why this instance must not spend pair's
+// refresh token: it can no longer be refreshed (an *ExpiredError, which a
+// bootstrap can heal), no refresh could yield a usable pair, its successor
+// could not be stored, or the journal directory is refused.
+func (e *Engine) checkSpend(ctx context.Context, pair provider.Pair) error {
+	e.mu.Lock()
+	rejected := e.rejectedGen == pair.Generation+1
+	e.mu.Unlock()
+	if rejected {
+		return e.brokenError(pair.Generation, "the issuer rejected its refresh token here; the broken mark could not be stored")
+	}
+	if err := e.refreshable(pair, e.opts.Clock.Now()); err != nil {
+		return err
+	}
+	if err := e.checkLifetime(pair); err != nil {
+		return err
+	}
+	if pair.Generation >= provider.MaxGeneration {
+		return fmt.Errorf("refresh: the pair under %s is at generation %d, the last one a record can hold: %w", e.key, pair.Generation, provider.ErrInvalidRecord)
+	}
+	if wc, ok := e.backend.(provider.WriteChecker); ok {
+		if err := wc.CheckWrite(ctx, e.key); err != nil {
+			return fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
+		}
+	}
+	if err := e.journal.trusted(); err != nil {
+		// A journal directory another user could write is never used;
+		// rather than spend without one, refuse (a full or read-only one
+		// is only logged: the pair then goes straight to the store).
+		return fmt.Errorf("refresh: not refreshing %s: %w", e.key, err)
+	}
+	return nil
+}
+
+// errRetry tells the refresh loop to load the record and decide again.
+var errRetry = errors.New("refresh: retry")
+
+// load is step 2: read and decode the record.
 func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
 	entry, err := e.backend.Load(ctx, e.key)
 	if errors.Is(err, provider.ErrNotFound) {
@@ -26,127 +223,15 @@ func (e *Engine) load(ctx context.Context) (provider.Entry, *provider.Record, er
 	return entry, rec, nil
 }
 
-// refresh runs the protocol until it has a pair to publish. forceGen, when
-// set, demands a generation newer than *forceGen.
-func (e *Engine) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, error) {
-	e.replayOnce(ctx)
-	if p, ok, err := e.finishPending(ctx); ok || err != nil {
-		return p, err
+// adopt publishes a pair this instance did not refresh itself.
+func (e *Engine) adopt(c *cached) {
+	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, c.pair) {
+		e.event(EventAdopted, slog.Uint64("generation", c.pair.Generation))
 	}
-	wait := 50 * time.Millisecond
-	for {
-		entry, rec, err := e.load(ctx)
-		if err != nil {
-			return provider.Pair{}, err
-		}
-		if e.readOnly && e.opts.UnsafeRefreshInMemory && e.issuer != nil {
-			return e.refreshInMemory(ctx, rec, forceGen)
-		}
-		pair := rec.Pair
-		now := e.opts.Clock.Now()
-		if forceGen != nil && *forceGen == 0 && e.cur.Load() == nil {
-			g := pair.Generation // forced with nothing cached: refresh what is stored
-			forceGen = &g
-		}
-		if rec.Broken != nil && rec.Broken.Generation == pair.Generation {
-			if e.opts.Bootstrap != nil && e.canStore() {
-				p, err := e.heal(ctx, entry, rec, rec.Broken.Reason)
-				if errors.Is(err, errRetry) {
-					continue
-				}
-				return p, err
-			}
-			return e.servedBroken(rec, forceGen != nil)
-		}
-		c := e.cachedFor(pair)
-		forced := forceGen != nil && pair.Generation <= *forceGen
-		if pair.Never() {
-			if forced {
-				return provider.Pair{}, fmt.Errorf("refresh: the pair under %s never expires and is not refreshed", e.key)
-			}
-			e.adopt(c)
-			return pair, nil
-		}
-		if !forced && now.Before(c.refreshAt) {
-			e.adopt(c)
-			return pair, nil
-		}
-		if !e.canRefresh() {
-			// Never spend what cannot be stored: serve the pair while it
-			// is usable, then say why it is not refreshed.
-			if pair.ValidFor(now, e.opts.MinValidity) {
-				e.adopt(c)
-				return pair, nil
-			}
-			if !now.Before(pair.ValidUntil) && (e.issuer == nil || e.refreshable(pair, now) != nil) {
-				return provider.Pair{}, &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
-			}
-			if e.issuer == nil {
-				return provider.Pair{}, e.errNoIssuer(pair)
-			}
-			return provider.Pair{}, &ReadOnlyError{Key: e.key, Generation: pair.Generation}
-		}
-		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && e.replayJournals(ctx) > 0 {
-			continue // a dead neighbour's journaled pair was just handled
-		}
-		if l := rec.Lease; l != nil && l.Holder != e.opts.Holder && l.Generation == pair.Generation && now.Before(l.Expires.Add(e.opts.ClockSkew)) {
-			// Someone else is spending this refresh token: wait for their
-			// generation. Callers keep getting the current pair meanwhile.
-			e.event(EventLeaseWait, slog.String("lease_holder", l.Holder), slog.Uint64("generation", pair.Generation))
-			if err := e.sleep(ctx, wait); err != nil {
-				return provider.Pair{}, fmt.Errorf("refresh: %s is being refreshed by %s, which has not finished: %w", e.key, l.Holder, provider.Transient(err))
-			}
-			wait = min(wait*2, time.Second)
-			continue
-		}
-		if err := e.refreshable(pair, now); err != nil {
-			if e.opts.Bootstrap == nil {
-				return provider.Pair{}, err
-			}
-			p, err := e.heal(ctx, entry, rec, err.Error())
-			if errors.Is(err, errRetry) {
-				continue
-			}
-			return p, err
-		}
-		if err := e.checkLifetime(pair); err != nil {
-			return provider.Pair{}, err
-		}
-		if pair.Generation >= provider.MaxGeneration {
-			// Its successor could not be stored: never spend for it.
-			return provider.Pair{}, fmt.Errorf("refresh: the pair under %s is at generation %d, the last one a record can hold: %w", e.key, pair.Generation, provider.ErrInvalidRecord)
-		}
-		if wc, ok := e.backend.(provider.WriteChecker); ok {
-			if err := wc.CheckWrite(ctx, e.key); err != nil {
-				return provider.Pair{}, fmt.Errorf("refresh: not refreshing %s: the new pair could not be stored: %w", e.key, err)
-			}
-		}
-		// A lease of another holder on this generation is still on the
-		// record, expired: this instance takes over from a holder that
-		// died, or that is alive but cut off from the store.
-		takeover := rec.Lease != nil && rec.Lease.Holder != e.opts.Holder && rec.Lease.Generation == pair.Generation
-		h, err := e.claim(ctx, entry, rec, provider.LeaseRefresh)
-		if errors.Is(err, provider.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return provider.Pair{}, err
-		}
-		e.failpoint("claimed")
-		hctx, cancel := detached(ctx)
-		p, err := e.spend(hctx, rec, h, takeover)
-		cancel()
-		if errors.Is(err, errRetry) {
-			continue
-		}
-		return p, err
-	}
+	e.publish(c)
 }
 
-// errRetry tells the refresh loop to load the record and decide again.
-var errRetry = errors.New("refresh: retry")
-
-// claim writes a lease of kind on rec's generation with compare-and-swap
+// claim is step 4: it writes a lease of kind on rec's generation with compare-and-swap
 // against entry's version and starts renewing it. Losing the swap returns
 // an error wrapping ErrConflict: another instance claimed first, the usual
 // outcome of a race, logged at debug level.
@@ -180,130 +265,6 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(d)
 }
 
-// canStore reports whether this instance may write the record.
-func (e *Engine) canStore() bool { return !e.readOnly }
-
-// refreshable reports why pair can no longer be refreshed, if it cannot:
-// its refresh token is known to have expired, or the issuer needs a valid
-// auth token and it has expired.
-func (e *Engine) refreshable(pair provider.Pair, now time.Time) error {
-	switch {
-	case !pair.RefreshValidUntil.IsZero() && !now.Before(pair.RefreshValidUntil):
-		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "refresh token", At: pair.RefreshValidUntil}
-	case !e.policy.RefreshAfterExpiry && !now.Before(pair.ValidUntil):
-		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
-	}
-	return nil
-}
-
-// ExpiredError reports a lineage that can no longer be continued because a
-// token it needs has expired: the refresh token, or the auth token of an
-// issuer whose refresh authenticates with it. Nothing was presented.
-type ExpiredError struct {
-	Key        string
-	Generation uint64
-	Token      string // "refresh token" or "auth token"
-	At         time.Time
-}
-
-func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("refresh: the %s of the pair under %s (generation %d) expired at %s, so the pair can no longer be refreshed",
-		e.Token, e.Key, e.Generation, e.At.UTC().Format(time.RFC3339))
-}
-
-// Unwrap reports both kinds: the credential expired, and its lineage cannot
-// be continued without a new first pair.
-func (e *ExpiredError) Unwrap() []error {
-	return []error{provider.ErrExpired, provider.ErrLineageBroken}
-}
-
-// ReadOnlyError reports a pair due for refresh whose backend cannot store
-// a refreshed pair. The engine never spends a refresh token it cannot
-// store: every other reader of the same source would present it again.
-type ReadOnlyError struct {
-	Key        string
-	Generation uint64
-}
-
-func (e *ReadOnlyError) Error() string {
-	return fmt.Sprintf("refresh: the pair under %s (generation %d) is due for refresh, but its backend is read-only: a refreshed pair could not be stored, and every other reader of it would present the spent refresh token again",
-		e.Key, e.Generation)
-}
-
-// Unwrap reports the kind.
-func (e *ReadOnlyError) Unwrap() error { return provider.ErrReadOnly }
-
-// servedBroken handles a record whose lineage is marked broken at its
-// current generation: the pair is served while it is usable if the issuer
-// leaves its auth token valid (Momento), and never if the issuer revoked
-// it with the family (OAuth2 reuse detection).
-func (e *Engine) servedBroken(rec *provider.Record, forced bool) (provider.Pair, error) {
-	err := e.servingBroken(rec)
-	if err == nil && forced {
-		err = e.brokenError(rec.Pair.Generation, rec.Broken.Reason)
-	}
-	if err != nil {
-		return provider.Pair{}, err
-	}
-	c := e.schedule(rec.Pair, false)
-	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, rec.Pair) || old.refreshAt != c.refreshAt {
-		e.publish(c)
-	}
-	return rec.Pair, nil
-}
-
-// servingBroken returns the error a caller gets for a broken lineage, or
-// nil if its pair may still be served.
-func (e *Engine) servingBroken(rec *provider.Record) error {
-	pair := rec.Pair
-	if e.policy.RejectionRevokesAuthToken || !pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
-		e.unpublish(pair)
-		return e.brokenError(pair.Generation, rec.Broken.Reason)
-	}
-	e.mu.Lock()
-	warn := !e.warned
-	e.warned = true
-	e.mu.Unlock()
-	if warn {
-		e.opts.Logger.Warn("credhelper refresh: lineage broken; serving the current pair until it has less than the minimum validity left",
-			slog.String("key", e.key), slog.Uint64("generation", pair.Generation), slog.String("reason", rec.Broken.Reason))
-	}
-	return nil
-}
-
-// unpublish stops serving p if it is the published pair.
-func (e *Engine) unpublish(p provider.Pair) {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
-		e.notify()
-	}
-}
-
-// swap encodes rec and compare-and-swaps it.
-func (e *Engine) swap(ctx context.Context, expected provider.Version, rec *provider.Record) (provider.Version, error) {
-	b, err := rec.Encode()
-	if err != nil {
-		return "", err
-	}
-	return e.backend.CompareAndSwap(ctx, e.key, expected, b)
-}
-
-// adopt publishes a pair this instance did not refresh itself.
-func (e *Engine) adopt(c *cached) {
-	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, c.pair) {
-		e.event(EventAdopted, slog.Uint64("generation", c.pair.Generation))
-	}
-	e.publish(c)
-}
-
-// ErrNoIssuer reports a pair due for refresh by an engine that has no
-// issuer. It wraps provider.ErrUnsupported.
-var ErrNoIssuer = fmt.Errorf("no issuer configured: %w", provider.ErrUnsupported)
-
-// errNoIssuer explains a due refresh without an issuer.
-func (e *Engine) errNoIssuer(p provider.Pair) error {
-	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh: %w", e.key, p.Generation, ErrNoIssuer)
-}
-
 // callIssuer makes one issuer call, bounded by IssuerTimeout and by ctx
 // (a held claim's call context, cancelled when the lease is lost). It is
 // reported by IssuerCallInFlight from the call until the answer is
@@ -313,7 +274,7 @@ func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	e.setIssuing(dl)
-	e.failpoint("issuing")
+	e.opts.Trace.issuing(e.key, p.Generation)
 	next, err := e.issuer.Refresh(ctx, p)
 	if err != nil {
 		e.setIssuing(time.Time{})
@@ -321,27 +282,36 @@ func (e *Engine) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair
 	return next, err
 }
 
-// spentElsewhere asks an issuer that can tell whether pair's refresh token
-// is still active. It reports true only when the issuer says it was
-// spent: the previous holder got an answer. An issuer that cannot tell,
-// or a failed question, reports false, and the token is presented as
-// before.
-func (e *Engine) spentElsewhere(ctx context.Context, pair provider.Pair) bool {
+// spentElsewhere asks an issuer that can tell whether pair's refresh
+// token is still active, before a token that may already have been
+// presented (another holder's expired lease, or this process's own, is on
+// the record) is presented. It reports true when the issuer says it was
+// spent. An issuer that cannot tell reports false (the token is presented
+// as before); a question that fails is an error, and the token is not
+// presented until it can be answered.
+func (e *Engine) spentElsewhere(ctx context.Context, pair provider.Pair) (bool, error) {
 	in, ok := e.issuer.(provider.Introspector)
 	if !ok {
-		return false
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, min(e.opts.IssuerTimeout, e.opts.LeaseDuration/3))
 	defer cancel()
 	active, err := in.RefreshTokenActive(ctx, pair)
-	if err != nil {
-		if !errors.Is(err, provider.ErrUnsupported) {
-			e.opts.Logger.Warn("credhelper refresh: could not ask the issuer whether the refresh token is still active; presenting it",
-				slog.String("key", e.key), slog.String("error", err.Error()))
-		}
-		return false
+	if errors.Is(err, provider.ErrUnsupported) {
+		return false, nil
 	}
-	return !active
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("refresh: could not ask the issuer whether the refresh token of %s (generation %d), which may already have been presented, is still active; it is not presented until that is known: %w", e.key, pair.Generation, err))
+	}
+	return !active, nil
+}
+
+// handBack puts the record back as it was loaded (with the lease it carried,
+// if any), so that whoever claims next asks the issuer first too.
+func (e *Engine) handBack(ctx context.Context, rec *provider.Record, version provider.Version) {
+	if _, err := e.swap(ctx, version, rec); err != nil {
+		e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
+	}
 }
 
 // awaitPredecessor waits, keeping this instance's claim so that nobody
@@ -380,21 +350,26 @@ func (e *Engine) awaitPredecessor(ctx context.Context, rec *provider.Record, h *
 	if e.opts.Clock.Now().Before(predecessor.Expires.Add(e.opts.ClockSkew + grace)) {
 		// Put the record back as it was, the predecessor's expired lease
 		// on it: whoever tries next is taking over too, and asks first.
-		if _, err := e.swap(ctx, version, rec); err != nil {
-			e.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
-		}
+		e.handBack(ctx, rec, version)
 		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", e.key, gen, predecessor.Holder))
 	}
 	return e.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
 }
 
-// spend presents the claimed pair's refresh token to the issuer, journals
+// spend is step 5: it presents the claimed pair's refresh token to the issuer, journals
 // the answer and commits it. A takeover first asks the issuer, if it can
 // tell, whether the token was already spent by the previous holder.
 func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, takeover bool) (provider.Pair, error) {
 	pair := rec.Pair
-	if takeover && e.spentElsewhere(h.callCtx, pair) {
-		return e.awaitPredecessor(ctx, rec, h, rec.Lease)
+	if takeover {
+		spent, err := e.spentElsewhere(h.callCtx, pair)
+		if err != nil {
+			e.handBack(ctx, rec, h.stop())
+			return provider.Pair{}, err
+		}
+		if spent {
+			return e.awaitPredecessor(ctx, rec, h, rec.Lease)
+		}
 	}
 	e.event(EventRefreshStarted, slog.Uint64("generation", pair.Generation))
 	next, err := e.callIssuer(h.callCtx, pair)
@@ -430,7 +405,7 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, take
 		e.release(ctx, rec, h.stop())
 		return provider.Pair{}, fmt.Errorf("refresh: issuer unreachable, the refresh token of %s is unspent: %w", e.key, err)
 	}
-	e.failpoint("issued")
+	e.opts.Trace.issued(e.key, pair.Generation)
 	next.Generation = pair.Generation + 1
 	nextRec := rec.Clone()
 	nextRec.Pair = next
@@ -438,7 +413,7 @@ func (e *Engine) spend(ctx context.Context, rec *provider.Record, h *claim, take
 	return e.journalAndCommit(ctx, rec, nextRec, h, "the issuer returned an unusable pair")
 }
 
-// journalAndCommit journals nextRec, the successor of rec obtained under
+// journalAndCommit is steps 6 and 7: it journals nextRec, the successor of rec obtained under
 // claim h, then commits it against the claim's current version.
 func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Record, h *claim, unusable string) (provider.Pair, error) {
 	next := &nextRec.Pair
@@ -462,7 +437,7 @@ func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Re
 	}
 	p.entry = entry
 	e.setIssuing(time.Time{})
-	e.failpoint("journaled")
+	e.opts.Trace.journaled(e.key, rec.Pair.Generation)
 	// The lease was renewed while the issuer worked: commit against the
 	// version it has now.
 	p.expected = h.stop()
@@ -475,73 +450,6 @@ func (e *Engine) journalAndCommit(ctx context.Context, rec, nextRec *provider.Re
 		return committed, nil
 	}
 	return committed, err
-}
-
-// release drops an unspent claim so another instance need not wait for it
-// to expire.
-func (e *Engine) release(ctx context.Context, rec *provider.Record, claimed provider.Version) {
-	r := rec.Clone()
-	r.Lease = nil
-	if _, err := e.swap(ctx, claimed, r); err != nil {
-		e.opts.Logger.Warn("credhelper refresh: could not release the lease; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
-	}
-}
-
-// rejected handles an issuer's refusal: adopt a newer generation if one was
-// committed meanwhile, else mark the lineage broken so that no instance
-// presents the spent token again (and heal it, if a bootstrap is set).
-func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed provider.Version, cause error) (provider.Pair, error) {
-	gen := rec.Pair.Generation
-	if entry, cur, err := e.load(ctx); err == nil {
-		if cur.Pair.Generation > gen {
-			e.adopt(e.cachedFor(cur.Pair))
-			return cur.Pair, nil
-		}
-		if entry.Version != claimed && (cur.Lease == nil || cur.Lease.Holder != e.opts.Holder) {
-			claimed = "" // someone else's claim: do not overwrite it
-		}
-	}
-	reason := "the issuer rejected the refresh token: spent or revoked"
-	if rvu := rec.Pair.RefreshValidUntil; !rvu.IsZero() && !e.opts.Clock.Now().Before(rvu.Add(-e.opts.ClockSkew)) {
-		reason = "the issuer rejected the refresh token, which expired at " + rvu.UTC().Format(time.RFC3339)
-	}
-	return e.markBroken(ctx, rec, claimed, reason, cause)
-}
-
-// markBroken records that the lineage cannot be continued at rec's
-// generation (claimed: the version to swap against; empty: do not write),
-// so that no instance presents its token again. With a bootstrap set it
-// returns errRetry, and the refresh loop heals the lineage.
-func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string, cause error) (provider.Pair, error) {
-	gen := rec.Pair.Generation
-	attrs := []slog.Attr{slog.Uint64("generation", gen), slog.String("reason", reason)}
-	if cause != nil {
-		attrs = append(attrs, slog.String("error", cause.Error()))
-	}
-	e.event(EventLineageBroken, attrs...)
-	if e.policy.RejectionRevokesAuthToken {
-		e.unpublish(rec.Pair)
-	}
-	if claimed != "" {
-		mark := rec.Clone()
-		mark.Lease = nil
-		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
-		if _, err := e.swap(ctx, claimed, mark); err != nil {
-			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
-		}
-	}
-	if e.opts.Bootstrap != nil {
-		return provider.Pair{}, errRetry
-	}
-	err := e.brokenError(gen, reason)
-	if cause != nil {
-		err = fmt.Errorf("%w: %w", err, cause)
-	}
-	return provider.Pair{}, err
-}
-
-func (e *Engine) brokenError(gen uint64, reason string) error {
-	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): %w", e.key, gen, reason, provider.ErrLineageBroken)
 }
 
 // finishPending retries a deferred commit before any new refresh, so this
@@ -558,13 +466,13 @@ func (e *Engine) finishPending(ctx context.Context) (provider.Pair, bool, error)
 	if err == nil {
 		return pair, true, nil
 	}
-	if pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity) {
+	if pair.AuthToken != "" && pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity) {
 		return pair, true, nil // keep serving it from memory
 	}
 	return provider.Pair{}, true, err
 }
 
-// commitPending commits the pending pair against the claimed version. On a
+// commitPending is step 7: it commits the pending pair against the claimed version. On a
 // transient failure it publishes the pair anyway (it is valid and
 // journaled), starts a background retry and returns the pair with the
 // error.
@@ -585,7 +493,7 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 	for {
 		_, err := e.swap(ctx, p.expected, p.next)
 		if err == nil {
-			e.failpoint("committed")
+			e.opts.Trace.committed(e.key, next.Generation)
 			e.clearPending(p)
 			e.event(EventCommitted, slog.Uint64("generation", next.Generation))
 			e.publish(e.schedule(next, true))
@@ -635,16 +543,24 @@ func (e *Engine) commitPending(ctx context.Context) (provider.Pair, error) {
 			err = lerr
 		}
 		// Transient or permanent backend failure: serve the journaled
-		// pair from memory and keep retrying in the background.
+		// pair from memory and keep retrying in the background. Not a
+		// healed pair: another instance may heal too (this one's claim
+		// may have been taken for dead), and only the stored one may
+		// carry its generation.
 		e.event(EventCommitDeferred, slog.Uint64("generation", next.Generation), slog.String("error", err.Error()))
+		e.retryCommitLater()
+		if p.next.Healed != nil {
+			return provider.Pair{}, fmt.Errorf("refresh: commit of the healed pair of %s deferred (it is served once stored): %w", e.key, err)
+		}
 		if c := e.cur.Load(); c == nil || !sameLineage(c.pair, next) {
 			e.publish(e.schedule(next, true))
 		}
-		e.retryCommitLater()
 		return next, fmt.Errorf("refresh: commit of %s deferred: %w", e.key, err)
 	}
 }
 
+// clearPending is step 8: the committed or superseded pair's journal entry
+// is removed and nothing is pending any more.
 func (e *Engine) clearPending(p *pendingCommit) {
 	if p.entry != nil {
 		p.entry.remove()
@@ -693,54 +609,21 @@ func (e *Engine) retryCommitLater() {
 	}()
 }
 
-// refreshInMemory keeps a read-only backend's chain alive in this process
-// alone, under Options.UnsafeRefreshInMemory.
-func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forceGen *uint64) (provider.Pair, error) {
-	e.mu.Lock()
-	base := rec.Pair
-	if e.memPair != nil && e.memPair.Generation >= base.Generation {
-		base = *e.memPair
+// release drops an unspent claim so another instance need not wait for it
+// to expire.
+func (e *Engine) release(ctx context.Context, rec *provider.Record, claimed provider.Version) {
+	r := rec.Clone()
+	r.Lease = nil
+	if _, err := e.swap(ctx, claimed, r); err != nil {
+		e.opts.Logger.Warn("credhelper refresh: could not release the lease; it will expire", slog.String("key", e.key), slog.String("error", err.Error()))
 	}
-	e.mu.Unlock()
-	c := e.cachedFor(base)
-	now := e.opts.Clock.Now()
-	forced := forceGen != nil && base.Generation <= *forceGen
-	if base.Never() || (!forced && now.Before(c.refreshAt)) {
-		e.adopt(c)
-		return base, nil
-	}
-	if err := e.refreshable(base, now); err != nil {
-		return provider.Pair{}, err
-	}
-	if err := e.checkLifetime(base); err != nil {
-		return provider.Pair{}, err
-	}
-	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
-	next, err := e.callIssuer(ctx, base)
+}
+
+// swap encodes rec and compare-and-swaps it.
+func (e *Engine) swap(ctx context.Context, expected provider.Version, rec *provider.Record) (provider.Version, error) {
+	b, err := rec.Encode()
 	if err != nil {
-		if errors.Is(err, provider.ErrRefreshRejected) {
-			e.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
-			if e.policy.RejectionRevokesAuthToken {
-				e.unpublish(base)
-			}
-			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token: spent or revoked"), err)
-		}
-		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", e.key, err)
+		return "", err
 	}
-	next.Generation = base.Generation + 1
-	if next.IssuedAt.IsZero() {
-		next.IssuedAt = now.Truncate(time.Second)
-	}
-	e.mu.Lock()
-	e.memPair = &next
-	warn := !e.warnedRO
-	e.warnedRO = true
-	e.mu.Unlock()
-	if warn {
-		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only and the stored refresh token is now spent: any other process reading the same source will present it again, which an issuer with reuse detection answers by revoking the whole family",
-			slog.String("key", e.key))
-	}
-	e.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
-	e.publish(e.schedule(next, true))
-	return next, nil
+	return e.backend.CompareAndSwap(ctx, e.key, expected, b)
 }

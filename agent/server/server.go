@@ -473,12 +473,12 @@ func (s *Server) serveConn(cn *conn) {
 	c := cn.c
 	defer c.Close()
 	cred, err := agent.PeerCred(c)
-	if err != nil || int(cred.Uid) != s.opts.UID {
+	if err != nil || cred.UID != s.opts.UID {
 		attrs := []any{slog.Int("allowed_uid", s.opts.UID)}
 		if err != nil {
 			attrs = append(attrs, slog.String("error", err.Error()))
 		} else {
-			attrs = append(attrs, slog.Int("peer_uid", int(cred.Uid)), slog.Int("peer_pid", int(cred.Pid)))
+			attrs = append(attrs, slog.Int("peer_uid", cred.UID), slog.Int("peer_pid", cred.PID))
 		}
 		s.opts.Logger.Warn("agent: refused a connection from another user", attrs...)
 		if s.opts.Metrics != nil {

@@ -15,8 +15,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/google/renameio/v2"
-
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/protocols/envexec"
 	"github.com/credhelper/credhelper/provider"
 )
@@ -184,46 +183,36 @@ func (s *sink) render(d SinkData) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// errUntrustedDir is returned for a sink directory others can write to.
-var errUntrustedDir = errors.New("directory is writable by group or others")
+// sinkDirRule is what a sink's directory must pass: the local-state trust
+// rule (it and every directory above it belong to this user or root, and
+// nobody else can write them).
+var sinkDirRule = fsutil.Rule{What: "sink directory"}
 
 // writeAtomic replaces path with data: a temporary file in the same
 // directory, written, fsynced, given mode and the old file's owner, renamed
 // over path, and the directory fsynced. A missing directory is created
 // 0700.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	fi, err := os.Stat(dir)
+	d, err := fsutil.MkdirAll(filepath.Dir(path), sinkDirRule)
 	if err != nil {
 		return err
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s: %w: chmod go-w %s", dir, errUntrustedDir, dir)
+	defer d.Close()
+	name := filepath.Base(path)
+	if fi, err := d.Lstat(name); err == nil && fi.IsDir() {
+		return &fs.PathError{Op: "write sink", Path: path, Err: errors.New("is a directory")}
 	}
 	uid, gid, hasOwner, err := fileOwner(path)
 	if err != nil {
 		return err
 	}
-	pf, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(mode))
-	if err != nil {
-		return err
-	}
-	defer pf.Cleanup()
-	if _, err := pf.Write(data); err != nil {
-		return err
-	}
-	if hasOwner {
-		if err := keepOwner(pf.File, uid, gid); err != nil {
-			return fmt.Errorf("keep the owner %d:%d of %s: %w", uid, gid, path, err)
+	if hasOwner && (uid != os.Geteuid() || gid != os.Getegid()) {
+		if err := writeKeepingOwner(path, data, mode, uid, gid); err != nil {
+			return err
 		}
+		return d.Sync()
 	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return d.WriteFile(name, data, mode)
 }
 
 // removeSink removes path (an expired sink that says remove).

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 )
@@ -10,6 +11,9 @@ import (
 // fileOwner reports no owner: ownership is not kept on this system.
 func fileOwner(string) (uid, gid int, ok bool, err error) { return 0, 0, false, nil }
 
-func keepOwner(*os.File, int, int) error { return nil }
+// writeKeepingOwner is never called here: fileOwner reports no owner.
+func writeKeepingOwner(string, []byte, os.FileMode, int, int) error {
+	return errors.New("keeping a file's owner is not supported on this system")
+}
 
 func ownProcessGroup(*exec.Cmd) {}

@@ -4,10 +4,13 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"syscall"
+
+	"github.com/google/renameio/v2"
 )
 
 // fileOwner returns the owner of path, if it exists.
@@ -29,12 +32,22 @@ func fileOwner(path string) (uid, gid int, ok bool, err error) {
 	return int(st.Uid), int(st.Gid), true, nil
 }
 
-// keepOwner gives f the owner uid:gid unless it already has it.
-func keepOwner(f *os.File, uid, gid int) error {
-	if uid == os.Geteuid() && gid == os.Getegid() {
-		return nil
+// writeKeepingOwner replaces path with data through renameio, giving the
+// new file the old one's owner uid:gid before it takes the old one's place
+// (an agent run as root writing a file a service reads).
+func writeKeepingOwner(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	pf, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return err
 	}
-	return f.Chown(uid, gid)
+	defer pf.Cleanup()
+	if _, err := pf.Write(data); err != nil {
+		return err
+	}
+	if err := pf.File.Chown(uid, gid); err != nil {
+		return fmt.Errorf("keep the owner %d:%d of %s: %w", uid, gid, path, err)
+	}
+	return pf.CloseAtomicallyReplace()
 }
 
 // ownProcessGroup puts the command in a process group of its own and

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"cmp"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,11 +18,27 @@ func TestSocketPath(t *testing.T) {
 	if got, want := agent.SocketPath(), "/run/user/1000/credhelper/agent.sock"; got != want {
 		t.Errorf("SocketPath() = %q, want %q", got, want)
 	}
+	// Without a runtime directory (a relative one is ignored), and unless
+	// systemd made /run/user/$UID, the socket goes in a private directory
+	// under the state directory, and in /tmp only without one.
+	uid := strconv.Itoa(os.Getuid())
+	home := t.TempDir()
+	systemd := ""
+	if fi, err := os.Stat(filepath.Join("/run/user", uid)); err == nil && fi.IsDir() {
+		systemd = filepath.Join("/run/user", uid, "credhelper", "agent.sock")
+	}
+	t.Setenv("XDG_STATE_HOME", "")
 	for _, v := range []string{"", "relative/dir"} {
 		t.Setenv("XDG_RUNTIME_DIR", v)
-		want := filepath.Join("/tmp", "credhelper-"+strconv.Itoa(os.Getuid()), "agent.sock")
+		t.Setenv("HOME", home)
+		want := cmp.Or(systemd, filepath.Join(home, ".local", "state", "credhelper", "agent", "agent.sock"))
 		if got := agent.SocketPath(); got != want {
 			t.Errorf("XDG_RUNTIME_DIR=%q: SocketPath() = %q, want %q", v, got, want)
+		}
+		t.Setenv("HOME", "")
+		want = cmp.Or(systemd, filepath.Join("/tmp", "credhelper-"+uid, "agent.sock"))
+		if got := agent.SocketPath(); got != want {
+			t.Errorf("XDG_RUNTIME_DIR=%q, no home: SocketPath() = %q, want %q", v, got, want)
 		}
 	}
 	t.Setenv(agent.SocketEnv, "/x/y.sock")

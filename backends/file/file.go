@@ -6,15 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -81,42 +78,19 @@ func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) 
 	if err != nil {
 		return provider.Entry{}, err
 	}
-	data, err := readChecked(p)
+	data, err := fsutil.ReadFile(p, credRule)
 	if err != nil {
-		return provider.Entry{}, err
+		return provider.Entry{}, fileError(p, err)
 	}
 	return provider.Entry{Value: data, Version: versionOf(data)}, nil
 }
 
-// readChecked reads p, refusing files group or others can access.
-func readChecked(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("file: no credential at %s: %w", p, provider.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fileError("open", p, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fileError("stat", p, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("file: %s is not a regular file: %w", p, provider.ErrInvalidRecord)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("file: %s is accessible by group or others (mode %04o): run 'chmod 600 %s': %w", p, perm, p, provider.ErrPermission)
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("file: %s is %d bytes, larger than any credential record: %w", p, fi.Size(), provider.ErrInvalidRecord)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fileError("read", p, err)
-	}
-	return data, nil
-}
+// credRule is what a credential file must be: a regular file of ours (or
+// root's) that nobody else can read, no larger than any record.
+var credRule = fsutil.Rule{What: "credential file", Private: true, MaxSize: maxFileSize}
+
+// dirRule is what the directory holding a credential file must be.
+var dirRule = fsutil.Rule{What: "credential directory"}
 
 // ctxError reports a caller's expired or canceled context as a transient
 // failure, as the other backends do.
@@ -124,18 +98,23 @@ func ctxError(err error) error {
 	return provider.Transient(fmt.Errorf("file: %w", err))
 }
 
-func fileError(op, p string, err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("file: %s %s: permission denied: check the file's owner and mode: %w", op, p, provider.ErrPermission)
+// fileError gives an error of fsutil or the OS about p its provider kind.
+func fileError(p string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("file: no credential at %s: %w", p, provider.ErrNotFound)
+	case errors.Is(err, fsutil.ErrUntrusted):
+		return fmt.Errorf("file: %w: %w", err, provider.ErrPermission)
+	case errors.Is(err, fsutil.ErrNotRegular), errors.Is(err, fsutil.ErrTooLarge):
+		return fmt.Errorf("file: %w: %w", err, provider.ErrInvalidRecord)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("file: %s: permission denied: check the owner and mode of the file and its directory: %w", p, provider.ErrPermission)
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Errorf("file: %s %s: %w", op, p, err)
+	return fmt.Errorf("file: %s: %w", p, err)
 }
 
 // CompareAndSwap replaces the file's content if its version is expected.
+// A key that is a symbolic link updates the file the link names.
 func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
 	if err := ctx.Err(); err != nil {
 		return "", ctxError(err)
@@ -147,24 +126,33 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 	if len(value) > maxFileSize {
 		return "", fmt.Errorf("file: value of %d bytes is too large: %w", len(value), provider.ErrInvalidRecord)
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fileError("create directory", dir, err)
-	}
-	unlock, err := b.lock(ctx, p)
+	resolved, err := fsutil.Resolve(p, credRule.What)
 	if err != nil {
-		return "", err
+		return "", fileError(p, err)
 	}
-	defer unlock()
+	dir, err := fsutil.MkdirAll(filepath.Dir(resolved), dirRule)
+	if err != nil {
+		return "", fileError(p, err)
+	}
+	defer dir.Close()
+	name := filepath.Base(resolved)
+	lock, err := dir.Lock(ctx, name+".lock", b.opts.LockPoll)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", provider.Transient(fmt.Errorf("file: %w", err))
+		}
+		return "", fileError(p, err)
+	}
+	defer lock.Unlock()
 
-	cur, err := readChecked(p)
+	cur, err := dir.ReadFile(name, credRule)
 	switch {
-	case errors.Is(err, provider.ErrNotFound):
+	case errors.Is(err, fs.ErrNotExist):
 		if expected != "" {
 			return "", fmt.Errorf("file: %s no longer exists: %w", p, provider.ErrConflict)
 		}
 	case err != nil:
-		return "", err
+		return "", fileError(p, err)
 	case expected == "":
 		return "", fmt.Errorf("file: %s already exists: %w", p, provider.ErrConflict)
 	case versionOf(cur) != expected:
@@ -173,102 +161,28 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 	if err := ctx.Err(); err != nil {
 		return "", ctxError(err)
 	}
-	if err := writeAtomic(p, value); err != nil {
-		return "", err
+	if err := dir.WriteFile(name, value, 0o600); err != nil {
+		return "", provider.Transient(fmt.Errorf("file: %w", err))
 	}
 	return versionOf(value), nil
 }
 
-// CheckWrite reports whether the directory of key is writable.
+// CheckWrite reports whether the credential file of key can be written:
+// its path passes the trust rule and its directory is writable. It runs
+// before a refresh token is spent, so an untrusted path is refused before
+// anything is lost.
 func (b *Backend) CheckWrite(ctx context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(p)
-	if err := unix.Access(dir, unix.W_OK); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	resolved, err := fsutil.Resolve(p, credRule.What)
+	if err != nil {
+		return fileError(p, err)
+	}
+	dir := filepath.Dir(resolved)
+	if err := fsutil.Writable(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file: directory %s is not writable: %w", dir, provider.ErrPermission)
-	}
-	return nil
-}
-
-// lock takes the exclusive flock on p's sibling lock file, polling so the
-// wait honours ctx.
-func (b *Backend) lock(ctx context.Context, p string) (func(), error) {
-	lp := p + ".lock"
-	f, err := os.OpenFile(lp, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fileError("open lock", lp, err)
-	}
-	wait := b.opts.LockPoll
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fileError("lock", lp, err)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, provider.Transient(fmt.Errorf("file: waiting for lock %s: %w", lp, ctx.Err()))
-		case <-t.C:
-		}
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
-}
-
-// writeAtomic writes data to p via a temporary file, fsync and rename, then
-// fsyncs the directory so the rename itself is durable.
-func writeAtomic(p string, data []byte) (err error) {
-	dir := filepath.Dir(p)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return provider.Transient(fileError("create temporary file in", dir, err))
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fileError("chmod", tmp.Name(), err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return provider.Transient(fileError("write", tmp.Name(), err))
-	}
-	if err := tmp.Sync(); err != nil {
-		return provider.Transient(fileError("fsync", tmp.Name(), err))
-	}
-	if err := tmp.Close(); err != nil {
-		return provider.Transient(fileError("close", tmp.Name(), err))
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return provider.Transient(fileError("rename into", p, err))
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so entries created or renamed in it survive a
-// crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fileError("open directory", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return provider.Transient(fileError("fsync directory", dir, err))
 	}
 	return nil
 }

@@ -8,8 +8,12 @@ import (
 	"os"
 
 	"github.com/credhelper/credhelper/internal/cli"
+	"github.com/credhelper/credhelper/internal/coredump"
 )
 
 func main() {
+	// Before any token is in memory: no core file may hold one (the agent
+	// runs in this binary too).
+	_ = coredump.Disable()
 	os.Exit(cli.Main())
 }

@@ -18,14 +18,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/coredump"
 )
 
 func main() {
+	// Before any token is in memory: no core file may hold one.
+	_ = coredump.Disable()
 	if token, ok := fastGet(os.Args); ok {
 		os.Stdout.WriteString(token + "\n")
 		os.Exit(0)
@@ -35,7 +37,7 @@ func main() {
 	}
 	full, err := fullPath()
 	if err == nil {
-		err = syscall.Exec(full, os.Args, os.Environ())
+		err = runFull(full)
 	}
 	fmt.Fprintf(os.Stderr, "credhelper: cannot run credhelper-full (%v): install it next to credhelper (make install does), or set $%s\n", err, config.EnvFull)
 	os.Exit(1)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +23,7 @@ import (
 	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/protocols/envexec"
+	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
 )
 
@@ -60,7 +60,8 @@ SIGHUP (or 'credhelper agent reload') re-reads the config file: new profiles
 start, removed ones stop, changed ones restart; an invalid file is logged and
 the running configuration kept.
 
-With --metrics-addr (a loopback address only) it serves Prometheus metrics at
+With --metrics-addr (unix:PATH, a 0600 socket, or a loopback host:port,
+which every local user can read) it serves Prometheus metrics at
 /metrics: refresh events per profile and event, seconds to expiry and
 generation per profile, sink writes and failures, and requests answered. On SIGTERM it stops
 accepting, finishes requests in flight, closes every engine (which finishes
@@ -77,7 +78,7 @@ removes the socket.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.socket, "socket", "", "unix socket path (default $CREDHELPER_AGENT_SOCKET, [agent] socket, or $XDG_RUNTIME_DIR/credhelper/agent.sock)")
-	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this loopback host:port (default $"+config.EnvAgentMetricsAddr+" or [agent] metrics_addr; off if empty)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on unix:PATH (mode 0600) or a loopback host:port (default $"+config.EnvAgentMetricsAddr+" or [agent] metrics_addr; off if empty)")
 	fl.StringVar(&f.profiles, "profiles", "", "comma-separated profiles to serve (default: every profile in the config file)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "stderr log format: text or json")
 	cmd.AddCommand(a.agentReloadCommand())
@@ -182,6 +183,9 @@ type agentRun struct {
 }
 
 func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
+	if err := agent.Supported(); err != nil {
+		return err // before any profile is opened: nothing to undo
+	}
 	if a.backend != "" || a.issuer != "" {
 		return usagef("agent: --backend and --issuer (and $CREDHELPER_BACKEND, $CREDHELPER_ISSUER) do not apply to the agent: it serves the profiles of the config file")
 	}
@@ -198,10 +202,8 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	}
 	socket := firstNonEmpty(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
 	metricsAddr := firstNonEmpty(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
-	if metricsAddr != "" {
-		if host, _, err := net.SplitHostPort(metricsAddr); err != nil || !isLoopback(host) {
-			return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464: metrics are not served to the network", metricsAddr)
-		}
+	if metricsAddr != "" && !strings.HasPrefix(metricsAddr, "unix:") && !provider.LoopbackAddr(metricsAddr) {
+		return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464 (readable by every local user) or unix:PATH (readable by you alone): metrics are not served to the network", metricsAddr)
 	}
 	cfgPath, err := absConfigPath(cfg)
 	if err != nil {
@@ -554,9 +556,9 @@ func (a *app) agentLogger(format string) error {
 
 // serveMetrics serves /metrics on addr until the returned stop is called.
 func (a *app) serveMetrics(addr string, m *server.Metrics) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
+	l, err := server.ListenMetrics(addr)
 	if err != nil {
-		return nil, fmt.Errorf("agent: metrics: listen on %s: %w", addr, err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
@@ -571,7 +573,11 @@ func (a *app) serveMetrics(addr string, m *server.Metrics) (stop func(), err err
 			a.logger.Error("agent: metrics server: " + err.Error())
 		}
 	}()
-	a.logger.Info("agent: metrics at http://" + l.Addr().String() + "/metrics")
+	if l.Addr().Network() == "unix" {
+		a.logger.Info("agent: metrics at /metrics on unix:" + l.Addr().String())
+	} else {
+		a.logger.Info("agent: metrics at http://" + l.Addr().String() + "/metrics")
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -37,6 +37,10 @@ func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok
 	}
 	switch {
 	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrUnknownProfile):
+		if perr := agent.SocketProblem(c.Path); perr != nil {
+			// Another user may have created the socket's directory first.
+			a.logger.Warn("credhelper: " + perr.Error())
+		}
 		a.logger.Debug("credhelper: resolving directly, not through the agent", "reason", err.Error())
 		return provider.Pair{}, false, nil
 	case err != nil:

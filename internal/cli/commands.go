@@ -109,9 +109,14 @@ type status struct {
 func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
 	s := status{Generation: p.Generation, Never: p.Never(), Valid: p.Never() || now.Before(p.ValidUntil), AuthFingerprint: provider.Fingerprint(p.AuthToken)}
 	s.Endpoint, _ = p.ResolveEndpoint()
-	if info, err := provider.ParseAuthToken(p.AuthToken); err == nil {
+	switch info, err := provider.ParseAuthToken(p.AuthToken); {
+	case err == nil:
 		s.TokenForm = string(info.Form)
-	} else {
+	case len(p.AuthToken) > 16<<10:
+		// Too large for the decoder to look at: likely an opaque OAuth2
+		// token, which is legitimate, not a broken one.
+		s.TokenForm = string(provider.TokenOpaque) + " (over 16 KiB, not decoded)"
+	default:
 		s.TokenForm = "undecodable"
 	}
 	if !p.Never() {

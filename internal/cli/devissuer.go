@@ -3,12 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/credhelper/credhelper/issuers/dev"
+	"github.com/credhelper/credhelper/provider"
 )
 
 func (a *app) devIssuerCommand() *cobra.Command {
@@ -40,7 +40,7 @@ values: never use it for anything but tests and demos.`,
 					return usagef("dev-issuer: %s %v is negative", name, d)
 				}
 			}
-			if host, _, err := net.SplitHostPort(listen); err != nil || !isLoopback(host) {
+			if !provider.LoopbackAddr(listen) {
 				return usagef("dev-issuer: --listen %q must be a loopback host:port such as 127.0.0.1:7777", listen)
 			}
 			srv, err := dev.Listen(cmd.Context(), listen, func(o *dev.Options) {
@@ -81,12 +81,4 @@ values: never use it for anything but tests and demos.`,
 	f.BoolVar(&dopts.NoRotate, "no-rotate", false, "refresh tokens are not rotated (reusable; no reuse detection)")
 	f.DurationVar(&dopts.ReuseGrace, "reuse-grace", 0, "a spent refresh token presented again within this long gets the same answer, as Auth0's and Okta's grace periods")
 	return cmd
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

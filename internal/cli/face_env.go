@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,9 +135,6 @@ of files and shell history.`,
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"sh", "dotenv", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
-
-// forwardedSignals are passed on to exec's child.
-var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 
 func (a *app) execCommand() *cobra.Command {
 	var (

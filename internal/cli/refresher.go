@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/refresh"
 )
 
@@ -50,14 +50,19 @@ type refresherStatus struct {
 // larger.
 const refresherLogLimit = 1 << 20
 
-// refresherDir is where refreshers keep their locks, outcomes and log.
-func refresherDir() (string, error) {
+// refresherDir opens (creating it 0700) where refreshers keep their
+// locks, outcomes and log: a directory of this user's under the state
+// directory, held to the local-state trust rule.
+func refresherDir() (*fsutil.Dir, error) {
 	j, err := refresh.DefaultJournalDir()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return filepath.Join(filepath.Dir(j), "refresher"), nil
+	return fsutil.MkdirAll(filepath.Join(filepath.Dir(j), "refresher"), fsutil.Rule{What: "refresher directory", Mine: true})
 }
+
+// refresherFile is what a refresher's status and log must be.
+var refresherFile = fsutil.Rule{What: "refresher file", Private: true, Mine: true, MaxSize: 64 << 10}
 
 // refresherName is the file name stem for key's lock and outcome.
 func refresherName(key string) string {
@@ -70,15 +75,13 @@ func refresherName(key string) string {
 // when it could not, so the caller refreshes in process.
 func (a *app) startRefresher(w *wired) bool {
 	dir, err := refresherDir()
-	if err == nil {
-		err = os.MkdirAll(dir, 0o700)
-	}
 	if err != nil {
 		a.logger.Debug("credhelper: no background refresh: " + err.Error())
 		return false
 	}
+	defer dir.Close()
 	name := refresherName(w.key)
-	a.reportRefresher(filepath.Join(dir, name+".status"), filepath.Join(dir, "refresher.log"))
+	a.reportRefresher(dir, name+".status")
 	req, err := json.Marshal(refresherRequest{ConfigPath: a.configPath, Profile: w.name, LogLevel: a.logLevel, Flags: a.flags})
 	if err != nil {
 		return false
@@ -87,16 +90,15 @@ func (a *app) startRefresher(w *wired) bool {
 	if err != nil {
 		return false
 	}
-	logPath := filepath.Join(dir, "refresher.log")
-	if fi, err := os.Stat(logPath); err == nil && fi.Size() > refresherLogLimit {
-		_ = os.Truncate(logPath, 0)
-	}
-	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	log, err := dir.OpenAppend("refresher.log", 0o600, refresherFile)
 	if err != nil {
 		a.logger.Debug("credhelper: no background refresh: " + err.Error())
 		return false
 	}
 	defer log.Close()
+	if fi, err := log.Stat(); err == nil && fi.Size() > refresherLogLimit {
+		_ = log.Truncate(0)
+	}
 	if err := spawnDetached(exe, []string{"background-refresh"}, req, log); err != nil {
 		a.logger.Debug("credhelper: no background refresh: " + err.Error())
 		return false
@@ -106,11 +108,12 @@ func (a *app) startRefresher(w *wired) bool {
 
 // reportRefresher says once, on stderr, that the last background refresh
 // of this credential failed, if it did in the last hour.
-func (a *app) reportRefresher(statusPath, logPath string) {
-	data, err := os.ReadFile(statusPath)
+func (a *app) reportRefresher(dir *fsutil.Dir, status string) {
+	data, err := dir.ReadFile(status, refresherFile)
 	if err != nil {
 		return
 	}
+	logPath := dir.Join("refresher.log")
 	var st refresherStatus
 	if json.Unmarshal(data, &st) != nil || st.Error == "" || time.Since(st.At) > time.Hour {
 		return
@@ -150,15 +153,16 @@ func (a *app) backgroundRefresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer dir.Close()
 	name := refresherName(w.key)
-	unlock, err := lockOnce(filepath.Join(dir, name+".lock"))
-	if errors.Is(err, errLocked) {
-		return nil // another refresher of this credential is at work
-	}
+	lock, ok, err := dir.TryLock(name + ".lock")
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	if !ok {
+		return nil // another refresher of this credential is at work
+	}
+	defer lock.Unlock()
 	e, err := a.engine(w, func(o *refresh.Options) { o.Jitter = 0 })
 	if err != nil {
 		return err
@@ -175,10 +179,7 @@ func (a *app) backgroundRefresh(ctx context.Context) error {
 		a.logger.Warn("credhelper: background refresh failed", slog.String("key", w.key), slog.String("error", st.Error))
 	}
 	if data, err := json.Marshal(st); err == nil {
-		tmp := filepath.Join(dir, name+".status.tmp")
-		if os.WriteFile(tmp, data, 0o600) == nil {
-			_ = os.Rename(tmp, filepath.Join(dir, name+".status"))
-		}
+		_ = dir.WriteFile(name+".status", data, 0o600)
 	}
 	if rerr != nil {
 		return fmt.Errorf("background refresh of %s: %w", w.key, rerr)

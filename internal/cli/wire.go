@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/plugins"
 	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
@@ -221,19 +221,13 @@ func clientSecret(r *config.Resolved) (string, error) {
 	return "", nil
 }
 
-// readSecretFile reads a file holding one secret, refusing one larger than
-// any secret (64 KiB) without reading it all.
+// readSecretFile reads a file holding one secret through the local-state
+// trust rule (nobody but the user and root can have written it or the
+// directories above it; a FIFO or device is refused without blocking),
+// refusing one larger than any secret (64 KiB) without reading it. It may
+// be group-readable, as Vault Agent's sinks are.
 func readSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
-	if err == nil && len(b) > 64<<10 {
-		err = fmt.Errorf("%s is larger than 64 KiB: not a secret", path)
-	}
-	return b, err
+	return fsutil.ReadFile(path, fsutil.Rule{What: "secret file", MaxSize: 64 << 10})
 }
 
 // cleanSecret trims one trailing newline from a secret read from source and
@@ -250,7 +244,8 @@ func loadCA(path string) (*tls.Config, error) {
 	if path == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(expandHome(path))
+	// Whoever can replace the CA file can read the issuer's traffic.
+	pem, err := fsutil.ReadFile(expandHome(path), fsutil.Rule{What: "CA file", MaxSize: 1 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("--ca-file: %w", err)
 	}

@@ -65,3 +65,11 @@ func (tm Timing) Apply(o *refresh.Options) {
 	o.LeaseDuration, o.IssuerTimeout, o.ClockSkew = tm.Lease, tm.IssuerTimeout, tm.Skew
 	o.RetryBackoff, o.MaxRetryBackoff = tm.Retry, tm.MaxRetry
 }
+
+// StepTrace returns a refresh.Trace that calls fn with the name of each
+// protocol step as it happens: "claimed", "issuing", "issued", "journaled"
+// and "committed". Crash tests stop a process at one of them.
+func StepTrace(fn func(step string)) *refresh.Trace {
+	at := func(step string) func(string, uint64) { return func(string, uint64) { fn(step) } }
+	return &refresh.Trace{Claimed: at("claimed"), Issuing: at("issuing"), Issued: at("issued"), Journaled: at("journaled"), Committed: at("committed")}
+}

@@ -2,9 +2,10 @@ package hygiene
 
 import (
 	"fmt"
-	"github.com/credhelper/credhelper/internal/testexec"
 	"os"
 	"testing"
+
+	"github.com/credhelper/credhelper/internal/testexec"
 )
 
 // binDir holds the binaries built once for every test: the credhelper
@@ -13,6 +14,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if step := os.Getenv(attackerStepEnv); step != "" {
+		os.Exit(attackerStep(step, os.Args[1:]))
+	}
 	os.Exit(testMain(m))
 }
 

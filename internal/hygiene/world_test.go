@@ -234,6 +234,8 @@ type opts struct {
 	stdin string
 	env   []string // NAME=value added to (or replacing in) the world's
 	bin   string   // in binDir, default "credhelper"; or an absolute path
+	uid   int      // run as this uid (and gid), not as the test; 0: as the test
+	dir   string   // working directory; default the world's TMPDIR
 }
 
 // proc is a started binary, sampled until it is waited for.
@@ -244,6 +246,7 @@ type proc struct {
 	stop     chan struct{}
 	sampler  sync.WaitGroup
 	pidsSeen map[int]bool
+	peakKiB  int64 // the largest VmHWM sampled of the started process itself
 }
 
 func (w *world) command(name string, o opts, args ...string) *proc {
@@ -263,6 +266,12 @@ func (w *world) command(name string, o opts, args ...string) *proc {
 	}
 	cmd.Env = env
 	cmd.Dir = w.tmp
+	if o.dir != "" {
+		cmd.Dir = o.dir
+	}
+	if o.uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid)}}
+	}
 	cmd.Stdin = strings.NewReader(o.stdin)
 	p := &proc{name: name, cmd: cmd, out: &bytes.Buffer{}, err: &bytes.Buffer{}, stop: make(chan struct{}), pidsSeen: map[int]bool{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.err
@@ -297,6 +306,20 @@ func (w *world) sample(p *proc, pid int) {
 		return // exited, or a zombie
 	}
 	line := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+	if pid == p.cmd.Process.Pid {
+		// The peak resident size since the last exec: rusage's maxrss
+		// would count the test binary, whose memory a vfork'd child
+		// shares until it execs.
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); err == nil {
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+					if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kib > p.peakKiB {
+						p.peakKiB = kib
+					}
+				}
+			}
+		}
+	}
 	w.mu.Lock()
 	if _, ok := w.cmdlines[line]; !ok {
 		w.cmdlines[line] = p.name + " (pid " + strconv.Itoa(pid) + ")"

@@ -95,6 +95,8 @@ func New(optFns ...func(*Options)) (*Issuer, error) {
 		return nil, fmt.Errorf("momento: Addr %q is not host:port: use e.g. control.cell-1.example.com:443 or 127.0.0.1:7777", o.Addr)
 	case o.Insecure && o.Addr == "":
 		return nil, errors.New("momento: Insecure needs an explicit Addr: plaintext is for a loopback dev issuer, never Momento's own endpoints")
+	case o.Insecure && !provider.LoopbackAddr(o.Addr):
+		return nil, fmt.Errorf("momento: plaintext to %s, which is not a loopback address, would send the refresh token and API key across the network in cleartext: use TLS (drop --insecure, or dev: only with 127.0.0.1, ::1 or localhost)", o.Addr)
 	case o.Insecure && o.TLSConfig != nil:
 		return nil, errors.New("momento: set Insecure or TLSConfig, not both")
 	case o.Timeout <= 0:

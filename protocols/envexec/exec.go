@@ -48,12 +48,6 @@ func (r Rotate) String() string {
 	return "none"
 }
 
-var signalsByName = map[string]syscall.Signal{
-	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
-	"TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2,
-	"ALRM": syscall.SIGALRM, "WINCH": syscall.SIGWINCH,
-}
-
 func signalName(s syscall.Signal) string {
 	for n, v := range signalsByName {
 		if v == s {

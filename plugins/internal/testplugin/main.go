@@ -1,7 +1,7 @@
 // Command testplugin is the plugin the plugins tests drive: an in-memory
 // backend and a fake issuer whose behaviour the key or refresh token
 // selects, so tests can block a call, read the deadline the plugin sees,
-// or have it return any error kind. Not for use outside tests.
+// have it return any error kind, or answer with "big:N" bytes. Not for use outside tests.
 package main
 
 import (
@@ -81,6 +81,9 @@ func (b *backend) Load(ctx context.Context, key string) (provider.Entry, error) 
 		return entry(b.lastCancel)
 	case strings.HasPrefix(key, "err:"):
 		return provider.Entry{}, errorFor(strings.TrimPrefix(key, "err:"))
+	case strings.HasPrefix(key, "big:"):
+		n, _ := strconv.Atoi(strings.TrimPrefix(key, "big:"))
+		return provider.Entry{Value: make([]byte, n), Version: "v"}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

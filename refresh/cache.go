@@ -46,6 +46,7 @@ type Engine struct {
 	flightCancel context.CancelFunc // cancels flight before it holds a claim
 	holding      bool               // flight holds a claim: Close must wait
 	stopping     bool               // CloseNow: start no issuer call
+	rejectedGen  uint64             // 1 + the generation whose token the issuer rejected here; 0: none
 	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
 	notBefore    time.Time          // no new refresh before this, after a failure
 	backoff      time.Duration      // the next failure's delay
@@ -583,12 +584,6 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 	}
 	attrs = append([]slog.Attr{slog.String("key", e.key), slog.String("holder", e.opts.Holder)}, attrs...)
 	e.opts.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
-}
-
-func (e *Engine) failpoint(step string) {
-	if e.opts.Failpoint != nil {
-		e.opts.Failpoint(step)
-	}
 }
 
 // errClosed ends a wait cut short by Close.

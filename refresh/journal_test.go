@@ -1,0 +1,223 @@
+//go:build unix
+
+package refresh
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// plantEntry writes a genuine journal entry of a dead holder whose claim
+// is the record's current version, so that replaying it would commit its
+// pair at once, and returns the entry's path and the planted pair.
+func plantEntry(t *testing.T, f *fixture) (string, provider.Pair) {
+	t.Helper()
+	f.expire(f.first)
+	current := f.be.put(testKey, &provider.Record{Pair: f.first})
+	planted := f.iss.mint()
+	planted.Generation = 50
+	j := &journal{dir: f.dir, key: testKey, holder: "dead"}
+	en, err := j.write(&pendingCommit{spentGen: f.first.Generation, spentHash: tokenDigest(f.first.RefreshToken), next: &provider.Record{Pair: planted}, expected: current})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.release()
+	return filepath.Join(f.dir, j.name()), planted
+}
+
+// TestJournalEntriesMustBeOurs: an entry that is not a regular 0600 file
+// of this user's with a valid HMAC is moved aside and logged, never
+// replayed; the engine refreshes with the issuer instead.
+func TestJournalEntriesMustBeOurs(t *testing.T) {
+	tests := []struct {
+		name   string
+		spoil  func(t *testing.T, path string)
+		reason string
+	}{
+		{"tampered", func(t *testing.T, path string) {
+			b, _ := os.ReadFile(path)
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["spentGeneration"] = 7
+			b, _ = json.Marshal(m)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "HMAC does not match"},
+		{"without HMAC", func(t *testing.T, path string) {
+			b, _ := os.ReadFile(path)
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			delete(m, "hmacSHA256")
+			b, _ = json.Marshal(m)
+			os.WriteFile(path, b, 0o600)
+		}, "HMAC does not match"},
+		{"readable by others", func(t *testing.T, path string) {
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "chmod 600"},
+		{"a link", func(t *testing.T, path string) {
+			elsewhere := filepath.Join(t.TempDir(), "entry.json")
+			if err := os.Rename(path, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link"},
+		{"a FIFO", func(t *testing.T, path string) {
+			os.Remove(path)
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "named pipe"},
+		{"oversized", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+		}, "limit"},
+		{"keyless", func(t *testing.T, path string) {
+			if err := os.Remove(filepath.Join(filepath.Dir(path), journalKeyName)); err != nil {
+				t.Fatal(err)
+			}
+		}, "no journal key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			path, planted := plantEntry(t, f)
+			tt.spoil(t, path)
+			var log syncBuffer
+			e := f.engine("a", func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+			p := mustGet(t, e)
+			if p.AuthToken == planted.AuthToken || f.be.record(testKey).Pair.AuthToken == planted.AuthToken {
+				t.Fatal("the spoiled entry's pair was replayed")
+			}
+			if got := f.be.record(testKey).Pair.Generation; got != 1 {
+				t.Errorf("stored generation %d, want 1 (one refresh with the issuer)", got)
+			}
+			if calls, _ := f.iss.stats(); calls != 1 {
+				t.Errorf("issuer calls = %d, want 1", calls)
+			}
+			if _, err := os.Lstat(path + ".corrupt"); err != nil {
+				t.Errorf("the entry was not moved aside: %v", err)
+			}
+			if _, err := os.Lstat(path); err == nil {
+				t.Error("the spoiled entry is still in place")
+			}
+			out := log.String()
+			if !strings.Contains(out, "rejected and moved aside") || !strings.Contains(out, tt.reason) {
+				t.Errorf("log does not report the rejection with %q:\n%s", tt.reason, out)
+			}
+			if strings.Contains(out, planted.AuthToken) || strings.Contains(out, planted.RefreshToken) {
+				t.Error("the log carries the planted tokens")
+			}
+		})
+	}
+}
+
+// TestJournalDirectoryMustBeOurs: a journal directory others can write,
+// or a link to one, is refused with the command that fixes it, and
+// nothing in it is replayed.
+func TestJournalDirectoryMustBeOurs(t *testing.T) {
+	for _, viaLink := range []bool{false, true} {
+		t.Run(map[bool]string{false: "directory", true: "link"}[viaLink], func(t *testing.T) {
+			f := newFixture(t)
+			path, planted := plantEntry(t, f)
+			if err := os.Chmod(f.dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			dir := f.dir
+			if viaLink {
+				dir = filepath.Join(t.TempDir(), "journal")
+				if err := os.Symlink(f.dir, dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var log syncBuffer
+			e := f.engine("a", func(o *Options) {
+				o.JournalDir = dir
+				o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			})
+			// The pair is due: refused before anything is spent.
+			_, err := e.Credential(ctx(t))
+			if err == nil || !strings.Contains(err.Error(), "journal directory refused") || !strings.Contains(err.Error(), "chmod go-w "+f.dir) {
+				t.Errorf("Credential: err %v, want the journal directory refused with the chmod that fixes it", err)
+			}
+			if calls, _ := f.iss.stats(); calls != 0 {
+				t.Errorf("issuer calls = %d without a trusted journal, want 0", calls)
+			}
+			if f.be.record(testKey).Pair.AuthToken == planted.AuthToken {
+				t.Fatal("an entry in a directory others can write was replayed")
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("the refused directory's entry was touched: %v", err)
+			}
+			out := log.String()
+			for _, want := range []string{"journal directory refused", "mode 0777", "chmod go-w " + f.dir} {
+				if !strings.Contains(out, want) {
+					t.Errorf("log does not say %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// TestJournalFilesArePrivate: entries, their lock files and the key are
+// 0600, the directory 0700, and nothing but the key is left after a
+// commit.
+func TestJournalFilesArePrivate(t *testing.T) {
+	f := newFixture(t)
+	dir := filepath.Join(f.dir, "new", "journal")
+	j := &journal{dir: dir, key: testKey, holder: "me"}
+	next := f.iss.mint()
+	en, err := j.write(&pendingCommit{next: &provider.Record{Pair: next}, expected: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, j.name()), filepath.Join(dir, lockName(j.name())), filepath.Join(dir, journalKeyName)} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode().Perm() != 0o600 || !fi.Mode().IsRegular() {
+			t.Errorf("%s: %v %v, want a regular file with mode 0600", p, fi, err)
+		}
+	}
+	for _, p := range []string{dir, filepath.Dir(dir)} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want mode 0700", p, fi, err)
+		}
+	}
+	en.remove()
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 1 || filepath.Base(left[0]) != journalKeyName {
+		t.Errorf("left after remove: %v, want only the key", left)
+	}
+}

@@ -1,0 +1,214 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/credhelper/credhelper/provider"
+)
+
+// The outcomes of the protocol other than a new pair: why a pair cannot be
+// refreshed (expired, read-only, no issuer, no usable lifetime), and what a
+// broken lineage means for the callers of each issuer.
+
+// canStore reports whether this instance may write the record.
+func (e *Engine) canStore() bool { return !e.readOnly }
+
+// refreshable reports why pair can no longer be refreshed, if it cannot:
+// its refresh token is known to have expired, or the issuer needs a valid
+// auth token and it has expired.
+func (e *Engine) refreshable(pair provider.Pair, now time.Time) error {
+	switch {
+	case !pair.RefreshValidUntil.IsZero() && !now.Before(pair.RefreshValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "refresh token", At: pair.RefreshValidUntil}
+	case !e.policy.RefreshAfterExpiry && !now.Before(pair.ValidUntil):
+		return &ExpiredError{Key: e.key, Generation: pair.Generation, Token: "auth token", At: pair.ValidUntil}
+	}
+	return nil
+}
+
+// ExpiredError reports a lineage that can no longer be continued because a
+// token it needs has expired: the refresh token, or the auth token of an
+// issuer whose refresh authenticates with it. Nothing was presented.
+type ExpiredError struct {
+	Key        string
+	Generation uint64
+	Token      string // "refresh token" or "auth token"
+	At         time.Time
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("refresh: the %s of the pair under %s (generation %d) expired at %s, so the pair can no longer be refreshed",
+		e.Token, e.Key, e.Generation, e.At.UTC().Format(time.RFC3339))
+}
+
+// Unwrap reports both kinds: the credential expired, and its lineage cannot
+// be continued without a new first pair.
+func (e *ExpiredError) Unwrap() []error {
+	return []error{provider.ErrExpired, provider.ErrLineageBroken}
+}
+
+// ReadOnlyError reports a pair due for refresh whose backend cannot store
+// a refreshed pair. The engine never spends a refresh token it cannot
+// store: every other reader of the same source would present it again.
+type ReadOnlyError struct {
+	Key        string
+	Generation uint64
+}
+
+func (e *ReadOnlyError) Error() string {
+	return fmt.Sprintf("refresh: the pair under %s (generation %d) is due for refresh, but its backend is read-only: a refreshed pair could not be stored, and every other reader of it would present the spent refresh token again",
+		e.Key, e.Generation)
+}
+
+// Unwrap reports the kind.
+func (e *ReadOnlyError) Unwrap() error { return provider.ErrReadOnly }
+
+// ErrNoIssuer reports a pair due for refresh by an engine that has no
+// issuer. It wraps provider.ErrUnsupported.
+var ErrNoIssuer = fmt.Errorf("no issuer configured: %w", provider.ErrUnsupported)
+
+// errNoIssuer explains a due refresh without an issuer.
+func (e *Engine) errNoIssuer(p provider.Pair) error {
+	return fmt.Errorf("refresh: the pair under %s (generation %d) is due for refresh: %w", e.key, p.Generation, ErrNoIssuer)
+}
+
+// servedBroken handles a record whose lineage is marked broken at its
+// current generation: the pair is served while it is usable if the issuer
+// leaves its auth token valid (Momento), and never if the issuer revoked
+// it with the family (OAuth2 reuse detection).
+func (e *Engine) servedBroken(rec *provider.Record, forced bool) (provider.Pair, error) {
+	err := e.servingBroken(rec)
+	if err == nil && forced {
+		err = e.brokenError(rec.Pair.Generation, rec.Broken.Reason)
+	}
+	if err != nil {
+		return provider.Pair{}, err
+	}
+	c := e.schedule(rec.Pair, false)
+	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, rec.Pair) || old.refreshAt != c.refreshAt {
+		e.publish(c)
+	}
+	return rec.Pair, nil
+}
+
+// servingBroken returns the error a caller gets for a broken lineage, or
+// nil if its pair may still be served.
+func (e *Engine) servingBroken(rec *provider.Record) error {
+	pair := rec.Pair
+	if e.policy.RejectionRevokesAuthToken || !pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
+		e.unpublish(pair)
+		return e.brokenError(pair.Generation, rec.Broken.Reason)
+	}
+	e.mu.Lock()
+	warn := !e.warned
+	e.warned = true
+	e.mu.Unlock()
+	if warn {
+		e.opts.Logger.Warn("credhelper refresh: lineage broken; serving the current pair until it has less than the minimum validity left",
+			slog.String("key", e.key), slog.Uint64("generation", pair.Generation), slog.String("reason", rec.Broken.Reason))
+	}
+	return nil
+}
+
+// unpublish stops serving p if it is the published pair.
+func (e *Engine) unpublish(p provider.Pair) {
+	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+		e.notify()
+	}
+}
+
+// rejected handles an issuer's refusal: adopt a newer generation if one was
+// committed meanwhile, else mark the lineage broken so that no instance
+// presents the spent token again (and heal it, if a bootstrap is set).
+func (e *Engine) rejected(ctx context.Context, rec *provider.Record, claimed provider.Version, cause error) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	if entry, cur, err := e.load(ctx); err == nil {
+		if cur.Pair.Generation > gen {
+			e.adopt(e.cachedFor(cur.Pair))
+			return cur.Pair, nil
+		}
+		if entry.Version != claimed && (cur.Lease == nil || cur.Lease.Holder != e.opts.Holder) {
+			claimed = "" // someone else's claim: do not overwrite it
+		}
+	}
+	reason := "the issuer rejected the refresh token: spent or revoked"
+	if rvu := rec.Pair.RefreshValidUntil; !rvu.IsZero() && !e.opts.Clock.Now().Before(rvu.Add(-e.opts.ClockSkew)) {
+		reason = "the issuer rejected the refresh token, which expired at " + rvu.UTC().Format(time.RFC3339)
+	}
+	return e.markBroken(ctx, rec, claimed, reason, cause)
+}
+
+// markBroken records that the lineage cannot be continued at rec's
+// generation (claimed: the version to swap against; empty: do not write),
+// so that no instance presents its token again. With a bootstrap set it
+// returns errRetry, and the refresh loop heals the lineage.
+func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string, cause error) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	attrs := []slog.Attr{slog.Uint64("generation", gen), slog.String("reason", reason)}
+	if cause != nil {
+		attrs = append(attrs, slog.String("error", cause.Error()))
+	}
+	e.event(EventLineageBroken, attrs...)
+	if e.policy.RejectionRevokesAuthToken {
+		e.unpublish(rec.Pair)
+	}
+	// This process never presents that token again, whatever the store
+	// says (a mark that cannot be written leaves the lease behind).
+	e.mu.Lock()
+	e.rejectedGen = gen + 1
+	e.mu.Unlock()
+	if claimed != "" {
+		e.writeBroken(ctx, rec, claimed, reason)
+	}
+	if e.opts.Bootstrap != nil {
+		return provider.Pair{}, errRetry
+	}
+	err := e.brokenError(gen, reason)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return provider.Pair{}, err
+}
+
+// writeBroken stores the broken mark against the claimed version, trying
+// again a few times (within ctx) when the store fails or a renewal of this
+// holder's own moved the version; it gives up when another instance
+// changed the record (a newer generation, or a claim of its own).
+func (e *Engine) writeBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string) {
+	gen := rec.Pair.Generation
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		mark := rec.Clone()
+		mark.Lease = nil
+		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
+		_, err := e.swap(ctx, claimed, mark)
+		if err == nil {
+			return
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
+			return
+		}
+		if errors.Is(err, provider.ErrConflict) {
+			entry, cur, lerr := e.load(ctx)
+			if lerr == nil && (cur.Pair.Generation != gen || (cur.Lease != nil && cur.Lease.Holder != e.opts.Holder)) {
+				return // another instance moved on; its own outcome stands
+			}
+			if lerr == nil {
+				claimed, rec = entry.Version, cur
+			}
+		}
+		if e.sleep(ctx, wait) != nil {
+			return
+		}
+		wait *= 2
+	}
+}
+
+func (e *Engine) brokenError(gen uint64, reason string) error {
+	return fmt.Errorf("refresh: lineage of %s broken at generation %d (%s): %w", e.key, gen, reason, provider.ErrLineageBroken)
+}
