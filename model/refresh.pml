@@ -39,10 +39,11 @@
  *   features   RENEWAL, INTROSPECTION, HEALING
  *   scenarios  SLOWISS (every answer takes SLOWLAT ticks), KEEP,
  *              SKEWAHEAD (host 1 ahead only), LOSTACK
- *   main       GO_MAIN (all of:) GO_MARK_ONCE, GO_ASK_PRESENTS,
- *              GO_ASK_TAKEOVER_ONLY, GO_HANDBACK (GRACE), GO_HEAL_SERVE,
- *              GO_CANCEL_ON_LOST, GO_NORENEW_COMMIT: refresh/ in main
- *              where it differs from README.md's steps
+ *   main       GO_MAIN (all of:) GO_MARK_FEW, GO_HANDBACK (GRACE),
+ *              GO_NORENEW_COMMIT: refresh/ in main where it differs from
+ *              README.md's steps; GO_MARK_ONCE, GO_ASK_PRESENTS,
+ *              GO_ASK_TAKEOVER_ONLY, GO_HEAL_SERVE, GO_CANCEL_ON_LOST:
+ *              main before e951059 (found here, fixed there)
  *   mutants    MUT_NOJOURNAL, MUT_NOCLAIM, MUT_NOCOMMITCAS,
  *              MUT_NOLEASEWAIT, MUT_NOSKEW, MUT_NOREPLAY,
  *              MUT_NORENEWSTOP, MUT_NOINTROWAIT, MUT_NOTAKEOVER
@@ -96,30 +97,34 @@
 #ifndef SKEWAHEAD
 #define SKEWAHEAD 0
 #endif
-/* refresh/ in main as it is, where it differs from the steps in README.md */
+/* refresh/ in main (e951059) as it is, where it differs from README.md's steps */
 #ifndef GO_MAIN
 #define GO_MAIN 0
 #endif
-#ifndef GO_MARK_ONCE
-#define GO_MARK_ONCE GO_MAIN	/* rejected(): one broken-mark attempt */
-#endif
-#ifndef GO_ASK_PRESENTS
-#define GO_ASK_PRESENTS GO_MAIN	/* spentElsewhere(): a failed question presents the token */
-#endif
-#ifndef GO_ASK_TAKEOVER_ONLY
-#define GO_ASK_TAKEOVER_ONLY GO_MAIN	/* spend(): ask only when taking over another holder's lease */
+#ifndef GO_MARK_FEW
+#define GO_MARK_FEW GO_MAIN	/* writeBroken(): a few quick attempts, then give up */
 #endif
 #ifndef GO_HANDBACK
 #define GO_HANDBACK GO_MAIN	/* awaitPredecessor(): hand the record back, mark broken only after a grace */
 #endif
-#ifndef GO_HEAL_SERVE
-#define GO_HEAL_SERVE GO_MAIN	/* commitPending(): a deferred heal's pair is served from memory */
-#endif
-#ifndef GO_CANCEL_ON_LOST
-#define GO_CANCEL_ON_LOST GO_MAIN	/* claim.lose(): a lost lease cancels the issuer call in flight */
-#endif
 #ifndef GO_NORENEW_COMMIT
 #define GO_NORENEW_COMMIT GO_MAIN	/* journalAndCommit(): renewal stops once the pair is journaled */
+#endif
+/* main before e951059 (found by this model, fixed there; regression mutants now) */
+#ifndef GO_MARK_ONCE
+#define GO_MARK_ONCE 0	/* rejected(): one broken-mark attempt, no memory of the rejection */
+#endif
+#ifndef GO_ASK_PRESENTS
+#define GO_ASK_PRESENTS 0	/* spentElsewhere(): a failed question presents the token */
+#endif
+#ifndef GO_ASK_TAKEOVER_ONLY
+#define GO_ASK_TAKEOVER_ONLY 0	/* spend(): ask only when taking over another holder's lease */
+#endif
+#ifndef GO_HEAL_SERVE
+#define GO_HEAL_SERVE 0	/* commitPending(): a deferred heal's pair is served from memory */
+#endif
+#ifndef GO_CANCEL_ON_LOST
+#define GO_CANCEL_ON_LOST 0	/* claim.lose(): a lost lease cancels the issuer call in flight */
 #endif
 #ifndef GRACE
 #define GRACE 1	/* GO_HANDBACK: hand-backs before the lineage is marked broken (each one lease + skew) */
@@ -382,7 +387,6 @@ proctype Inst(byte i) {
 	byte myv;		/* version written by this instance's last claim or renewal */
 	bool rdone;		/* replayOnce done */
 	bool took;		/* this claim takes over an expired lease */
-	bool mspent;		/* this instance's token may be spent (maybe delivered twice) */
 	bool lost;		/* RENEWAL: the lease was taken over; stop presenting */
 	byte pred;		/* INTROSPECTION: the holder whose expired lease this claim took over */
 	byte r, rfate, tries;
@@ -390,7 +394,7 @@ proctype Inst(byte i) {
 restart:
 	atomic {
 		cg = NOPAIR; pg = 0; pk = NOPAIR; ph = false; myv = 0; rdone = false;
-		took = false; mspent = false; lost = false; pred = 0; tries = 0; g = 0; f = 0; v = 0;
+		took = false; lost = false; pred = 0; tries = 0; g = 0; f = 0; v = 0;
 		pf = 0; psg = 0; psf = 0; pv = 0; r = 0; rfate = 0
 	};
 	{
@@ -451,8 +455,11 @@ load:	/* refresh/protocol.go: (*Engine).refresh: finishPending, replayOnce, load
 #else
 			if
 			:: !EXPIRED_FOR(i) -> forget(); wt[i] = 1; goto lwait	/* step 3: wait for a live lease */
-			:: else -> took = true; pred = s_lh
+			:: else -> took = true; pred = s_lh	/* an expired lease: the token may have been presented */
 			fi
+#endif
+#if !GO_ASK_TAKEOVER_ONLY
+		:: s_lh == HID(i) -> took = true; pred = s_lh	/* our own lease from an unfinished flight: ask too */
 #endif
 		:: else
 		fi
@@ -478,11 +485,7 @@ claim:	/* step 4: refresh/protocol.go: (*Engine).refresh claim: CompareAndSwap a
 		tries = 0;
 #if INTROSPECTION
 		if
-#if GO_ASK_TAKEOVER_ONLY
 		:: took -> goto ask
-#else
-		:: took || mspent -> goto ask
-#endif
 		:: else
 		fi
 #endif
@@ -512,16 +515,16 @@ answer:	/* (*Engine).spend: the issuer's answer; step 6: journal.write before an
 #else
 			pk = NOPAIR;
 #endif
-			pst[TOK(pf, pg)] = P_JOURNALED; mspent = false; forget();
+			pst[TOK(pf, pg)] = P_JOURNALED; forget();
 			goto commit
-		:: rs == R_REJ -> mspent = false; tries = 0; goto rejected
+		:: rs == R_REJ -> prej[TOK(f, g)] = HID(i); tries = 0; goto rejected
 		:: rs == R_ND && tries == 0 -> goto release	/* certainly not delivered: the token is unspent */
-		:: rs == R_ND && tries > 0 -> mspent = true; goto backoff	/* the first call may have spent it: keep the lease */
+		:: rs == R_ND && tries > 0 -> goto backoff	/* the first call may have spent it: keep the lease */
 		:: rs == R_MAYBE ->
 			tries++;
 			if
 			:: tries == 1 && CAN_PRESENT -> goto spend	/* the holder alone retries at once, same token */
-			:: else -> mspent = true; goto backoff	/* keep the lease; retry after a backoff */
+			:: else -> goto backoff	/* keep the lease; retry after a backoff (asking first: the lease is on the record) */
 			fi
 		fi
 	};
@@ -636,7 +639,9 @@ rejected:	/* refresh/protocol.go: (*Engine).rejected -> (*Engine).markBroken: ad
 		if
 		:: rs != S_OK ->
 #if GO_MARK_ONCE
-			drop_lease(); goto backoff	/* today's Go: the mark is not retried */
+			drop_lease(); goto backoff	/* main before e951059: the mark is not retried */
+#elif GO_MARK_FEW
+			drop_lease(); goto finish	/* main: the quick attempts all fail; it gives up */
 #else
 			wt[i] = 1; goto rjwait	/* retry the mark; never present this token again */
 #endif
@@ -648,12 +653,17 @@ rejected:	/* refresh/protocol.go: (*Engine).rejected -> (*Engine).markBroken: ad
 		:: s_gen == g && s_fam == f && !s_brk && s_lh != 0 && s_lh != HID(i) -> drop_lease(); goto broken	/* someone else's claim */
 		:: else -> skip
 		fi;
-		scas(s_ver, rs);	/* mark broken */
+		scas(s_ver, rs);	/* mark broken: (*Engine).writeBroken */
 		if
 		:: rs == S_OK || rs == S_LOST -> setrec(g, f, 0, true); drop_lease(); goto broken
 		:: else ->
 #if GO_MARK_ONCE
 			drop_lease(); goto backoff
+#elif GO_MARK_FEW
+			if
+			:: cut[i] -> drop_lease(); goto finish	/* main: a few quick attempts, then it gives up (and never presents the token again) */
+			:: else -> goto rejected	/* main: tried again at once */
+			fi
 #else
 			wt[i] = 1; goto rjwait
 #endif
@@ -667,10 +677,15 @@ ask:	/* INTROSPECTION: refresh/protocol.go: (*Engine).spentElsewhere: provider.I
 	atomic {
 		if
 #if GO_ASK_PRESENTS
-		:: ifaults < IFAULTS -> ifaults++; took = false; mspent = false; goto spend	/* main: cannot ask: present as before */
+		:: ifaults < IFAULTS -> ifaults++; took = false; goto spend	/* main before e951059: cannot ask: present as before */
 #else
-		:: ifaults < IFAULTS -> ifaults++;	/* cannot ask: do not present; keep the claim (the token may be spent) */
-			mspent = true; goto backoff
+		:: ifaults < IFAULTS -> ifaults++;	/* cannot ask: (*Engine).handBack: put the record back as loaded, present nothing */
+			scas(myv, rs);
+			if
+			:: rs == S_OK || rs == S_LOST -> setrec(g, f, pred, false); s_lage = LSAT
+			:: else	/* our own lease stays: the next claim asks too */
+			fi;
+			eon[i] = 0; drop_lease(); goto backoff
 #endif
 		:: else
 		fi;
@@ -679,11 +694,11 @@ ask:	/* INTROSPECTION: refresh/protocol.go: (*Engine).spentElsewhere: provider.I
 		if
 		:: spent[TOK(f, g)] || revoked[f] ->
 			/* spent: its holder got an answer; wait for its commit or its journal */
-			mspent = false; el[i] = 0; eon[i] = 1; wt[i] = 1; goto iwait
+			el[i] = 0; eon[i] = 1; wt[i] = 1; goto iwait
 		:: else
 		fi;
 #endif
-		mspent = false
+		skip
 	};
 	goto spend;
 
@@ -711,8 +726,8 @@ iwait:	/* INTROSPECTION: (*Engine).awaitPredecessor: poll for the holder's gener
 			/* main: put the record back with the predecessor's expired lease; whoever comes next asks again */
 			scas(myv, rs);
 			if
-			:: rs == S_OK || rs == S_LOST -> tk = (pred != 0 -> pred : HID(i)); setrec(g, f, tk, false); s_lage = LSAT
-			:: else -> mspent = true	/* our own lease stays: ask again before presenting (main does not) */
+			:: rs == S_OK || rs == S_LOST -> setrec(g, f, pred, false); s_lage = LSAT
+			:: else	/* our own lease stays: the next claim asks too (not with GO_ASK_TAKEOVER_ONLY) */
 			fi;
 			handbacks++; eon[i] = 0; drop_lease(); goto backoff
 		:: s_gen == g && s_fam == f && !s_brk && s_lh == HID(i) && el[i] >= IWAIT && handbacks >= GRACE ->
