@@ -339,7 +339,7 @@ inline renew() {
 			setrec(s_gen, s_fam, HID(i), s_brk); lt[i] = 0;
 			if :: pg != 0 && pv == myv -> pv = s_ver :: else fi;
 			myv = s_ver
-		:: rs == S_LOST -> setrec(s_gen, s_fam, HID(i), s_brk)	/* it landed; we cannot tell */
+		:: rs == S_LOST -> setrec(s_gen, s_fam, HID(i), s_brk); lt[i] = 0; if :: pg != 0 && pv == myv -> pv = s_ver :: else fi; myv = s_ver	/* (*claim).recover: it landed */
 		:: rs == S_CONFLICT -> lost = true	/* taken over: stop presenting */
 		:: rs == S_FAIL -> skip	/* the lease keeps ageing */
 		fi
