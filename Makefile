@@ -13,7 +13,6 @@ BINDIR   ?= $(PREFIX)/bin
 all: build
 
 include Makefile.proto
-include Makefile.plugins
 include Makefile.fuzz
 include Makefile.faults
 include Makefile.model

@@ -82,33 +82,59 @@ func (c *backendClient) CompareAndSwap(ctx context.Context, key string, expected
 	return provider.Version(resp.GetVersion()), nil
 }
 
-func (c *backendClient) capabilities(ctx context.Context) (*pluginv1.BackendCapabilities, error) {
-	caps, err := c.c.Capabilities(ctx, &pluginv1.BackendCapabilitiesRequest{})
-	return caps, answerError(err)
-}
-
 func (c *backendClient) CheckWrite(ctx context.Context, key string) error {
 	_, err := c.c.CheckWrite(ctx, &pluginv1.CheckWriteRequest{Key: key})
 	return answerError(err)
 }
 
-// Backend is the provider.Backend a plugin process serves, seen from the
-// host. It is safe for concurrent use; its process belongs to the Plugin
-// that returned it.
-type Backend struct {
-	p *Plugin
+// backend is the provider.Backend a plugin process serves, seen from the
+// host, with the capabilities it declared when opened. It is a
+// provider.ReadOnlyBackend, answered from that declaration; Plugin.Backend
+// adds provider.WriteChecker when the plugin declared it.
+type backend struct {
+	bound[backendCaps]
 }
 
+// writeChecker adds CheckWrite to a backend that declared it.
+type writeChecker struct{ b *backend }
+
 var (
-	_ provider.Backend         = (*Backend)(nil)
-	_ provider.ReadOnlyBackend = (*Backend)(nil)
-	_ provider.WriteChecker    = (*Backend)(nil)
+	_ provider.ReadOnlyBackend = (*backend)(nil)
+	_ provider.WriteChecker    = struct {
+		*backend
+		writeChecker
+	}{}
 )
 
+// Backend returns the provider.Backend the plugin serves, starting the
+// plugin process if it does not run and asking which capabilities its
+// backend declares. The value implements provider.ReadOnlyBackend,
+// answered from that declaration without I/O, and provider.WriteChecker
+// only if the plugin declared it. It fails with an error wrapping
+// provider.ErrUnsupported if the plugin serves no backend.
+//
+// The value is safe for concurrent use; its process belongs to p. After a
+// restart its calls fail with ErrCapabilitiesChanged if the new process
+// declares other capabilities.
+func (p *Plugin) Backend(ctx context.Context) (provider.Backend, error) {
+	bd, err := openPart(ctx, p, "backend", (*proc).backendCapabilities)
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{bd}
+	if b.caps.writeCheck {
+		return struct {
+			*backend
+			writeChecker
+		}{b, writeChecker{b}}, nil
+	}
+	return b, nil
+}
+
 // Load calls the plugin's Load.
-func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) {
+func (b *backend) Load(ctx context.Context, key string) (provider.Entry, error) {
 	var e provider.Entry
-	err := b.p.call(ctx, "Load", "", func(pr *proc) error {
+	err := b.call(ctx, "Load", "", func(pr *proc) error {
 		var err error
 		e, err = pr.backend.Load(ctx, key)
 		return err
@@ -118,9 +144,9 @@ func (b *Backend) Load(ctx context.Context, key string) (provider.Entry, error) 
 
 // CompareAndSwap calls the plugin's CompareAndSwap. A transient error may
 // leave the swap done or not, as with any remote backend.
-func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
+func (b *backend) CompareAndSwap(ctx context.Context, key string, expected provider.Version, value []byte) (provider.Version, error) {
 	var v provider.Version
-	err := b.p.call(ctx, "CompareAndSwap", "the swap may or may not have happened", func(pr *proc) error {
+	err := b.call(ctx, "CompareAndSwap", "the swap may or may not have happened", func(pr *proc) error {
 		var err error
 		v, err = pr.backend.CompareAndSwap(ctx, key, expected, value)
 		return err
@@ -128,53 +154,15 @@ func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected provi
 	return v, err
 }
 
-// ReadOnly reports whether the plugin's backend says it cannot be written.
-// It starts the plugin if needed (bounded by Options.StartTimeout) and
-// reports false when it cannot ask, leaving CompareAndSwap to tell.
-func (b *Backend) ReadOnly() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), b.p.opts.StartTimeout+capabilitiesTimeout)
-	defer cancel()
-	caps, err := b.capabilities(ctx)
-	if err != nil {
-		b.p.log.Warn("plugins: cannot ask the plugin whether its backend is read-only", "plugin", b.p.name, "error", err)
-		return false
-	}
-	return caps.GetReadOnly()
-}
+// ReadOnly reports whether the plugin's backend declared, when opened,
+// that it cannot be written. It makes no call.
+func (b *backend) ReadOnly() bool { return b.caps.readOnly }
 
-// CheckWrite checks that the caller may write key: provider.ErrReadOnly for
-// a read-only backend, the plugin's answer if its backend can check writes,
-// and nil (unknown) otherwise.
-func (b *Backend) CheckWrite(ctx context.Context, key string) error {
-	caps, err := b.capabilities(ctx)
-	if err != nil {
-		return err
+// CheckWrite checks that the caller may write key: provider.ErrReadOnly
+// for a read-only backend, without a call; the plugin's answer otherwise.
+func (w writeChecker) CheckWrite(ctx context.Context, key string) error {
+	if w.b.caps.readOnly {
+		return fmt.Errorf("plugins: plugin %q serves a read-only backend: %w", w.b.p.name, provider.ErrReadOnly)
 	}
-	if caps.GetReadOnly() {
-		return fmt.Errorf("plugins: plugin %q serves a read-only backend: %w", b.p.name, provider.ErrReadOnly)
-	}
-	if !caps.GetWriteCheck() {
-		return nil
-	}
-	return b.p.call(ctx, "CheckWrite", "", func(pr *proc) error { return pr.backend.CheckWrite(ctx, key) })
-}
-
-// capabilities returns the running process's backend capabilities, asking
-// once per process.
-func (b *Backend) capabilities(ctx context.Context) (*pluginv1.BackendCapabilities, error) {
-	var caps *pluginv1.BackendCapabilities
-	err := b.p.call(ctx, "Capabilities", "", func(pr *proc) error {
-		pr.capsMu.Lock()
-		defer pr.capsMu.Unlock()
-		if pr.backendCaps == nil {
-			c, err := pr.backend.capabilities(ctx)
-			if err != nil {
-				return err
-			}
-			pr.backendCaps = c
-		}
-		caps = pr.backendCaps
-		return nil
-	})
-	return caps, err
+	return w.b.call(ctx, "CheckWrite", "", func(pr *proc) error { return pr.backend.CheckWrite(ctx, key) })
 }

@@ -42,7 +42,7 @@ func benchmarkLoad(b *testing.B, be provider.Backend) {
 // BenchmarkLoadPlugin is one Load through the plugin boundary: the file
 // backend served by examples/fileplugin.
 func BenchmarkLoadPlugin(b *testing.B) {
-	benchmarkLoad(b, open(b, "fileplugin", nil).Backend())
+	benchmarkLoad(b, backendOf(b, open(b, "fileplugin", nil)))
 }
 
 // BenchmarkLoadInProcess is the same Load on the file backend in process.

@@ -6,11 +6,39 @@
 //
 //	func main() { plugins.ServeBackend(myBackend) }
 //
-// The host opens the plugin binary by path, pinned by its SHA-256:
+// The host opens the plugin binary by path, pinned by its SHA-256, then
+// the part it needs:
 //
 //	p, err := plugins.Open(plugins.Spec{Path: "/usr/lib/credhelper/plugins/gcpsm", SHA256: "9f86d0..."})
 //	defer p.Close()
-//	backend := p.Backend() // a provider.Backend
+//	backend, err := p.Backend(ctx) // a provider.Backend
+//
+// # Capabilities
+//
+// Capabilities are asked, not assumed. Plugin.Backend and Plugin.Issuer
+// start the process and ask it once what the served value declares (Serve
+// derives the declaration from the value's optional interfaces; see
+// ServeConfig), and the returned value implements exactly those optional
+// provider interfaces: a backend is a provider.ReadOnlyBackend answered
+// from the declaration without I/O, and a provider.WriteChecker only if
+// declared; an issuer is a provider.RefreshPolicyIssuer with the declared
+// policy, and a provider.Generator or provider.Introspector only if
+// declared. So `_, ok := iss.(provider.Generator)` means the same for a
+// plugin as for an issuer in process.
+//
+// A value's method set cannot change, but a restarted process may declare
+// something else (a plugin may derive its capabilities from its
+// environment). The first call after a restart therefore asks again, and
+// if the answer differs, calls through values opened earlier fail with
+// ErrCapabilitiesChanged (transient, and provider.ErrNotDelivered: nothing
+// was sent) instead of silently lying; open the part again for a value
+// that matches. go-plugin itself never restarts a plugin: its users
+// dispense a new client after a crash, which is what reopening amounts to.
+//
+// A plugin built before a capability or pair field existed declares it
+// zero: its issuer has the conservative zero provider.RefreshPolicy, pair
+// times it does not know arrive as unknown, and an RPC it does not
+// implement fails with provider.ErrUnsupported.
 //
 // # Protocol
 //
@@ -30,9 +58,9 @@
 //
 // # Lifecycle
 //
-// A Plugin starts its process lazily on the first call, reuses it for every
-// later call from any goroutine, and restarts it on the next call after it
-// crashed; the call in flight when it crashed fails with a transient error
+// A Plugin starts its process when a part is opened (Plugin.Open itself
+// starts nothing), reuses it for every later call from any goroutine, and
+// restarts it on the next call after it crashed; the call in flight when it crashed fails with a transient error
 // (never provider.ErrNotDelivered: a crashed issuer may have spent the
 // refresh token). Close kills it. The process also dies with the host, even
 // when the host is SIGKILLed: on Linux the kernel signals it (Pdeathsig),

@@ -92,7 +92,7 @@ func TestErrorKindsEncodeDecode(t *testing.T) {
 
 func TestErrorKindsThroughPlugin(t *testing.T) {
 	p := open(t, "testplugin", nil)
-	b, iss := p.Backend(), p.Issuer()
+	b, iss := backendOf(t, p), issuerOf(t, p)
 	for _, c := range errorCases() {
 		t.Run(c.name(), func(t *testing.T) {
 			spec := strings.Join(c.kinds, ",")
@@ -113,7 +113,7 @@ func TestErrorKindsThroughPlugin(t *testing.T) {
 
 func TestErrorMessageCapped(t *testing.T) {
 	p := open(t, "testplugin", nil)
-	_, err := p.Backend().Load(ctxFor(t, 10*time.Second), "err:NOT_FOUND,LONG")
+	_, err := backendOf(t, p).Load(ctxFor(t, 10*time.Second), "err:NOT_FOUND,LONG")
 	if !errors.Is(err, provider.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}

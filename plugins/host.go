@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	pluginv1 "github.com/credhelper/credhelper/plugins/proto/credhelper/plugin/v1"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -32,8 +31,8 @@ import (
 // before the answer is read into memory.
 const MaxAnswer = 1 << 20
 
-// capabilitiesTimeout bounds a capability query or a health check once the
-// process runs.
+// capabilitiesTimeout bounds a capability question or a health check once
+// the process runs.
 const capabilitiesTimeout = 5 * time.Second
 
 // ErrClosed reports a call on a Plugin after Close.
@@ -77,8 +76,9 @@ type Options struct {
 }
 
 // Plugin is one plugin binary the host runs on demand. Its process starts
-// on the first call of its Backend or Issuer, serves every later call, is
-// restarted on the next call after it died, and is killed by Close.
+// when its Backend or Issuer is opened (or on the first call after that),
+// serves every later call, is restarted on the next call after it died,
+// and is killed by Close.
 //
 // A Plugin is safe for concurrent use.
 type Plugin struct {
@@ -107,8 +107,9 @@ type proc struct {
 
 	lost atomic.Bool // the connection failed; restart on the next call
 
-	capsMu      sync.Mutex
-	backendCaps *pluginv1.BackendCapabilities // guarded by capsMu
+	// What this process declared, asked once each.
+	backendAnswer answer[backendCaps]
+	issuerAnswer  answer[issuerCaps]
 }
 
 // Open checks the plugin binary and returns a Plugin that runs it on
@@ -155,12 +156,6 @@ func Open(spec Spec, optFns ...func(*Options)) (*Plugin, error) {
 	}
 	return p, nil
 }
-
-// Backend returns the provider.Backend the plugin serves.
-func (p *Plugin) Backend() *Backend { return &Backend{p: p} }
-
-// Issuer returns the provider.Issuer the plugin serves.
-func (p *Plugin) Issuer() *Issuer { return &Issuer{p: p} }
 
 // Name returns the plugin's name as used in errors and logs.
 func (p *Plugin) Name() string { return p.name }

@@ -15,7 +15,7 @@ import (
 func TestLinearizability(t *testing.T) {
 	backendtest.RunLinearizability(t, backendtest.Config{
 		New: func(t testing.TB) provider.Backend {
-			return open(t, "fileplugin", nil).Backend()
+			return backendOf(t, open(t, "fileplugin", nil))
 		},
 		Key: func(t testing.TB) string { return filepath.Join(t.TempDir(), "cred.json") },
 	}, func(o *backendtest.LinearizabilityOptions) {

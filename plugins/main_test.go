@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/backendtest"
+	"github.com/credhelper/credhelper/provider"
 )
 
 // Environment of this package's test processes.
@@ -90,6 +91,26 @@ func open(t testing.TB, name string, args []string, optFns ...func(*Options)) *P
 	return p
 }
 
+// backendOf opens p's backend or fails the test.
+func backendOf(t testing.TB, p *Plugin) provider.Backend {
+	t.Helper()
+	b, err := p.Backend(ctxFor(t, 20*time.Second))
+	if err != nil {
+		t.Fatalf("Backend: %v", err)
+	}
+	return b
+}
+
+// issuerOf opens p's issuer or fails the test.
+func issuerOf(t testing.TB, p *Plugin) provider.Issuer {
+	t.Helper()
+	i, err := p.Issuer(ctxFor(t, 20*time.Second))
+	if err != nil {
+		t.Fatalf("Issuer: %v", err)
+	}
+	return i
+}
+
 func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -135,7 +156,12 @@ func hostChild() {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	e, err := p.Backend().Load(context.Background(), "pid")
+	b, err := p.Backend(context.Background())
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	e, err := b.Load(context.Background(), "pid")
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)

@@ -25,32 +25,39 @@ import (
 func TestConformanceFilePlugin(t *testing.T) {
 	backendtest.Run(t, backendtest.Config{
 		New: func(t testing.TB) provider.Backend {
-			return open(t, "fileplugin", nil).Backend()
+			return backendOf(t, open(t, "fileplugin", nil))
 		},
 		Key: func(t testing.TB) string { return filepath.Join(t.TempDir(), "cred.json") },
 	})
 }
 
+// TestIssuerRoundTrip checks that every field of a pair crosses the
+// boundary both ways: the test plugin moves each time it is given.
 func TestIssuerRoundTrip(t *testing.T) {
-	iss := open(t, "testplugin", nil).Issuer()
+	iss := issuerOf(t, open(t, "testplugin", nil))
 	ctx := ctxFor(t, 10*time.Second)
-	in := provider.Pair{AuthToken: "a", RefreshToken: "r", ValidUntil: time.Unix(1_700_000_000, 0), Endpoint: "cell.example", Generation: 7}
+	in := provider.Pair{AuthToken: "a", RefreshToken: "r", ValidUntil: time.Unix(1_700_000_000, 0), Endpoint: "cell.example", Generation: 7,
+		RefreshValidUntil: time.Unix(1_800_000_000, 0), IssuedAt: time.Unix(1_699_990_000, 0)}
 	got, err := iss.Refresh(ctx, in)
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	want := provider.Pair{AuthToken: "a+", RefreshToken: "r+", ValidUntil: time.Unix(1_700_003_600, 0), Endpoint: "cell.example", Generation: 7}
+	want := provider.Pair{AuthToken: "a+", RefreshToken: "r+", ValidUntil: time.Unix(1_700_003_600, 0), Endpoint: "cell.example", Generation: 7,
+		RefreshValidUntil: time.Unix(1_800_086_400, 0), IssuedAt: time.Unix(1_699_993_600, 0)}
 	if got != want {
-		t.Errorf("Refresh = %v, want %v", got, want)
+		t.Errorf("Refresh = %#v (refresh valid until %v, issued at %v), want %#v (%v, %v)", got, got.RefreshValidUntil, got.IssuedAt, want, want.RefreshValidUntil, want.IssuedAt)
 	}
+	// Unknown times stay unknown, and "never" stays never.
 	never, err := iss.Refresh(ctx, provider.Pair{AuthToken: "a"})
-	if err != nil || !never.Never() {
-		t.Errorf("Refresh of a never-expiring pair = %v, %v; want a never-expiring pair", never, err)
+	if err != nil || !never.Never() || !never.RefreshValidUntil.IsZero() || !never.IssuedAt.IsZero() {
+		t.Errorf("Refresh of a never-expiring pair without times = %v (refresh valid until %v, issued at %v), %v; want all times zero", never, never.RefreshValidUntil, never.IssuedAt, err)
 	}
-	if ok, err := iss.CanGenerate(ctx); err != nil || !ok {
-		t.Errorf("CanGenerate = %v, %v; want true", ok, err)
+	// A time before 1970 is not taken for "unknown" on the wire.
+	old, err := iss.Refresh(ctx, provider.Pair{AuthToken: "a", RefreshToken: "r", ValidUntil: time.Unix(1_700_000_000, 0), IssuedAt: time.Unix(-5, 0)})
+	if err != nil || old.IssuedAt.IsZero() {
+		t.Errorf("Refresh of a pair issued before 1970 = issued at %v, %v; want a set time", old.IssuedAt, err)
 	}
-	gen, err := iss.Generate(ctx, provider.GenerateRequest{Lifetime: time.Hour, Description: "d", Scope: provider.Scope{Caches: []string{"c1", "c2"}}})
+	gen, err := iss.(provider.Generator).Generate(ctx, provider.GenerateRequest{Lifetime: time.Hour, Description: "d", Scope: provider.Scope{Caches: []string{"c1", "c2"}}})
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -60,20 +67,33 @@ func TestIssuerRoundTrip(t *testing.T) {
 }
 
 func TestServesOnlyWhatItHas(t *testing.T) {
-	p := open(t, "testplugin", []string{"-serve=backend"})
-	_, err := p.Issuer().Refresh(ctxFor(t, 10*time.Second), provider.Pair{AuthToken: "a", RefreshToken: "r"})
-	if !errors.Is(err, provider.ErrUnsupported) {
-		t.Errorf("Refresh on a backend-only plugin: err = %v, want ErrUnsupported", err)
+	for _, tc := range []struct {
+		serve, missing string
+		open           func(context.Context, *Plugin) error
+	}{
+		{"backend", "issuer", func(ctx context.Context, p *Plugin) error { _, err := p.Issuer(ctx); return err }},
+		{"issuer", "backend", func(ctx context.Context, p *Plugin) error { _, err := p.Backend(ctx); return err }},
+	} {
+		t.Run(tc.serve, func(t *testing.T) {
+			err := tc.open(ctxFor(t, 10*time.Second), open(t, "testplugin", []string{"-serve=" + tc.serve}))
+			if !errors.Is(err, provider.ErrUnsupported) || !strings.Contains(err.Error(), "serves no "+tc.missing) {
+				t.Errorf("opening the %s of a %s-only plugin: err = %v, want ErrUnsupported saying it serves no %s", tc.missing, tc.serve, err, tc.missing)
+			}
+		})
 	}
 }
 
 func TestBackendCapabilities(t *testing.T) {
-	b := open(t, "fileplugin", nil).Backend()
-	if b.ReadOnly() {
-		t.Errorf("file backend plugin says it is read-only")
+	b := backendOf(t, open(t, "fileplugin", nil))
+	if ro, ok := b.(provider.ReadOnlyBackend); !ok || ro.ReadOnly() {
+		t.Errorf("file backend plugin: ReadOnlyBackend %v, says read-only; want a ReadOnlyBackend that is not", ok)
+	}
+	wc, ok := b.(provider.WriteChecker)
+	if !ok {
+		t.Fatalf("the file backend checks writes, but its plugin's backend is no WriteChecker")
 	}
 	dir := t.TempDir()
-	if err := b.CheckWrite(ctxFor(t, 10*time.Second), filepath.Join(dir, "cred.json")); err != nil {
+	if err := wc.CheckWrite(ctxFor(t, 10*time.Second), filepath.Join(dir, "cred.json")); err != nil {
 		t.Errorf("CheckWrite in a writable directory: %v", err)
 	}
 	if err := os.Chmod(dir, 0o500); err != nil {
@@ -81,7 +101,7 @@ func TestBackendCapabilities(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o700) })
 	if os.Getuid() != 0 { // root writes anywhere
-		if err := b.CheckWrite(ctxFor(t, 10*time.Second), filepath.Join(dir, "cred.json")); err == nil {
+		if err := wc.CheckWrite(ctxFor(t, 10*time.Second), filepath.Join(dir, "cred.json")); err == nil {
 			t.Errorf("CheckWrite in a read-only directory succeeded")
 		}
 	}
@@ -111,8 +131,8 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 	defer p.Close()
 	copyFile(t, filepath.Join(binDir, "fileplugin"), copyPath, 0o755)
-	if _, err := p.Backend().Load(ctxFor(t, 10*time.Second), "pid"); !errors.Is(err, ErrChecksumMismatch) {
-		t.Errorf("Load after the binary was replaced: err = %v, want ErrChecksumMismatch", err)
+	if _, err := p.Backend(ctxFor(t, 10*time.Second)); !errors.Is(err, ErrChecksumMismatch) {
+		t.Errorf("Backend after the binary was replaced: err = %v, want ErrChecksumMismatch", err)
 	}
 	if p.PID() != 0 {
 		t.Errorf("a replaced binary was started")
@@ -172,7 +192,7 @@ func copyFile(t testing.TB, from, to string, mode os.FileMode) {
 	}
 }
 
-func pluginPID(t testing.TB, b *Backend) int {
+func pluginPID(t testing.TB, b provider.Backend) int {
 	t.Helper()
 	e, err := b.Load(ctxFor(t, 10*time.Second), "pid")
 	if err != nil {
@@ -189,7 +209,7 @@ func pluginPID(t testing.TB, b *Backend) int {
 // the call's error.
 func killDuringCall(t *testing.T, p *Plugin, call func(ctx context.Context) error) error {
 	t.Helper()
-	pid := pluginPID(t, p.Backend())
+	pid := pluginPID(t, backendOf(t, p))
 	errc := make(chan error, 1)
 	go func() { errc <- call(ctxFor(t, 30*time.Second)) }()
 	time.Sleep(300 * time.Millisecond) // let the call reach the plugin
@@ -207,7 +227,7 @@ func killDuringCall(t *testing.T, p *Plugin, call func(ctx context.Context) erro
 
 func TestPluginKilledMidCall(t *testing.T) {
 	p := open(t, "testplugin", nil)
-	b := p.Backend()
+	b, iss := backendOf(t, p), issuerOf(t, p)
 	first := pluginPID(t, b)
 	err := killDuringCall(t, p, func(ctx context.Context) error {
 		_, err := b.Load(ctx, "block")
@@ -226,7 +246,7 @@ func TestPluginKilledMidCall(t *testing.T) {
 
 	// A refresh in flight may have spent the token: never "not delivered".
 	err = killDuringCall(t, p, func(ctx context.Context) error {
-		_, err := p.Issuer().Refresh(ctx, provider.Pair{AuthToken: "a", RefreshToken: "block"})
+		_, err := iss.Refresh(ctx, provider.Pair{AuthToken: "a", RefreshToken: "block"})
 		return err
 	})
 	if err == nil || !provider.IsTransient(err) || errors.Is(err, provider.ErrNotDelivered) {
@@ -235,14 +255,15 @@ func TestPluginKilledMidCall(t *testing.T) {
 	if !strings.Contains(err.Error(), "may have been spent") {
 		t.Errorf("error %q does not say the refresh token may have been spent", err)
 	}
-	if _, err := p.Issuer().Refresh(ctxFor(t, 10*time.Second), provider.Pair{AuthToken: "a", RefreshToken: "r"}); err != nil {
+	if _, err := iss.Refresh(ctxFor(t, 10*time.Second), provider.Pair{AuthToken: "a", RefreshToken: "r"}); err != nil {
 		t.Errorf("Refresh after the restart: %v", err)
 	}
 }
 
 func TestPluginCrashBetweenCalls(t *testing.T) {
 	p := open(t, "testplugin", nil)
-	first := pluginPID(t, p.Backend())
+	b := backendOf(t, p)
+	first := pluginPID(t, b)
 	syscall.Kill(first, syscall.SIGKILL)
 	// Between calls: wait until the host could know (the exit is
 	// reported to the parent a moment after the process stops running).
@@ -251,20 +272,24 @@ func TestPluginCrashBetweenCalls(t *testing.T) {
 			t.Fatalf("killed plugin %d not reported exited", first)
 		}
 	}
-	if second := pluginPID(t, p.Backend()); second == first {
+	if second := pluginPID(t, b); second == first {
 		t.Errorf("the dead plugin was not restarted")
 	}
 }
 
 func TestCloseKillsPlugin(t *testing.T) {
 	p := open(t, "testplugin", nil)
-	pid := pluginPID(t, p.Backend())
+	b := backendOf(t, p)
+	pid := pluginPID(t, b)
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	waitGone(t, pid)
-	if _, err := p.Backend().Load(ctxFor(t, time.Second), "pid"); !errors.Is(err, ErrClosed) {
+	if _, err := b.Load(ctxFor(t, time.Second), "pid"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close: err = %v, want ErrClosed", err)
+	}
+	if _, err := p.Backend(ctxFor(t, time.Second)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Backend after Close: err = %v, want ErrClosed", err)
 	}
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -346,8 +371,7 @@ func TestHostKilled(t *testing.T) {
 }
 
 func TestDeadlinePropagates(t *testing.T) {
-	b := open(t, "testplugin", nil).Backend()
-	pluginPID(t, b) // started: the deadline below is the call's alone
+	b := backendOf(t, open(t, "testplugin", nil)) // started: the deadline below is the call's alone
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e, err := b.Load(ctx, "deadline")
@@ -427,9 +451,9 @@ func TestStdoutBeforeHandshakeRefused(t *testing.T) {
 	const secret = "SECRET-TOKEN-do-not-print"
 	var logs logBuffer
 	p := open(t, "testplugin", []string{"-stdout-before=" + secret}, func(o *Options) { o.Logger = logs.logger() })
-	_, err := p.Backend().Load(ctxFor(t, 10*time.Second), "pid")
+	_, err := p.Backend(ctxFor(t, 10*time.Second))
 	if err == nil || !strings.Contains(err.Error(), "wrote to stdout before its handshake") {
-		t.Fatalf("Load from a plugin that printed to stdout: err = %v, want a refusal", err)
+		t.Fatalf("opening a plugin that printed to stdout: err = %v, want a refusal", err)
 	}
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("the error repeats what the plugin printed: %v", err)
@@ -442,7 +466,7 @@ func TestStdoutBeforeHandshakeRefused(t *testing.T) {
 func TestStderrForwardedToLogger(t *testing.T) {
 	var logs logBuffer
 	p := open(t, "testplugin", nil, func(o *Options) { o.Logger = logs.logger() })
-	pluginPID(t, p.Backend())
+	pluginPID(t, backendOf(t, p))
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "testplugin starting") {
 		if time.Now().After(deadline) {

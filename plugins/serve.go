@@ -16,12 +16,22 @@ const parentPoll = 500 * time.Millisecond
 
 // ServeConfig says what a plugin process serves. At least one of Backend
 // and Issuer must be set.
+//
+// The host learns what else each one can do from the plugin's declaration,
+// which Serve derives from the values themselves (by type assertion, as
+// the host would in process): a plugin declares nothing by hand, and the
+// host's view implements exactly the optional interfaces the served value
+// does.
 type ServeConfig struct {
-	// Backend is served as the plugin's provider.Backend, with its
-	// ReadOnlyBackend and WriteChecker capabilities if it has them.
+	// Backend is served as the plugin's provider.Backend. It declares
+	// read-only when it is a provider.ReadOnlyBackend whose ReadOnly
+	// reports true (asked once per process), and write check when it is a
+	// provider.WriteChecker.
 	Backend provider.Backend
-	// Issuer is served as the plugin's provider.Issuer, with its Generator
-	// capability if it has it.
+	// Issuer is served as the plugin's provider.Issuer. It declares
+	// generate when it is a provider.Generator, introspect when it is a
+	// provider.Introspector, and the refresh policy it states as a
+	// provider.RefreshPolicyIssuer (else the zero policy).
 	Issuer provider.Issuer
 }
 

@@ -144,7 +144,10 @@ func TestSwapRaceRunsOnlyThePinnedBinary(t *testing.T) {
 			continue
 		}
 		ctx := ctxFor(t, 20*time.Second)
-		_, err = p.Backend().Load(ctx, "pid")
+		var b provider.Backend
+		if b, err = p.Backend(ctx); err == nil {
+			_, err = b.Load(ctx, "pid")
+		}
 		p.Close()
 		switch {
 		case err == nil:
@@ -205,15 +208,15 @@ func TestBinaryPathRule(t *testing.T) {
 // TestOversizedAnswerIsRefused: an answer over MaxAnswer fails the call
 // with an error naming the plugin, without the host taking the memory.
 func TestOversizedAnswerIsRefused(t *testing.T) {
-	p := open(t, "testplugin", nil)
+	b := backendOf(t, open(t, "testplugin", nil))
 	ctx := ctxFor(t, 60*time.Second)
-	if _, err := p.Backend().Load(ctx, "big:1000"); err != nil {
+	if _, err := b.Load(ctx, "big:1000"); err != nil {
 		t.Fatalf("a small answer: %v", err)
 	}
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := p.Backend().Load(ctx, "big:268435456") // 256 MiB
+	_, err := b.Load(ctx, "big:268435456") // 256 MiB
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, provider.ErrInvalidRecord) || !strings.Contains(err.Error(), `plugin "testplugin"`) || !strings.Contains(err.Error(), "larger than a plugin may send") {
 		t.Fatalf("Load of 256 MiB = %v, want a refusal naming the plugin", err)
@@ -222,7 +225,7 @@ func TestOversizedAnswerIsRefused(t *testing.T) {
 		t.Errorf("the host allocated %d MiB for a refused answer", grew>>20)
 	}
 	// The plugin still answers.
-	if _, err := p.Backend().Load(ctx, "big:1000"); err != nil {
+	if _, err := b.Load(ctx, "big:1000"); err != nil {
 		t.Errorf("after the refusal: %v", err)
 	}
 }

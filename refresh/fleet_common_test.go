@@ -163,7 +163,12 @@ func openBackend(p map[string]string) (provider.Backend, func() error, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return pl.Backend(), pl.Close, nil
+		b, err := pl.Backend(context.Background())
+		if err != nil {
+			pl.Close()
+			return nil, nil, err
+		}
+		return b, pl.Close, nil
 	}
 	return nil, nil, fmt.Errorf("unknown backend %q", p["backend"])
 }
@@ -186,7 +191,12 @@ func openIssuer(p map[string]string) (provider.Issuer, func() error, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return pl.Issuer(), pl.Close, nil
+		i, err := pl.Issuer(context.Background())
+		if err != nil {
+			pl.Close()
+			return nil, nil, err
+		}
+		return i, pl.Close, nil
 	}
 	return nil, nil, fmt.Errorf("unknown issuer %q", p["issuer"])
 }

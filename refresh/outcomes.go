@@ -175,38 +175,57 @@ func (e *Engine) markBroken(ctx context.Context, rec *provider.Record, claimed p
 }
 
 // writeBroken stores the broken mark against the claimed version, trying
-// again a few times (within ctx) when the store fails or a renewal of this
-// holder's own moved the version; it gives up when another instance
-// changed the record (a newer generation, or a claim of its own).
+// again (with backoff, in the background once the refresh has returned)
+// until it lands, another instance changed the record (a newer generation,
+// or a claim of its own: its own outcome stands), or the engine closes.
+// While it has not landed, this holder's expired lease is all that keeps
+// others from presenting the rejected token, so it never gives up early.
 func (e *Engine) writeBroken(ctx context.Context, rec *provider.Record, claimed provider.Version, reason string) {
-	gen := rec.Pair.Generation
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	try := func(ctx context.Context) (done bool) {
 		mark := rec.Clone()
 		mark.Lease = nil
-		mark.Broken = &provider.Broken{Generation: gen, Reason: reason}
+		mark.Broken = &provider.Broken{Generation: rec.Pair.Generation, Reason: reason}
 		_, err := e.swap(ctx, claimed, mark)
 		if err == nil {
-			return
-		}
-		if attempt == 5 || ctx.Err() != nil {
-			e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken", slog.String("key", e.key), slog.String("error", err.Error()))
-			return
+			return true
 		}
 		if errors.Is(err, provider.ErrConflict) {
 			entry, cur, lerr := e.load(ctx)
-			if lerr == nil && (cur.Pair.Generation != gen || (cur.Lease != nil && cur.Lease.Holder != e.opts.Holder)) {
-				return // another instance moved on; its own outcome stands
+			if lerr == nil && (cur.Pair.Generation != rec.Pair.Generation || (cur.Lease != nil && cur.Lease.Holder != e.opts.Holder) || cur.Broken != nil) {
+				return true // another instance moved on, or marked it
 			}
 			if lerr == nil {
 				claimed, rec = entry.Version, cur
 			}
 		}
-		if e.sleep(ctx, wait) != nil {
-			return
-		}
-		wait *= 2
+		e.opts.Logger.Warn("credhelper refresh: could not mark the lineage broken yet; retrying", slog.String("key", e.key), slog.String("error", err.Error()))
+		return false
 	}
+	if try(ctx) {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		wait := 100 * time.Millisecond
+		for {
+			if e.sleep(context.Background(), wait) != nil {
+				return // closed
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
+			done := try(ctx)
+			cancel()
+			if done {
+				return
+			}
+			wait = min(wait*2, e.opts.LeaseDuration/4)
+		}
+	}()
 }
 
 func (e *Engine) brokenError(gen uint64, reason string) error {

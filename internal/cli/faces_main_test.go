@@ -32,7 +32,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	// Every test runs through the front, as installed.
-	if err := testexec.BuildCredhelper(dir, nil); err != nil {
+	if err := testexec.BuildCredhelper(dir, map[string]string{"devissuerplugin": "examples/devissuerplugin"}); err != nil {
 		fmt.Fprintf(os.Stderr, "building credhelper for the face tests: %v\n", err)
 		return 1
 	}

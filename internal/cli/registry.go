@@ -101,13 +101,15 @@ func registry() []scheme {
 			kind: backendScheme, name: "plugin", usage: "plugin:NAME:KEY",
 			help:  "a backend served by the plugin [plugins.NAME]",
 			check: checkPluginSpec,
-			openBackend: func(_ context.Context, a *app, s spec, w *wired) (provider.Backend, string, error) {
+			openBackend: func(ctx context.Context, a *app, s spec, w *wired) (provider.Backend, string, error) {
 				name, _, _ := strings.Cut(s.rest, ":")
 				pl, err := a.openPlugin(name, w)
 				if err != nil {
 					return nil, "", err
 				}
-				return pl.Backend(), backendKey(s), nil
+				// Starts the plugin to ask what its backend declares.
+				b, err := pl.Backend(ctx)
+				return b, backendKey(s), err
 			},
 		},
 		{
@@ -168,13 +170,15 @@ func registry() []scheme {
 			kind: issuerScheme, name: "plugin", usage: "plugin:NAME:ARG",
 			help:  "an issuer served by the plugin [plugins.NAME]",
 			check: checkPluginSpec,
-			openIssuer: func(_ context.Context, a *app, s spec, w *wired) (provider.Issuer, error) {
+			openIssuer: func(ctx context.Context, a *app, s spec, w *wired) (provider.Issuer, error) {
 				name, _, _ := strings.Cut(s.rest, ":")
 				pl, err := a.openPlugin(name, w)
 				if err != nil {
 					return nil, err
 				}
-				return pl.Issuer(), nil
+				// Starts the plugin to ask what its issuer declares (can it
+				// generate, introspect; its refresh policy).
+				return pl.Issuer(ctx)
 			},
 		},
 	}

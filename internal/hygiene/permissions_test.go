@@ -171,7 +171,11 @@ issuer = "dev:` + srv.Addr() + `"
 		}
 		p, err := plugins.Open(spec)
 		if err == nil {
-			if _, lerr := p.Backend().Load(t.Context(), "deep/app/cred.json"); lerr != nil {
+			b, lerr := p.Backend(t.Context())
+			if lerr == nil {
+				_, lerr = b.Load(t.Context(), "deep/app/cred.json")
+			}
+			if lerr != nil {
 				t.Errorf("plugin with mode %04o: Load: %v", mode, lerr)
 			}
 			p.Close()

@@ -47,6 +47,10 @@ func pluginBoundary(ctx context.Context, r *Results, quick bool) error {
 		return err
 	}
 	defer pl.Close()
+	viaPlugin, err := pl.Backend(ctx)
+	if err != nil {
+		return err
+	}
 	inproc, _ := file.New()
 	key := filepath.Join(dir, "cred.json")
 	v, _ := (&provider.Record{Pair: provider.Pair{AuthToken: "a", RefreshToken: "r", ValidUntil: time.Now().Add(time.Hour)}}).Encode()
@@ -56,7 +60,7 @@ func pluginBoundary(ctx context.Context, r *Results, quick bool) error {
 	for _, b := range []struct {
 		name string
 		be   provider.Backend
-	}{{"file backend Load through the plugin boundary (go-plugin gRPC, AutoMTLS)", pl.Backend()}, {"file backend Load in process", inproc}} {
+	}{{"file backend Load through the plugin boundary (go-plugin gRPC, AutoMTLS)", viaPlugin}, {"file backend Load in process", inproc}} {
 		for i := 0; i < 50; i++ { // warm up: start the plugin, fill caches
 			if _, err := b.be.Load(ctx, key); err != nil {
 				return err

@@ -414,15 +414,22 @@ func (*CheckWriteResponse) Descriptor() ([]byte, []int) {
 	return file_credhelper_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
-// Pair mirrors provider.Pair.
+// Pair mirrors provider.Pair. All times are epoch seconds.
 type Pair struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	AuthToken    string                 `protobuf:"bytes,1,opt,name=auth_token,json=authToken,proto3" json:"auth_token,omitempty"`
 	RefreshToken string                 `protobuf:"bytes,2,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
-	// Epoch seconds at which both tokens expire; 0 means never.
-	ValidUntil    uint64 `protobuf:"varint,3,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
-	Endpoint      string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	Generation    uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// When the auth token expires; 0 means never. Whether the refresh
+	// token outlives it is the issuer's RefreshPolicy.
+	ValidUntil uint64 `protobuf:"varint,3,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	Endpoint   string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Generation uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// When the refresh token expires, if the issuer said; 0 means not
+	// known (and is what a plugin older than this field sends).
+	RefreshValidUntil uint64 `protobuf:"varint,6,opt,name=refresh_valid_until,json=refreshValidUntil,proto3" json:"refresh_valid_until,omitempty"`
+	// When the issuer handed the pair out; 0 means not known (and is what
+	// a plugin older than this field sends).
+	IssuedAt      uint64 `protobuf:"varint,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +495,20 @@ func (x *Pair) GetEndpoint() string {
 func (x *Pair) GetGeneration() uint64 {
 	if x != nil {
 		return x.Generation
+	}
+	return 0
+}
+
+func (x *Pair) GetRefreshValidUntil() uint64 {
+	if x != nil {
+		return x.RefreshValidUntil
+	}
+	return 0
+}
+
+func (x *Pair) GetIssuedAt() uint64 {
+	if x != nil {
+		return x.IssuedAt
 	}
 	return 0
 }
@@ -790,10 +811,23 @@ func (*IssuerCapabilitiesRequest) Descriptor() ([]byte, []int) {
 	return file_credhelper_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
+// IssuerCapabilities says what an issuer can do besides Refresh, and its
+// provider.RefreshPolicy. Every field's zero value is what an issuer that
+// does not say gets: a plugin older than a field keeps the conservative
+// behaviour.
 type IssuerCapabilities struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The issuer implements Generate.
-	Generate      bool `protobuf:"varint,1,opt,name=generate,proto3" json:"generate,omitempty"`
+	Generate bool `protobuf:"varint,1,opt,name=generate,proto3" json:"generate,omitempty"`
+	// The refresh token alone authorizes a refresh, so a pair whose auth
+	// token expired can still be refreshed (OAuth2); false: a refresh
+	// needs a still-valid auth token (Momento).
+	RefreshAfterExpiry bool `protobuf:"varint,2,opt,name=refresh_after_expiry,json=refreshAfterExpiry,proto3" json:"refresh_after_expiry,omitempty"`
+	// A rejected reuse of a spent refresh token also revokes the family's
+	// auth tokens (RFC 9700 section 4.14.2).
+	RejectionRevokesAuthToken bool `protobuf:"varint,3,opt,name=rejection_revokes_auth_token,json=rejectionRevokesAuthToken,proto3" json:"rejection_revokes_auth_token,omitempty"`
+	// The issuer implements RefreshTokenActive.
+	Introspect    bool `protobuf:"varint,4,opt,name=introspect,proto3" json:"introspect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -835,6 +869,116 @@ func (x *IssuerCapabilities) GetGenerate() bool {
 	return false
 }
 
+func (x *IssuerCapabilities) GetRefreshAfterExpiry() bool {
+	if x != nil {
+		return x.RefreshAfterExpiry
+	}
+	return false
+}
+
+func (x *IssuerCapabilities) GetRejectionRevokesAuthToken() bool {
+	if x != nil {
+		return x.RejectionRevokesAuthToken
+	}
+	return false
+}
+
+func (x *IssuerCapabilities) GetIntrospect() bool {
+	if x != nil {
+		return x.Introspect
+	}
+	return false
+}
+
+type RefreshTokenActiveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pair          *Pair                  `protobuf:"bytes,1,opt,name=pair,proto3" json:"pair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenActiveRequest) Reset() {
+	*x = RefreshTokenActiveRequest{}
+	mi := &file_credhelper_plugin_v1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenActiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenActiveRequest) ProtoMessage() {}
+
+func (x *RefreshTokenActiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credhelper_plugin_v1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenActiveRequest.ProtoReflect.Descriptor instead.
+func (*RefreshTokenActiveRequest) Descriptor() ([]byte, []int) {
+	return file_credhelper_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RefreshTokenActiveRequest) GetPair() *Pair {
+	if x != nil {
+		return x.Pair
+	}
+	return nil
+}
+
+type RefreshTokenActiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refresh token can still be spent.
+	Active        bool `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshTokenActiveResponse) Reset() {
+	*x = RefreshTokenActiveResponse{}
+	mi := &file_credhelper_plugin_v1_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshTokenActiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshTokenActiveResponse) ProtoMessage() {}
+
+func (x *RefreshTokenActiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credhelper_plugin_v1_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshTokenActiveResponse.ProtoReflect.Descriptor instead.
+func (*RefreshTokenActiveResponse) Descriptor() ([]byte, []int) {
+	return file_credhelper_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RefreshTokenActiveResponse) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
 var File_credhelper_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_credhelper_plugin_v1_plugin_proto_rawDesc = "" +
@@ -858,7 +1002,7 @@ const file_credhelper_plugin_v1_plugin_proto_rawDesc = "" +
 	"writeCheck\"%\n" +
 	"\x11CheckWriteRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"\x14\n" +
-	"\x12CheckWriteResponse\"\xa7\x01\n" +
+	"\x12CheckWriteResponse\"\xf4\x01\n" +
 	"\x04Pair\x12\x1d\n" +
 	"\n" +
 	"auth_token\x18\x01 \x01(\tR\tauthToken\x12#\n" +
@@ -868,7 +1012,9 @@ const file_credhelper_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
-	"generation\"@\n" +
+	"generation\x12.\n" +
+	"\x13refresh_valid_until\x18\x06 \x01(\x04R\x11refreshValidUntil\x12\x1b\n" +
+	"\tissued_at\x18\a \x01(\x04R\bissuedAt\"@\n" +
 	"\x0eRefreshRequest\x12.\n" +
 	"\x04pair\x18\x01 \x01(\v2\x1a.credhelper.plugin.v1.PairR\x04pair\"A\n" +
 	"\x0fRefreshResponse\x12.\n" +
@@ -884,19 +1030,29 @@ const file_credhelper_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05scope\x18\x05 \x01(\v2\x1b.credhelper.plugin.v1.ScopeR\x05scope\"B\n" +
 	"\x10GenerateResponse\x12.\n" +
 	"\x04pair\x18\x01 \x01(\v2\x1a.credhelper.plugin.v1.PairR\x04pair\"\x1b\n" +
-	"\x19IssuerCapabilitiesRequest\"0\n" +
+	"\x19IssuerCapabilitiesRequest\"\xc3\x01\n" +
 	"\x12IssuerCapabilities\x12\x1a\n" +
-	"\bgenerate\x18\x01 \x01(\bR\bgenerate2\x93\x03\n" +
+	"\bgenerate\x18\x01 \x01(\bR\bgenerate\x120\n" +
+	"\x14refresh_after_expiry\x18\x02 \x01(\bR\x12refreshAfterExpiry\x12?\n" +
+	"\x1crejection_revokes_auth_token\x18\x03 \x01(\bR\x19rejectionRevokesAuthToken\x12\x1e\n" +
+	"\n" +
+	"introspect\x18\x04 \x01(\bR\n" +
+	"introspect\"K\n" +
+	"\x19RefreshTokenActiveRequest\x12.\n" +
+	"\x04pair\x18\x01 \x01(\v2\x1a.credhelper.plugin.v1.PairR\x04pair\"4\n" +
+	"\x1aRefreshTokenActiveResponse\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\bR\x06active2\x93\x03\n" +
 	"\aBackend\x12M\n" +
 	"\x04Load\x12!.credhelper.plugin.v1.LoadRequest\x1a\".credhelper.plugin.v1.LoadResponse\x12k\n" +
 	"\x0eCompareAndSwap\x12+.credhelper.plugin.v1.CompareAndSwapRequest\x1a,.credhelper.plugin.v1.CompareAndSwapResponse\x12k\n" +
 	"\fCapabilities\x120.credhelper.plugin.v1.BackendCapabilitiesRequest\x1a).credhelper.plugin.v1.BackendCapabilities\x12_\n" +
 	"\n" +
-	"CheckWrite\x12'.credhelper.plugin.v1.CheckWriteRequest\x1a(.credhelper.plugin.v1.CheckWriteResponse2\xa6\x02\n" +
+	"CheckWrite\x12'.credhelper.plugin.v1.CheckWriteRequest\x1a(.credhelper.plugin.v1.CheckWriteResponse2\x9f\x03\n" +
 	"\x06Issuer\x12V\n" +
 	"\aRefresh\x12$.credhelper.plugin.v1.RefreshRequest\x1a%.credhelper.plugin.v1.RefreshResponse\x12Y\n" +
 	"\bGenerate\x12%.credhelper.plugin.v1.GenerateRequest\x1a&.credhelper.plugin.v1.GenerateResponse\x12i\n" +
-	"\fCapabilities\x12/.credhelper.plugin.v1.IssuerCapabilitiesRequest\x1a(.credhelper.plugin.v1.IssuerCapabilitiesBNZLgithub.com/credhelper/credhelper/plugins/proto/credhelper/plugin/v1;pluginv1b\x06proto3"
+	"\fCapabilities\x12/.credhelper.plugin.v1.IssuerCapabilitiesRequest\x1a(.credhelper.plugin.v1.IssuerCapabilities\x12w\n" +
+	"\x12RefreshTokenActive\x12/.credhelper.plugin.v1.RefreshTokenActiveRequest\x1a0.credhelper.plugin.v1.RefreshTokenActiveResponseBNZLgithub.com/credhelper/credhelper/plugins/proto/credhelper/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_credhelper_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -910,7 +1066,7 @@ func file_credhelper_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_credhelper_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_credhelper_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_credhelper_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_credhelper_plugin_v1_plugin_proto_goTypes = []any{
 	(*LoadRequest)(nil),                // 0: credhelper.plugin.v1.LoadRequest
 	(*LoadResponse)(nil),               // 1: credhelper.plugin.v1.LoadResponse
@@ -928,33 +1084,38 @@ var file_credhelper_plugin_v1_plugin_proto_goTypes = []any{
 	(*GenerateResponse)(nil),           // 13: credhelper.plugin.v1.GenerateResponse
 	(*IssuerCapabilitiesRequest)(nil),  // 14: credhelper.plugin.v1.IssuerCapabilitiesRequest
 	(*IssuerCapabilities)(nil),         // 15: credhelper.plugin.v1.IssuerCapabilities
-	(*durationpb.Duration)(nil),        // 16: google.protobuf.Duration
+	(*RefreshTokenActiveRequest)(nil),  // 16: credhelper.plugin.v1.RefreshTokenActiveRequest
+	(*RefreshTokenActiveResponse)(nil), // 17: credhelper.plugin.v1.RefreshTokenActiveResponse
+	(*durationpb.Duration)(nil),        // 18: google.protobuf.Duration
 }
 var file_credhelper_plugin_v1_plugin_proto_depIdxs = []int32{
 	8,  // 0: credhelper.plugin.v1.RefreshRequest.pair:type_name -> credhelper.plugin.v1.Pair
 	8,  // 1: credhelper.plugin.v1.RefreshResponse.pair:type_name -> credhelper.plugin.v1.Pair
-	16, // 2: credhelper.plugin.v1.GenerateRequest.lifetime:type_name -> google.protobuf.Duration
+	18, // 2: credhelper.plugin.v1.GenerateRequest.lifetime:type_name -> google.protobuf.Duration
 	11, // 3: credhelper.plugin.v1.GenerateRequest.scope:type_name -> credhelper.plugin.v1.Scope
 	8,  // 4: credhelper.plugin.v1.GenerateResponse.pair:type_name -> credhelper.plugin.v1.Pair
-	0,  // 5: credhelper.plugin.v1.Backend.Load:input_type -> credhelper.plugin.v1.LoadRequest
-	2,  // 6: credhelper.plugin.v1.Backend.CompareAndSwap:input_type -> credhelper.plugin.v1.CompareAndSwapRequest
-	4,  // 7: credhelper.plugin.v1.Backend.Capabilities:input_type -> credhelper.plugin.v1.BackendCapabilitiesRequest
-	6,  // 8: credhelper.plugin.v1.Backend.CheckWrite:input_type -> credhelper.plugin.v1.CheckWriteRequest
-	9,  // 9: credhelper.plugin.v1.Issuer.Refresh:input_type -> credhelper.plugin.v1.RefreshRequest
-	12, // 10: credhelper.plugin.v1.Issuer.Generate:input_type -> credhelper.plugin.v1.GenerateRequest
-	14, // 11: credhelper.plugin.v1.Issuer.Capabilities:input_type -> credhelper.plugin.v1.IssuerCapabilitiesRequest
-	1,  // 12: credhelper.plugin.v1.Backend.Load:output_type -> credhelper.plugin.v1.LoadResponse
-	3,  // 13: credhelper.plugin.v1.Backend.CompareAndSwap:output_type -> credhelper.plugin.v1.CompareAndSwapResponse
-	5,  // 14: credhelper.plugin.v1.Backend.Capabilities:output_type -> credhelper.plugin.v1.BackendCapabilities
-	7,  // 15: credhelper.plugin.v1.Backend.CheckWrite:output_type -> credhelper.plugin.v1.CheckWriteResponse
-	10, // 16: credhelper.plugin.v1.Issuer.Refresh:output_type -> credhelper.plugin.v1.RefreshResponse
-	13, // 17: credhelper.plugin.v1.Issuer.Generate:output_type -> credhelper.plugin.v1.GenerateResponse
-	15, // 18: credhelper.plugin.v1.Issuer.Capabilities:output_type -> credhelper.plugin.v1.IssuerCapabilities
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	8,  // 5: credhelper.plugin.v1.RefreshTokenActiveRequest.pair:type_name -> credhelper.plugin.v1.Pair
+	0,  // 6: credhelper.plugin.v1.Backend.Load:input_type -> credhelper.plugin.v1.LoadRequest
+	2,  // 7: credhelper.plugin.v1.Backend.CompareAndSwap:input_type -> credhelper.plugin.v1.CompareAndSwapRequest
+	4,  // 8: credhelper.plugin.v1.Backend.Capabilities:input_type -> credhelper.plugin.v1.BackendCapabilitiesRequest
+	6,  // 9: credhelper.plugin.v1.Backend.CheckWrite:input_type -> credhelper.plugin.v1.CheckWriteRequest
+	9,  // 10: credhelper.plugin.v1.Issuer.Refresh:input_type -> credhelper.plugin.v1.RefreshRequest
+	12, // 11: credhelper.plugin.v1.Issuer.Generate:input_type -> credhelper.plugin.v1.GenerateRequest
+	14, // 12: credhelper.plugin.v1.Issuer.Capabilities:input_type -> credhelper.plugin.v1.IssuerCapabilitiesRequest
+	16, // 13: credhelper.plugin.v1.Issuer.RefreshTokenActive:input_type -> credhelper.plugin.v1.RefreshTokenActiveRequest
+	1,  // 14: credhelper.plugin.v1.Backend.Load:output_type -> credhelper.plugin.v1.LoadResponse
+	3,  // 15: credhelper.plugin.v1.Backend.CompareAndSwap:output_type -> credhelper.plugin.v1.CompareAndSwapResponse
+	5,  // 16: credhelper.plugin.v1.Backend.Capabilities:output_type -> credhelper.plugin.v1.BackendCapabilities
+	7,  // 17: credhelper.plugin.v1.Backend.CheckWrite:output_type -> credhelper.plugin.v1.CheckWriteResponse
+	10, // 18: credhelper.plugin.v1.Issuer.Refresh:output_type -> credhelper.plugin.v1.RefreshResponse
+	13, // 19: credhelper.plugin.v1.Issuer.Generate:output_type -> credhelper.plugin.v1.GenerateResponse
+	15, // 20: credhelper.plugin.v1.Issuer.Capabilities:output_type -> credhelper.plugin.v1.IssuerCapabilities
+	17, // 21: credhelper.plugin.v1.Issuer.RefreshTokenActive:output_type -> credhelper.plugin.v1.RefreshTokenActiveResponse
+	14, // [14:22] is the sub-list for method output_type
+	6,  // [6:14] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_credhelper_plugin_v1_plugin_proto_init() }
@@ -968,7 +1129,7 @@ func file_credhelper_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credhelper_plugin_v1_plugin_proto_rawDesc), len(file_credhelper_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

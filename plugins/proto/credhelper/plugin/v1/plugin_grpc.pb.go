@@ -60,7 +60,9 @@ type BackendClient interface {
 	// READ_ONLY for a backend that cannot be written.
 	CompareAndSwap(ctx context.Context, in *CompareAndSwapRequest, opts ...grpc.CallOption) (*CompareAndSwapResponse, error)
 	// Capabilities says what the backend can do besides Load and
-	// CompareAndSwap.
+	// CompareAndSwap. The host asks once per plugin process, before any
+	// other call; a plugin that serves this service must implement it
+	// (UNIMPLEMENTED tells the host that the plugin serves no Backend).
 	Capabilities(ctx context.Context, in *BackendCapabilitiesRequest, opts ...grpc.CallOption) (*BackendCapabilities, error)
 	// CheckWrite checks, without writing, that the caller may write a key.
 	// Only called when Capabilities.write_check is true.
@@ -130,7 +132,9 @@ type BackendServer interface {
 	// READ_ONLY for a backend that cannot be written.
 	CompareAndSwap(context.Context, *CompareAndSwapRequest) (*CompareAndSwapResponse, error)
 	// Capabilities says what the backend can do besides Load and
-	// CompareAndSwap.
+	// CompareAndSwap. The host asks once per plugin process, before any
+	// other call; a plugin that serves this service must implement it
+	// (UNIMPLEMENTED tells the host that the plugin serves no Backend).
 	Capabilities(context.Context, *BackendCapabilitiesRequest) (*BackendCapabilities, error)
 	// CheckWrite checks, without writing, that the caller may write a key.
 	// Only called when Capabilities.write_check is true.
@@ -279,9 +283,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Issuer_Refresh_FullMethodName      = "/credhelper.plugin.v1.Issuer/Refresh"
-	Issuer_Generate_FullMethodName     = "/credhelper.plugin.v1.Issuer/Generate"
-	Issuer_Capabilities_FullMethodName = "/credhelper.plugin.v1.Issuer/Capabilities"
+	Issuer_Refresh_FullMethodName            = "/credhelper.plugin.v1.Issuer/Refresh"
+	Issuer_Generate_FullMethodName           = "/credhelper.plugin.v1.Issuer/Generate"
+	Issuer_Capabilities_FullMethodName       = "/credhelper.plugin.v1.Issuer/Capabilities"
+	Issuer_RefreshTokenActive_FullMethodName = "/credhelper.plugin.v1.Issuer/RefreshTokenActive"
 )
 
 // IssuerClient is the client API for Issuer service.
@@ -298,8 +303,18 @@ type IssuerClient interface {
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...grpc.CallOption) (*RefreshResponse, error)
 	// Generate mints a first pair; UNSUPPORTED when the issuer cannot.
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*GenerateResponse, error)
-	// Capabilities says what the issuer can do besides Refresh.
+	// Capabilities says what the issuer can do besides Refresh. The host
+	// asks once per plugin process, before any other call; a plugin that
+	// serves this service must implement it (UNIMPLEMENTED tells the host
+	// that the plugin serves no Issuer).
 	Capabilities(ctx context.Context, in *IssuerCapabilitiesRequest, opts ...grpc.CallOption) (*IssuerCapabilities, error)
+	// RefreshTokenActive reports, without spending it, whether
+	// pair.refresh_token can still be spent (RFC 7662 introspection; see
+	// provider.Introspector). Only called when Capabilities.introspect is
+	// true; UNSUPPORTED when this issuer instance cannot tell. Added after
+	// the first release of v1: an older plugin answers UNIMPLEMENTED, which
+	// the host takes for UNSUPPORTED.
+	RefreshTokenActive(ctx context.Context, in *RefreshTokenActiveRequest, opts ...grpc.CallOption) (*RefreshTokenActiveResponse, error)
 }
 
 type issuerClient struct {
@@ -340,6 +355,16 @@ func (c *issuerClient) Capabilities(ctx context.Context, in *IssuerCapabilitiesR
 	return out, nil
 }
 
+func (c *issuerClient) RefreshTokenActive(ctx context.Context, in *RefreshTokenActiveRequest, opts ...grpc.CallOption) (*RefreshTokenActiveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshTokenActiveResponse)
+	err := c.cc.Invoke(ctx, Issuer_RefreshTokenActive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServer is the server API for Issuer service.
 // All implementations must embed UnimplementedIssuerServer
 // for forward compatibility.
@@ -354,8 +379,18 @@ type IssuerServer interface {
 	Refresh(context.Context, *RefreshRequest) (*RefreshResponse, error)
 	// Generate mints a first pair; UNSUPPORTED when the issuer cannot.
 	Generate(context.Context, *GenerateRequest) (*GenerateResponse, error)
-	// Capabilities says what the issuer can do besides Refresh.
+	// Capabilities says what the issuer can do besides Refresh. The host
+	// asks once per plugin process, before any other call; a plugin that
+	// serves this service must implement it (UNIMPLEMENTED tells the host
+	// that the plugin serves no Issuer).
 	Capabilities(context.Context, *IssuerCapabilitiesRequest) (*IssuerCapabilities, error)
+	// RefreshTokenActive reports, without spending it, whether
+	// pair.refresh_token can still be spent (RFC 7662 introspection; see
+	// provider.Introspector). Only called when Capabilities.introspect is
+	// true; UNSUPPORTED when this issuer instance cannot tell. Added after
+	// the first release of v1: an older plugin answers UNIMPLEMENTED, which
+	// the host takes for UNSUPPORTED.
+	RefreshTokenActive(context.Context, *RefreshTokenActiveRequest) (*RefreshTokenActiveResponse, error)
 	mustEmbedUnimplementedIssuerServer()
 }
 
@@ -374,6 +409,9 @@ func (UnimplementedIssuerServer) Generate(context.Context, *GenerateRequest) (*G
 }
 func (UnimplementedIssuerServer) Capabilities(context.Context, *IssuerCapabilitiesRequest) (*IssuerCapabilities, error) {
 	return nil, status.Error(codes.Unimplemented, "method Capabilities not implemented")
+}
+func (UnimplementedIssuerServer) RefreshTokenActive(context.Context, *RefreshTokenActiveRequest) (*RefreshTokenActiveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshTokenActive not implemented")
 }
 func (UnimplementedIssuerServer) mustEmbedUnimplementedIssuerServer() {}
 func (UnimplementedIssuerServer) testEmbeddedByValue()                {}
@@ -450,6 +488,24 @@ func _Issuer_Capabilities_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Issuer_RefreshTokenActive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshTokenActiveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServer).RefreshTokenActive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Issuer_RefreshTokenActive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServer).RefreshTokenActive(ctx, req.(*RefreshTokenActiveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Issuer_ServiceDesc is the grpc.ServiceDesc for Issuer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +524,10 @@ var Issuer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Capabilities",
 			Handler:    _Issuer_Capabilities_Handler,
+		},
+		{
+			MethodName: "RefreshTokenActive",
+			Handler:    _Issuer_RefreshTokenActive_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
