@@ -46,10 +46,10 @@ test: build vet cross
 demo: build
 	$(BIN)/credhelper demo
 
-# bench writes bench/report.md, bench/results.json, bench/hotpath.txt and
-# bench/fleet.svg; it starts moto_server itself, like test.
+# bench writes internal/bench/report.md, internal/bench/results.json, internal/bench/hotpath.txt and
+# internal/bench/fleet.svg; it starts moto_server itself, like test.
 bench: build
-	scripts/testenv.sh $(GO) run ./bench/cmd/credbench -out bench -bin $(BIN)/credhelper
+	scripts/testenv.sh $(GO) run ./internal/bench/cmd/credbench -out internal/bench -bin $(BIN)/credhelper
 
 # The names tools look for, as symlinks to credhelper, which picks the face
 # from the name it runs as: docker-credential-credhelper (docker),

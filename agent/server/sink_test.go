@@ -21,7 +21,7 @@ import (
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/faults"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/provider"

@@ -29,7 +29,7 @@ import (
 	"github.com/credhelper/credhelper/backends/awssm"
 	"github.com/credhelper/credhelper/backends/file"
 	"github.com/credhelper/credhelper/backends/vault"
-	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/oauth2"

@@ -19,7 +19,7 @@ import (
 	"github.com/credhelper/credhelper/backends/awssm"
 	"github.com/credhelper/credhelper/backends/file"
 	"github.com/credhelper/credhelper/backends/vault"
-	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/issuers/oauth2"

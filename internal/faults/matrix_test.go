@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/provider"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/credhelper/credhelper/backends/awssm"
 	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/bench"
+	"github.com/credhelper/credhelper/internal/bench"
 	"github.com/credhelper/credhelper/provider"
 )
 

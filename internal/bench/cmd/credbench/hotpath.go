@@ -7,7 +7,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/credhelper/credhelper/bench"
+	"github.com/credhelper/credhelper/internal/bench"
 )
 
 // HotPathResult is one cached-credential benchmark: the median of several

@@ -17,7 +17,7 @@ import (
 
 	"github.com/credhelper/credhelper/backends/awssm"
 	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/bench"
+	"github.com/credhelper/credhelper/internal/bench"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"

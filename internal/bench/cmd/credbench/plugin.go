@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/bench"
+	"github.com/credhelper/credhelper/internal/bench"
 	"github.com/credhelper/credhelper/plugins"
 	"github.com/credhelper/credhelper/provider"
 )

@@ -1,5 +1,5 @@
 // Command credbench measures credhelper against the tools users would use
-// instead and writes bench/report.md, bench/results.json and the fleet
+// instead and writes internal/bench/report.md, internal/bench/results.json and the fleet
 // chart. `make bench` runs it inside scripts/testenv.sh, which provides
 // moto_server.
 package main
@@ -56,7 +56,7 @@ func main() {
 		fleet.Child(fleetWorker)
 		return
 	}
-	out := flag.String("out", "bench", "directory for report.md, results.json and charts")
+	out := flag.String("out", "internal/bench", "directory for report.md, results.json and charts")
 	bin := flag.String("bin", "bin/credhelper", "the credhelper binary to measure")
 	runs := flag.Int("runs", 30, "process runs per helper-latency row")
 	quick := flag.Bool("quick", false, "fewer repetitions (a smoke test of the harness)")

@@ -15,7 +15,7 @@
 //     Trace) until the test has injected its fault;
 //   - ReadOnly and Full, mounts that make a directory fail even for root;
 //   - Moto and Vault, servers of a test's own that it can kill or seal;
-//   - Table, the matrix report written to faults/report.md.
+//   - Table, the matrix report written to internal/faults/report.md.
 //
 // The matrix itself lives in the package's tests: each cell starts a fleet
 // of worker processes (internal/fleet) against one backend and a dev

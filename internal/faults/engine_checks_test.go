@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/backends/file"
-	"github.com/credhelper/credhelper/faults"
+	"github.com/credhelper/credhelper/internal/faults"
 	"github.com/credhelper/credhelper/internal/fleet"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"
