@@ -63,7 +63,7 @@ var short = []run{
 	{name: "live/commits with healing", claim: "commits", defs: []string{"MAXGEN=1", "SFAULTS=0", "IFAULTS=0", "HEALING=1", "MAXFAM=2"}, want: pass, fast: true,
 		why: "store and issuer up, one crash anywhere: with healing a new generation is always committed"},
 
-	// Limits of today's protocol: spin must find them (faults/report.md).
+	// Limits of today's protocol: spin must find them (internal/faults/report.md).
 	{name: "limit/slow issuer", defs: []string{"MAXGEN=1", "SLOWISS=1", "KEEP=1", "MAXCRASH=0", "IFAULTS=0", "SFAULTS=0"}, want: "KEEP", fast: true,
 		why: "fault row 7: the holder's retry after IssuerTimeout presents the token the slow issuer spent"},
 	{name: "limit/holder cut off past the lease", defs: []string{"MAXGEN=1", "MAXOUT=1", "OUTMAX=5", "MAXCRASH=0", "IFAULTS=0", "SFAULTS=0"}, want: "I1", fast: true,
