@@ -15,6 +15,7 @@ all: build
 include Makefile.proto
 include Makefile.fuzz
 include Makefile.faults
+include Makefile.model
 
 # credhelper is a small front that answers `get` from a running agent and
 # executes credhelper-full, installed beside it, for everything else.
