@@ -445,15 +445,18 @@ func tokenDigest(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// sameLineage reports whether a and b are the same pair.
-func sameLineage(a, b provider.Pair) bool {
+// SameLineage reports whether a and b are the same pair of one lineage
+// (same generation and auth token): whether a holder of a must take up b.
+// The engine publishes, and notifies Changed, only when this is false; a
+// holder such as the agent compares the pairs it writes out with it.
+func SameLineage(a, b provider.Pair) bool {
 	return a.Generation == b.Generation && a.AuthToken == b.AuthToken
 }
 
 // cachedFor returns the schedule for p: the published one when p is the
 // pair already published.
 func (e *Engine) cachedFor(p provider.Pair) *cached {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
+	if c := e.cur.Load(); c != nil && SameLineage(c.pair, p) {
 		return c
 	}
 	return e.schedule(p, e.refreshable)
@@ -461,7 +464,7 @@ func (e *Engine) cachedFor(p provider.Pair) *cached {
 
 // publish makes p the pair callers get.
 func (e *Engine) publish(c *cached) {
-	if old := e.cur.Swap(c); old == nil || !sameLineage(old.pair, c.pair) {
+	if old := e.cur.Swap(c); old == nil || !SameLineage(old.pair, c.pair) {
 		defer e.notify()
 	}
 	secs := math.Inf(1)
@@ -489,7 +492,7 @@ func (e *Engine) serveRefreshed(p provider.Pair) { e.publish(e.schedule(p, true)
 
 func (e *Engine) serveUnrefreshable(p provider.Pair) {
 	c := e.schedule(p, false)
-	if old := e.cur.Load(); old == nil || !sameLineage(old.pair, p) || old.refreshAt != c.refreshAt {
+	if old := e.cur.Load(); old == nil || !SameLineage(old.pair, p) || old.refreshAt != c.refreshAt {
 		e.publish(c)
 	}
 }
@@ -501,7 +504,7 @@ func (e *Engine) serveDueNow(p provider.Pair) {
 }
 
 func (e *Engine) unserve(p provider.Pair) {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+	if c := e.cur.Load(); c != nil && SameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
 		e.notify()
 	}
 }

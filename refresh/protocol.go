@@ -357,7 +357,7 @@ func (pr *protocol) prime(ctx context.Context) (bool, error) {
 			if pr.policy.RejectionRevokesAuthToken || !usable {
 				return false, nil
 			}
-			if old, ok := pr.cache.served(); !ok || !sameLineage(old, rec.Pair) {
+			if old, ok := pr.cache.served(); !ok || !SameLineage(old, rec.Pair) {
 				pr.event(EventAdopted, slog.Uint64("generation", rec.Pair.Generation))
 			}
 			pr.cache.serveDueNow(rec.Pair) // heal at once
@@ -453,7 +453,7 @@ func (pr *protocol) load(ctx context.Context) (provider.Entry, *provider.Record,
 
 // adopt serves a pair this instance did not refresh itself (step 2).
 func (pr *protocol) adopt(p provider.Pair) {
-	if old, ok := pr.cache.served(); !ok || !sameLineage(old, p) {
+	if old, ok := pr.cache.served(); !ok || !SameLineage(old, p) {
 		pr.event(EventAdopted, slog.Uint64("generation", p.Generation))
 	}
 	pr.cache.serve(p)
@@ -785,7 +785,7 @@ func (pr *protocol) commitPending(ctx context.Context) (provider.Pair, error) {
 		if p.next.Healed != nil {
 			return provider.Pair{}, fmt.Errorf("refresh: commit of the healed pair of %s deferred (it is served once stored): %w", pr.key, err)
 		}
-		if served, ok := pr.cache.served(); !ok || !sameLineage(served, next) {
+		if served, ok := pr.cache.served(); !ok || !SameLineage(served, next) {
 			pr.cache.serveRefreshed(next)
 		}
 		return next, fmt.Errorf("refresh: commit of %s deferred: %w", pr.key, err)
