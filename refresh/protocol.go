@@ -43,7 +43,10 @@ import (
 //	                          seam (serveRefreshed)
 //
 // On start, and whenever a dead neighbour's claim stands in the way, the
-// journal is replayed (journal.go: replayOnce, replayJournals).
+// journal is replayed (journal.go: replayOnce, replayJournals). The
+// methods of the steps come first below, then the plumbing (construction,
+// Close, sleep, swap). A read-only backend refreshed in memory runs
+// inMemory (memory.go) instead, through the same seam.
 
 // protocol runs steps 2 to 8 for one key. It holds what the protocol
 // needs (the backend, the issuer and its policy, the journal) and its own
@@ -103,123 +106,6 @@ type cacheSeam interface {
 	// firstWarning reports whether no failure or broken lineage was
 	// logged since the last good refresh, and marks one as logged.
 	firstWarning() bool
-}
-
-// newProtocol returns the protocol for key, talking to cache.
-func newProtocol(backend provider.Backend, issuer provider.Issuer, key string, opts *Options, cache cacheSeam) *protocol {
-	pr := &protocol{
-		backend: backend,
-		issuer:  issuer,
-		policy:  provider.PolicyOf(issuer),
-		key:     key,
-		opts:    opts,
-		journal: &journal{dir: opts.JournalDir, key: key, holder: opts.Holder},
-		cache:   cache,
-		stop:    make(chan struct{}),
-	}
-	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
-		pr.readOnly = true
-	}
-	return pr
-}
-
-// canRefresh reports whether this instance may spend refresh tokens: it
-// has an issuer, and the backend can store what a refresh returns (or the
-// caller opted into refreshing in memory).
-func (pr *protocol) canRefresh() bool {
-	return pr.issuer != nil && (!pr.readOnly || pr.opts.UnsafeRefreshInMemory)
-}
-
-// inMemory reports whether refreshes are kept in memory (memory.go).
-func (pr *protocol) inMemory() bool {
-	return pr.readOnly && pr.opts.UnsafeRefreshInMemory && pr.issuer != nil
-}
-
-// issuingUntil reports an issuer call in flight (or answered but not yet
-// journaled) and its deadline.
-func (pr *protocol) issuingUntil() (time.Time, bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	return pr.issuing, !pr.issuing.IsZero()
-}
-
-// setIssuing records (deadline) or clears (zero) an issuer call in flight.
-func (pr *protocol) setIssuing(deadline time.Time) {
-	pr.mu.Lock()
-	pr.issuing = deadline
-	pr.mu.Unlock()
-}
-
-// shut starts no more background work and ends waits (now: nor issuer
-// calls).
-func (pr *protocol) shut(now bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pr.closed, pr.stopping = true, now
-	close(pr.stop)
-}
-
-// isStopping reports whether CloseNow was called.
-func (pr *protocol) isStopping() bool {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	return pr.stopping
-}
-
-// finish waits for background work and gives a pending commit one last
-// attempt; its pair stays in the journal if that fails too.
-func (pr *protocol) finish() error {
-	pr.wg.Wait()
-	pr.mu.Lock()
-	p := pr.pending
-	pr.mu.Unlock()
-	if p != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), pr.storeTimeout())
-		defer cancel()
-		if _, err := pr.commitPending(ctx); err != nil {
-			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, pr.key, err)
-		}
-	}
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pr.pending != nil && pr.pending.entry != nil {
-		pr.pending.entry.release()
-	}
-	return nil
-}
-
-// storeTimeout bounds one commit attempt outside a shared refresh.
-func (pr *protocol) storeTimeout() time.Duration { return pr.opts.LeaseDuration / 2 }
-
-// event logs and counts one protocol event.
-func (pr *protocol) event(ev Event, attrs ...slog.Attr) { pr.opts.event(pr.key, ev, attrs...) }
-
-// errClosed ends a wait cut short by Close.
-var errClosed = errors.New("engine closed")
-
-// sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
-func (pr *protocol) sleep(ctx context.Context, d time.Duration) error {
-	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-pr.stop:
-		return errClosed
-	case <-t.C:
-		return nil
-	}
-}
-
-// pendingCommit is an issued pair whose commit failed transiently.
-type pendingCommit struct {
-	spentGen  uint64           // generation whose refresh token was spent
-	spentHash string           // tokenDigest of that refresh token
-	next      *provider.Record // the record to commit
-	expected  provider.Version // the version we claimed
-	entry     *journalEntry    // its journal entry, nil if journaling failed
-	retrying  bool             // a background retry runs; guarded by protocol.mu
 }
 
 // refresh runs steps 2 to 8 until it has a pair to publish, going back to
@@ -375,6 +261,34 @@ func (pr *protocol) prime(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// load reads and decodes the record (step 2, and wherever the protocol
+// looks again).
+func (pr *protocol) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
+	entry, err := pr.backend.Load(ctx, pr.key)
+	if errors.Is(err, provider.ErrNotFound) {
+		return entry, nil, err // the backend's error names the key
+	}
+	if err != nil {
+		return entry, nil, fmt.Errorf("refresh: load %s: %w", pr.key, err)
+	}
+	rec, err := provider.DecodeRecord(entry.Value)
+	if err != nil {
+		return entry, nil, fmt.Errorf("refresh: record under %s: %w", pr.key, err)
+	}
+	return entry, rec, nil
+}
+
+// adopt serves a pair this instance did not refresh itself (step 2).
+func (pr *protocol) adopt(p provider.Pair) {
+	if old, ok := pr.cache.served(); !ok || !SameLineage(old, p) {
+		pr.event(EventAdopted, slog.Uint64("generation", p.Generation))
+	}
+	pr.cache.serve(p)
+}
+
+// errRetry tells the refresh loop to load the record and decide again.
+var errRetry = errors.New("refresh: retry")
+
 // awaitLease is step 3: while another holder's lease on this generation
 // is live, wait for its generation (callers keep getting the current pair
 // meanwhile), backing off up to a second. again asks for step 2 once the
@@ -432,37 +346,11 @@ func (pr *protocol) checkSpend(ctx context.Context, pair provider.Pair) error {
 	return nil
 }
 
-// errRetry tells the refresh loop to load the record and decide again.
-var errRetry = errors.New("refresh: retry")
-
-// load is step 2: read and decode the record.
-func (pr *protocol) load(ctx context.Context) (provider.Entry, *provider.Record, error) {
-	entry, err := pr.backend.Load(ctx, pr.key)
-	if errors.Is(err, provider.ErrNotFound) {
-		return entry, nil, err // the backend's error names the key
-	}
-	if err != nil {
-		return entry, nil, fmt.Errorf("refresh: load %s: %w", pr.key, err)
-	}
-	rec, err := provider.DecodeRecord(entry.Value)
-	if err != nil {
-		return entry, nil, fmt.Errorf("refresh: record under %s: %w", pr.key, err)
-	}
-	return entry, rec, nil
-}
-
-// adopt serves a pair this instance did not refresh itself (step 2).
-func (pr *protocol) adopt(p provider.Pair) {
-	if old, ok := pr.cache.served(); !ok || !SameLineage(old, p) {
-		pr.event(EventAdopted, slog.Uint64("generation", p.Generation))
-	}
-	pr.cache.serve(p)
-}
-
-// claim is step 4: it writes a lease of kind on rec's generation with compare-and-swap
-// against entry's version and starts renewing it. Losing the swap returns
-// an error wrapping ErrConflict: another instance claimed first, the usual
-// outcome of a race, logged at debug level.
+// claim is step 4: it writes a lease of kind on rec's generation with
+// compare-and-swap against entry's version and starts renewing it
+// (claim.go). Losing the swap returns an error wrapping ErrConflict:
+// another instance claimed first, the usual outcome of a race, logged at
+// debug level.
 func (pr *protocol) claim(ctx context.Context, entry provider.Entry, rec *provider.Record, kind provider.LeaseKind) (*claim, error) {
 	c := rec.Clone()
 	c.Lease = &provider.Lease{Holder: pr.opts.Holder, Expires: pr.opts.Clock.Now().Add(pr.opts.LeaseDuration), Generation: rec.Pair.Generation, Kind: kind}
@@ -491,100 +379,11 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(d)
 }
 
-// callIssuer makes one issuer call, bounded by IssuerTimeout and by ctx
-// (a held claim's call context, cancelled when the lease is lost). It is
-// reported by IssuerCallInFlight from the call until the answer is
-// journaled (journalNext clears it) or the call failed.
-func (pr *protocol) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair, error) {
-	ctx, cancel := context.WithTimeout(ctx, pr.opts.IssuerTimeout)
-	defer cancel()
-	dl, _ := ctx.Deadline()
-	pr.setIssuing(dl)
-	pr.opts.Trace.issuing(pr.key, p.Generation)
-	next, err := pr.issuer.Refresh(ctx, p)
-	if err != nil {
-		pr.setIssuing(time.Time{})
-	}
-	return next, err
-}
-
-// spentElsewhere asks an issuer that can tell whether pair's refresh
-// token is still active, before a token that may already have been
-// presented (another holder's expired lease, or this process's own, is on
-// the record) is presented. It reports true when the issuer says it was
-// spent. An issuer that cannot tell reports false (the token is presented
-// as before); a question that fails is an error, and the token is not
-// presented until it can be answered.
-func (pr *protocol) spentElsewhere(ctx context.Context, pair provider.Pair) (bool, error) {
-	in, ok := pr.issuer.(provider.Introspector)
-	if !ok {
-		return false, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, min(pr.opts.IssuerTimeout, pr.opts.LeaseDuration/3))
-	defer cancel()
-	active, err := in.RefreshTokenActive(ctx, pair)
-	if errors.Is(err, provider.ErrUnsupported) {
-		return false, nil
-	}
-	if err != nil {
-		return false, provider.Transient(fmt.Errorf("refresh: could not ask the issuer whether the refresh token of %s (generation %d), which may already have been presented, is still active; it is not presented until that is known: %w", pr.key, pair.Generation, err))
-	}
-	return !active, nil
-}
-
-// handBack puts the record back as it was loaded (with the lease it carried,
-// if any), so that whoever claims next asks the issuer first too.
-func (pr *protocol) handBack(ctx context.Context, rec *provider.Record, version provider.Version) {
-	if _, err := pr.swap(ctx, version, rec); err != nil {
-		pr.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", pr.key), slog.String("error", err.Error()))
-	}
-}
-
-// awaitPredecessor waits, keeping this instance's claim so that nobody
-// presents the spent token, for the commit of the holder that spent it
-// (cut off from the store, or dead with a journal on this host). It waits
-// up to LeaseDuration plus ClockSkew, then releases the claim, so that
-// the question is asked again later. Only once the predecessor has had a
-// whole lifetime of the pair (or 10 minutes when that is unknown) since
-// its lease expired is the lineage marked broken, still without
-// presenting anything, so that a bootstrap, if set, can heal it.
-func (pr *protocol) awaitPredecessor(ctx context.Context, rec *provider.Record, h *claim, predecessor *provider.Lease) (provider.Pair, error) {
-	gen := rec.Pair.Generation
-	pr.event(EventSpentElsewhere, slog.Uint64("generation", gen), slog.String("previous_holder", predecessor.Holder))
-	deadline := time.Now().Add(pr.opts.LeaseDuration + pr.opts.ClockSkew)
-	wait := 50 * time.Millisecond
-	for {
-		pr.replayJournals(ctx)
-		if _, cur, err := pr.load(ctx); err == nil && cur.Pair.Generation > gen {
-			h.stop()
-			pr.adopt(cur.Pair)
-			return cur.Pair, nil
-		}
-		if !time.Now().Before(deadline) {
-			break
-		}
-		if err := pr.sleep(ctx, min(wait, time.Until(deadline))); err != nil {
-			break
-		}
-		wait = min(wait*2, time.Second)
-	}
-	version := h.stop()
-	grace := 10 * time.Minute
-	if lt, ok := rec.Pair.Lifetime(); ok {
-		grace = lt
-	}
-	if pr.opts.Clock.Now().Before(predecessor.Expires.Add(pr.opts.ClockSkew + grace)) {
-		// Put the record back as it was, the predecessor's expired lease
-		// on it: whoever tries next is taking over too, and asks first.
-		pr.handBack(ctx, rec, version)
-		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", pr.key, gen, predecessor.Holder))
-	}
-	return pr.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
-}
-
-// spend is step 5: it presents the claimed pair's refresh token to the issuer, journals
-// the answer and commits it. A takeover first asks the issuer, if it can
-// tell, whether the token was already spent by the previous holder.
+// spend is step 5: it presents the claimed pair's refresh token to the
+// issuer once, then journals the answer (step 6) and commits it (steps 7
+// and 8). A takeover first asks the issuer, if it can tell, whether the
+// token was already spent by the previous holder (spentElsewhere,
+// awaitPredecessor). The helpers of this step follow it.
 func (pr *protocol) spend(ctx context.Context, rec *provider.Record, h *claim, takeover bool) (provider.Pair, error) {
 	pair := rec.Pair
 	if takeover {
@@ -639,6 +438,107 @@ func (pr *protocol) spend(ctx context.Context, rec *provider.Record, h *claim, t
 	return servedIfDeferred(pr.commitPending(ctx)) // steps 7 and 8
 }
 
+// callIssuer makes one issuer call, bounded by IssuerTimeout and by ctx
+// (a held claim's call context, cancelled when the lease is lost). It is
+// reported by IssuerCallInFlight from the call until the answer is
+// journaled (journalNext clears it) or the call failed.
+func (pr *protocol) callIssuer(ctx context.Context, p provider.Pair) (provider.Pair, error) {
+	ctx, cancel := context.WithTimeout(ctx, pr.opts.IssuerTimeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	pr.setIssuing(dl)
+	pr.opts.Trace.issuing(pr.key, p.Generation)
+	next, err := pr.issuer.Refresh(ctx, p)
+	if err != nil {
+		pr.setIssuing(time.Time{})
+	}
+	return next, err
+}
+
+// spentElsewhere asks an issuer that can tell whether pair's refresh
+// token is still active, before a token that may already have been
+// presented (another holder's expired lease, or this process's own, is on
+// the record) is presented. It reports true when the issuer says it was
+// spent. An issuer that cannot tell reports false (the token is presented
+// as before); a question that fails is an error, and the token is not
+// presented until it can be answered.
+func (pr *protocol) spentElsewhere(ctx context.Context, pair provider.Pair) (bool, error) {
+	in, ok := pr.issuer.(provider.Introspector)
+	if !ok {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(pr.opts.IssuerTimeout, pr.opts.LeaseDuration/3))
+	defer cancel()
+	active, err := in.RefreshTokenActive(ctx, pair)
+	if errors.Is(err, provider.ErrUnsupported) {
+		return false, nil
+	}
+	if err != nil {
+		return false, provider.Transient(fmt.Errorf("refresh: could not ask the issuer whether the refresh token of %s (generation %d), which may already have been presented, is still active; it is not presented until that is known: %w", pr.key, pair.Generation, err))
+	}
+	return !active, nil
+}
+
+// awaitPredecessor waits, keeping this instance's claim so that nobody
+// presents the spent token, for the commit of the holder that spent it
+// (cut off from the store, or dead with a journal on this host). It waits
+// up to LeaseDuration plus ClockSkew, then releases the claim, so that
+// the question is asked again later. Only once the predecessor has had a
+// whole lifetime of the pair (or 10 minutes when that is unknown) since
+// its lease expired is the lineage marked broken, still without
+// presenting anything, so that a bootstrap, if set, can heal it.
+func (pr *protocol) awaitPredecessor(ctx context.Context, rec *provider.Record, h *claim, predecessor *provider.Lease) (provider.Pair, error) {
+	gen := rec.Pair.Generation
+	pr.event(EventSpentElsewhere, slog.Uint64("generation", gen), slog.String("previous_holder", predecessor.Holder))
+	deadline := time.Now().Add(pr.opts.LeaseDuration + pr.opts.ClockSkew)
+	wait := 50 * time.Millisecond
+	for {
+		pr.replayJournals(ctx)
+		if _, cur, err := pr.load(ctx); err == nil && cur.Pair.Generation > gen {
+			h.stop()
+			pr.adopt(cur.Pair)
+			return cur.Pair, nil
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+		if err := pr.sleep(ctx, min(wait, time.Until(deadline))); err != nil {
+			break
+		}
+		wait = min(wait*2, time.Second)
+	}
+	version := h.stop()
+	grace := 10 * time.Minute
+	if lt, ok := rec.Pair.Lifetime(); ok {
+		grace = lt
+	}
+	if pr.opts.Clock.Now().Before(predecessor.Expires.Add(pr.opts.ClockSkew + grace)) {
+		// Put the record back as it was, the predecessor's expired lease
+		// on it: whoever tries next is taking over too, and asks first.
+		pr.handBack(ctx, rec, version)
+		return provider.Pair{}, provider.Transient(fmt.Errorf("refresh: the refresh token of %s (generation %d) was already spent by %s, whose commit has not arrived yet; waiting for it", pr.key, gen, predecessor.Holder))
+	}
+	return pr.markBroken(ctx, rec, version, "the refresh token was spent by a holder whose commit never arrived", nil)
+}
+
+// handBack puts the record back as it was loaded (with the lease it carried,
+// if any), so that whoever claims next asks the issuer first too.
+func (pr *protocol) handBack(ctx context.Context, rec *provider.Record, version provider.Version) {
+	if _, err := pr.swap(ctx, version, rec); err != nil {
+		pr.opts.Logger.Warn("credhelper refresh: could not hand the claim back; it will expire", slog.String("key", pr.key), slog.String("error", err.Error()))
+	}
+}
+
+// release drops an unspent claim so another instance need not wait for it
+// to expire.
+func (pr *protocol) release(ctx context.Context, rec *provider.Record, claimed provider.Version) {
+	r := rec.Clone()
+	r.Lease = nil
+	if _, err := pr.swap(ctx, claimed, r); err != nil {
+		pr.opts.Logger.Warn("credhelper refresh: could not release the lease; it will expire", slog.String("key", pr.key), slog.String("error", err.Error()))
+	}
+}
+
 // journalNext is step 6: it journals nextRec, the successor of rec
 // obtained under claim h, ends the claim's renewal and makes nextRec the
 // pending commit, to be committed against the claim's current version.
@@ -675,37 +575,8 @@ func (pr *protocol) journalNext(rec, nextRec *provider.Record, h *claim, unusabl
 	return nil
 }
 
-// servedIfDeferred turns a deferred commit (the pair journaled, served
-// from memory and its commit retried in the background) into the
-// refresh's success.
-func servedIfDeferred(committed provider.Pair, err error) (provider.Pair, error) {
-	if err != nil && committed.AuthToken != "" {
-		return committed, nil
-	}
-	return committed, err
-}
-
-// finishPending retries a deferred commit before any new refresh, so this
-// process never presents a token it has already spent. ok reports that the
-// caller should use the returned pair (or error) rather than refresh.
-func (pr *protocol) finishPending(ctx context.Context) (provider.Pair, bool, error) {
-	pr.mu.Lock()
-	p := pr.pending
-	pr.mu.Unlock()
-	if p == nil {
-		return provider.Pair{}, false, nil
-	}
-	pair, err := pr.commitPending(ctx)
-	if err == nil {
-		return pair, true, nil
-	}
-	if pair.AuthToken != "" && pair.ValidFor(pr.opts.Clock.Now(), pr.opts.MinValidity) {
-		return pair, true, nil // keep serving it from memory
-	}
-	return provider.Pair{}, true, err
-}
-
-// commitPending is step 7: it commits the pending pair against the claimed version. On a
+// commitPending is step 7: it commits the pending pair against the
+// claimed version, then clears it (step 8) and publishes it. On a
 // transient failure it publishes the pair anyway (it is valid and
 // journaled), starts a background retry and returns the pair with the
 // error.
@@ -792,17 +663,34 @@ func (pr *protocol) commitPending(ctx context.Context) (provider.Pair, error) {
 	}
 }
 
-// clearPending is step 8: the committed or superseded pair's journal entry
-// is removed and nothing is pending any more.
-func (pr *protocol) clearPending(p *pendingCommit) {
-	if p.entry != nil {
-		p.entry.remove()
+// servedIfDeferred turns a deferred commit (the pair journaled, served
+// from memory and its commit retried in the background) into the
+// refresh's success.
+func servedIfDeferred(committed provider.Pair, err error) (provider.Pair, error) {
+	if err != nil && committed.AuthToken != "" {
+		return committed, nil
 	}
+	return committed, err
+}
+
+// finishPending retries a deferred commit before any new refresh, so this
+// process never presents a token it has already spent. ok reports that the
+// caller should use the returned pair (or error) rather than refresh.
+func (pr *protocol) finishPending(ctx context.Context) (provider.Pair, bool, error) {
 	pr.mu.Lock()
-	if pr.pending == p {
-		pr.pending = nil
-	}
+	p := pr.pending
 	pr.mu.Unlock()
+	if p == nil {
+		return provider.Pair{}, false, nil
+	}
+	pair, err := pr.commitPending(ctx)
+	if err == nil {
+		return pair, true, nil
+	}
+	if pair.AuthToken != "" && pair.ValidFor(pr.opts.Clock.Now(), pr.opts.MinValidity) {
+		return pair, true, nil // keep serving it from memory
+	}
+	return provider.Pair{}, true, err
 }
 
 // retryCommitLater starts (once) a goroutine that retries the pending
@@ -842,13 +730,133 @@ func (pr *protocol) retryCommitLater() {
 	}()
 }
 
-// release drops an unspent claim so another instance need not wait for it
-// to expire.
-func (pr *protocol) release(ctx context.Context, rec *provider.Record, claimed provider.Version) {
-	r := rec.Clone()
-	r.Lease = nil
-	if _, err := pr.swap(ctx, claimed, r); err != nil {
-		pr.opts.Logger.Warn("credhelper refresh: could not release the lease; it will expire", slog.String("key", pr.key), slog.String("error", err.Error()))
+// clearPending is step 8: the committed or superseded pair's journal entry
+// is removed and nothing is pending any more.
+func (pr *protocol) clearPending(p *pendingCommit) {
+	if p.entry != nil {
+		p.entry.remove()
+	}
+	pr.mu.Lock()
+	if pr.pending == p {
+		pr.pending = nil
+	}
+	pr.mu.Unlock()
+}
+
+// pendingCommit is an issued pair whose commit failed transiently.
+type pendingCommit struct {
+	spentGen  uint64           // generation whose refresh token was spent
+	spentHash string           // tokenDigest of that refresh token
+	next      *provider.Record // the record to commit
+	expected  provider.Version // the version we claimed
+	entry     *journalEntry    // its journal entry, nil if journaling failed
+	retrying  bool             // a background retry runs; guarded by protocol.mu
+}
+
+// newProtocol returns the protocol for key, talking to cache.
+func newProtocol(backend provider.Backend, issuer provider.Issuer, key string, opts *Options, cache cacheSeam) *protocol {
+	pr := &protocol{
+		backend: backend,
+		issuer:  issuer,
+		policy:  provider.PolicyOf(issuer),
+		key:     key,
+		opts:    opts,
+		journal: &journal{dir: opts.JournalDir, key: key, holder: opts.Holder},
+		cache:   cache,
+		stop:    make(chan struct{}),
+	}
+	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
+		pr.readOnly = true
+	}
+	return pr
+}
+
+// canRefresh reports whether this instance may spend refresh tokens: it
+// has an issuer, and the backend can store what a refresh returns (or the
+// caller opted into refreshing in memory).
+func (pr *protocol) canRefresh() bool {
+	return pr.issuer != nil && (!pr.readOnly || pr.opts.UnsafeRefreshInMemory)
+}
+
+// inMemory reports whether refreshes are kept in memory (memory.go).
+func (pr *protocol) inMemory() bool {
+	return pr.readOnly && pr.opts.UnsafeRefreshInMemory && pr.issuer != nil
+}
+
+// issuingUntil reports an issuer call in flight (or answered but not yet
+// journaled) and its deadline.
+func (pr *protocol) issuingUntil() (time.Time, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.issuing, !pr.issuing.IsZero()
+}
+
+// setIssuing records (deadline) or clears (zero) an issuer call in flight.
+func (pr *protocol) setIssuing(deadline time.Time) {
+	pr.mu.Lock()
+	pr.issuing = deadline
+	pr.mu.Unlock()
+}
+
+// shut starts no more background work and ends waits (now: nor issuer
+// calls).
+func (pr *protocol) shut(now bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.closed, pr.stopping = true, now
+	close(pr.stop)
+}
+
+// isStopping reports whether CloseNow was called.
+func (pr *protocol) isStopping() bool {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.stopping
+}
+
+// finish waits for background work and gives a pending commit one last
+// attempt; its pair stays in the journal if that fails too.
+func (pr *protocol) finish() error {
+	pr.wg.Wait()
+	pr.mu.Lock()
+	p := pr.pending
+	pr.mu.Unlock()
+	if p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), pr.storeTimeout())
+		defer cancel()
+		if _, err := pr.commitPending(ctx); err != nil {
+			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, pr.key, err)
+		}
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.pending != nil && pr.pending.entry != nil {
+		pr.pending.entry.release()
+	}
+	return nil
+}
+
+// storeTimeout bounds one commit attempt outside a shared refresh.
+func (pr *protocol) storeTimeout() time.Duration { return pr.opts.LeaseDuration / 2 }
+
+// event logs and counts one protocol event.
+func (pr *protocol) event(ev Event, attrs ...slog.Attr) { pr.opts.event(pr.key, ev, attrs...) }
+
+// errClosed ends a wait cut short by Close.
+var errClosed = errors.New("engine closed")
+
+// sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
+func (pr *protocol) sleep(ctx context.Context, d time.Duration) error {
+	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-pr.stop:
+		return errClosed
+	case <-t.C:
+		return nil
 	}
 }
 
