@@ -165,6 +165,14 @@ func (a *app) wireToServe(ctx context.Context, name string) (*wired, error) {
 	return ue.w, nil
 }
 
+// issuerStartError is an issuer set up correctly that could not be
+// started now (a plugin process that does not start, or whose binary no
+// longer matches its pin); a mistake in the settings is not one.
+type issuerStartError struct{ err error }
+
+func (e *issuerStartError) Error() string { return e.err.Error() }
+func (e *issuerStartError) Unwrap() error { return e.err }
+
 // issuerOpenError is an issuer that is set up correctly but failed to
 // open; w is the wiring without it.
 type issuerOpenError struct {
@@ -224,7 +232,7 @@ func (a *app) wireParts(ctx context.Context, name string, withBackend bool) (*wi
 	if w.profile.Issuer != "" {
 		s, _ := parseSpec(issuerScheme, w.profile.Issuer)
 		if w.issuer, err = a.sharedIssuer(ctx, s, w); err != nil {
-			if errors.As(err, new(usageError)) {
+			if !errors.As(err, new(*issuerStartError)) {
 				return nil, err
 			}
 			ok = true // the backend stays open for a caller that serves without the issuer
