@@ -215,10 +215,25 @@ func TestAgentEndToEnd(t *testing.T) {
 		if d := 9*time.Second - time.Since(start); d > 0 {
 			time.Sleep(d)
 		}
-		samples := scrape(t, metricsURL)
-		rec := f.stored(t, "exp.json")
+		// The agent goes on refreshing while the test looks: take the
+		// issuer's counts and the stored generation at a quiet moment (the
+		// counts the same before and after reading the record).
+		var (
+			rec     *provider.Record
+			stats   dev.Stats
+			samples []promSample
+		)
+		for range 50 {
+			before := f.iss.Stats()
+			samples = scrape(t, metricsURL)
+			rec = f.stored(t, "exp.json")
+			stats = f.iss.Stats()
+			if stats == before && stats.RefreshAttempts == stats.Refreshes && rec.Pair.Generation == stats.Refreshes {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		gen := rec.Pair.Generation
-		stats := f.iss.Stats()
 		t.Logf("generation %d after %v; issuer %+v", gen, time.Since(start).Round(time.Millisecond), stats)
 		if gen < 3 {
 			t.Errorf("generation %d after 9s of 4s pairs: the agent did not keep the profile fresh", gen)

@@ -93,3 +93,61 @@ env = ["DEV_CLIENT_SECRET"]
 		t.Errorf("the stored refreshed pair lost a time the plugin sent: refresh valid until %v, issued at %v", rec.Pair.RefreshValidUntil, rec.Pair.IssuedAt)
 	}
 }
+
+// TestPluginIssuerUnavailableServesUsablePair: an issuer plugin that
+// cannot be opened (here its binary no longer matches its pin) does not
+// stop get from serving a usable stored pair, fresh or due; an expired
+// pair fails with the plugin's error, and nothing is spent or stored.
+func TestPluginIssuerUnavailableServesUsablePair(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := dev.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newFaceWorld(t, fmt.Sprintf(`
+[plugins.gone]
+path = %q
+sha256 = %q
+args = ["-addr", %q, "-insecure"]
+`, filepath.Join(binDir, "devissuerplugin"), strings.Repeat("ab", 32), srv.Addr()))
+	for _, tc := range []struct {
+		name string
+		left time.Duration
+		code int
+	}{
+		{"fresh", time.Hour, 0},
+		{"due", 90 * time.Second, 0},
+		{"expired", -time.Second, 1},
+	} {
+		pair, err := srv.Mint(provider.GenerateRequest{Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair.ValidUntil = time.Now().Add(tc.left).Truncate(time.Second)
+		path := filepath.Join(w.dir, tc.name+".json")
+		writeRecord(t, path, pair)
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := runBin(t, w.env, "", "credhelper", "get", "--backend=file:"+path, "--issuer=plugin:gone:x", "--min-validity=30s", "--refresh-floor=5m")
+		t.Logf("%s: exit %d, stderr %s", tc.name, r.code, r.stderr)
+		if r.code != tc.code {
+			t.Errorf("%s pair, issuer plugin unavailable: exit %d, stdout %q, stderr %s; want %d", tc.name, r.code, r.stdout, r.stderr, tc.code)
+		}
+		if tc.code == 0 && strings.TrimSpace(r.stdout) != pair.AuthToken {
+			t.Errorf("%s pair: stdout %q, want the stored auth token", tc.name, r.stdout)
+		}
+		if !strings.Contains(r.stderr, "checksum") || strings.Contains(r.stderr, pair.RefreshToken) {
+			t.Errorf("%s pair: stderr %q, want the plugin's pin mismatch named and no refresh token", tc.name, r.stderr)
+		}
+		if after, _ := os.ReadFile(path); tc.code != 0 && string(after) != string(before) {
+			t.Errorf("%s pair: the stored record changed:\n%s\nwas\n%s", tc.name, after, before)
+		}
+	}
+	time.Sleep(time.Second) // a background refresher of the due pair fails at once
+	if st := srv.Stats(); st.RefreshAttempts != 0 {
+		t.Errorf("dev issuer saw %d refresh attempts from an unavailable plugin", st.RefreshAttempts)
+	}
+}

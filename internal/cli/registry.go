@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -174,11 +175,19 @@ func registry() []scheme {
 				name, _, _ := strings.Cut(s.rest, ":")
 				pl, err := a.openPlugin(name, w)
 				if err != nil {
+					if !errors.As(err, new(usageError)) {
+						err = &issuerStartError{err} // its binary fails its pin or checks
+					}
 					return nil, err
 				}
 				// Starts the plugin to ask what its issuer declares (can it
-				// generate, introspect; its refresh policy).
-				return pl.Issuer(ctx)
+				// generate, introspect; its refresh policy). A plugin that
+				// does not start leaves a usable pair servable (wireToServe).
+				i, err := pl.Issuer(ctx)
+				if err != nil {
+					return nil, &issuerStartError{err}
+				}
+				return i, nil
 			},
 		},
 	}

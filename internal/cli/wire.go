@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,9 +148,69 @@ func (a *app) wire(ctx context.Context, name string) (*wired, error) {
 	return a.wireFor(ctx, name, true)
 }
 
+// wireToServe is wire for a command that serves the stored pair (get and
+// the faces): an issuer that is configured correctly but cannot be opened
+// now (a plugin that does not start, or whose binary no longer matches its
+// pin) does not stop a usable pair from being served; it is warned about,
+// and a refresh fails with its error, spending nothing.
+func (a *app) wireToServe(ctx context.Context, name string) (*wired, error) {
+	w, err := a.wireParts(ctx, name, true)
+	var ue *issuerOpenError
+	if !errors.As(err, &ue) {
+		return w, err
+	}
+	a.logger.Warn("credhelper: the issuer cannot be opened; serving the stored pair while it is usable, without refreshing it",
+		slog.String("profile", ue.w.name), slog.String("error", message(ue.err)))
+	ue.w.issuer = unavailableIssuer{ue.err}
+	return ue.w, nil
+}
+
+// issuerStartError is an issuer set up correctly that could not be
+// started now (a plugin process that does not start, or whose binary no
+// longer matches its pin); a mistake in the settings is not one.
+type issuerStartError struct{ err error }
+
+func (e *issuerStartError) Error() string { return e.err.Error() }
+func (e *issuerStartError) Unwrap() error { return e.err }
+
+// issuerOpenError is an issuer that is set up correctly but failed to
+// open; w is the wiring without it.
+type issuerOpenError struct {
+	w   *wired
+	err error
+}
+
+func (e *issuerOpenError) Error() string { return e.err.Error() }
+func (e *issuerOpenError) Unwrap() error { return e.err }
+
+// unavailableIssuer stands for an issuer that could not be opened: each
+// refresh fails with why, before anything is sent (the token is not
+// spent). It claims refresh after expiry, so that an expired pair is
+// reported with the issuer's error rather than as unrefreshable.
+type unavailableIssuer struct{ err error }
+
+func (u unavailableIssuer) Refresh(context.Context, provider.Pair) (provider.Pair, error) {
+	return provider.Pair{}, fmt.Errorf("cannot open the issuer: %w (%w)", u.err, provider.ErrNotDelivered)
+}
+
+func (unavailableIssuer) RefreshPolicy() provider.RefreshPolicy {
+	return provider.RefreshPolicy{RefreshAfterExpiry: true}
+}
+
 // wireFor is wire, skipping the backend when withBackend is false (a
 // pair printed by generate --out needs only the issuer).
 func (a *app) wireFor(ctx context.Context, name string, withBackend bool) (*wired, error) {
+	w, err := a.wireParts(ctx, name, withBackend)
+	if ue := (*issuerOpenError)(nil); errors.As(err, &ue) {
+		ue.w.Close()
+		return nil, ue.err
+	}
+	return w, err
+}
+
+// wireParts is wireFor, except that an issuer that failed to open comes
+// back as an *issuerOpenError holding the rest of the wiring, open.
+func (a *app) wireParts(ctx context.Context, name string, withBackend bool) (*wired, error) {
 	r, cfg, err := a.resolve(name)
 	var nb *noBackendError
 	if err != nil && !(errors.As(err, &nb) && !withBackend) {
@@ -171,7 +232,11 @@ func (a *app) wireFor(ctx context.Context, name string, withBackend bool) (*wire
 	if w.profile.Issuer != "" {
 		s, _ := parseSpec(issuerScheme, w.profile.Issuer)
 		if w.issuer, err = a.sharedIssuer(ctx, s, w); err != nil {
-			return nil, err
+			if !errors.As(err, new(*issuerStartError)) {
+				return nil, err
+			}
+			ok = true // the backend stays open for a caller that serves without the issuer
+			return nil, &issuerOpenError{w, err}
 		}
 	}
 	ok = true
@@ -304,7 +369,7 @@ func (a *app) credential(ctx context.Context, name string) (provider.Pair, error
 // and says so of the stored pair, it then refreshes once (a profile
 // without an issuer, or whose pair never expires, is not refreshed).
 func (a *app) direct(ctx context.Context, name string, force func(stored provider.Pair) bool) (provider.Pair, error) {
-	w, err := a.wire(ctx, name)
+	w, err := a.wireToServe(ctx, name)
 	if err != nil {
 		return provider.Pair{}, err
 	}
