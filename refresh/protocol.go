@@ -417,7 +417,7 @@ func (pr *protocol) spend(ctx context.Context, rec *provider.Record, h *claim, t
 			// Keep the lease: nobody else may present a maybe-spent token
 			// until it expires. This instance retries after its backoff.
 			h.stop()
-			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered; this instance keeps the claim and retries with the same refresh token: %w", pr.key, err)
+			return provider.Pair{}, fmt.Errorf("refresh: issuer call for %s failed after the request may have been delivered; its claim stays on the record until it expires, so that nobody presents the possibly spent token meanwhile; after that, the next refresh asks the issuer's introspection endpoint whether the token was spent where one is configured, and otherwise presents it again: %w", pr.key, err)
 		}
 	}
 	switch {
