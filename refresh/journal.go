@@ -248,9 +248,11 @@ func (pr *protocol) replayOnce(ctx context.Context) {
 		pr.mu.Unlock()
 		return
 	}
-	pr.replayed = true
 	pr.mu.Unlock()
-	pr.replayJournals(ctx)
+	_, failed := pr.replayJournals(ctx)
+	pr.mu.Lock()
+	pr.replayed = !failed // an entry that could not be handled is tried again on the next refresh
+	pr.mu.Unlock()
 }
 
 // replayJournals commits, or discards as superseded, journal entries for
@@ -259,29 +261,29 @@ func (pr *protocol) replayOnce(ctx context.Context) {
 // owner is alive is locked and left to its owner. The engine calls it at
 // start and whenever another instance's claim stands in its way, so a
 // survivor recovers a dead neighbour's pair without waiting for its lease.
-func (pr *protocol) replayJournals(ctx context.Context) int {
+// failed reports an entry that could not be handled yet.
+func (pr *protocol) replayJournals(ctx context.Context) (n int, failed bool) {
 	if pr.readOnly {
-		return 0
+		return 0, false
 	}
 	d, err := pr.journal.open(false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0
+		return 0, false
 	}
 	if err != nil {
 		if !pr.journal.refused.Swap(true) {
 			pr.opts.Logger.Error("credhelper refresh: journal directory refused; no journal entry is written or replayed",
 				slog.String("key", pr.key), slog.String("error", err.Error()))
 		}
-		return 0
+		return 0, false // refused for good: nothing of it is trusted
 	}
 	names, err := d.Names()
 	d.Close()
 	if err != nil {
-		pr.opts.Logger.Warn("credhelper refresh: cannot list the journal", slog.String("key", pr.key), slog.String("error", err.Error()))
-		return 0
+		pr.opts.Logger.Warn("credhelper refresh: cannot list the journal; will retry", slog.String("key", pr.key), slog.String("error", err.Error()))
+		return 0, true
 	}
 	prefix, own := pr.journal.prefix()+".", pr.journal.name()
-	n := 0
 	for _, name := range names {
 		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".json") || name == own {
 			continue
@@ -291,12 +293,20 @@ func (pr *protocol) replayJournals(ctx context.Context) int {
 			n++
 		}
 		if err != nil {
+			failed = true
+			if errors.Is(err, errReplayLater) {
+				continue
+			}
 			pr.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry",
 				slog.String("key", pr.key), slog.String("journal", name), slog.String("error", err.Error()))
 		}
 	}
-	return n
+	return n, failed
 }
+
+// errReplayLater is an entry left for the next refresh because this
+// engine has a pair of its own to commit first.
+var errReplayLater = errors.New("refresh: journal entry left for later")
 
 // replay handles the journal entry name; found reports that it belonged to
 // a dead process and was acted on.
@@ -356,7 +366,7 @@ func (pr *protocol) replay(ctx context.Context, name string) (found bool, err er
 		// This engine has its own pair to commit first; try again later.
 		pr.mu.Unlock()
 		entry.release()
-		return false, nil
+		return false, errReplayLater
 	}
 	pr.pending = p
 	pr.mu.Unlock()

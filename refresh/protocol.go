@@ -298,7 +298,7 @@ func (pr *protocol) awaitLease(ctx context.Context, rec *provider.Record, wait *
 	if l == nil || l.Holder == pr.opts.Holder || l.Generation != rec.Pair.Generation {
 		return false, nil
 	}
-	if pr.replayJournals(ctx) > 0 {
+	if n, _ := pr.replayJournals(ctx); n > 0 {
 		return true, nil // a dead neighbour's journaled pair was just handled
 	}
 	if !pr.opts.Clock.Now().Before(l.Expires.Add(pr.opts.ClockSkew)) {
@@ -493,7 +493,7 @@ func (pr *protocol) awaitPredecessor(ctx context.Context, rec *provider.Record, 
 	deadline := time.Now().Add(pr.opts.LeaseDuration + pr.opts.ClockSkew)
 	wait := 50 * time.Millisecond
 	for {
-		pr.replayJournals(ctx)
+		_, _ = pr.replayJournals(ctx)
 		if _, cur, err := pr.load(ctx); err == nil && cur.Pair.Generation > gen {
 			h.stop()
 			pr.adopt(cur.Pair)
@@ -606,6 +606,15 @@ func (pr *protocol) commitPending(ctx context.Context) (provider.Pair, error) {
 		if errors.Is(err, provider.ErrConflict) {
 			pr.event(EventConflict, slog.String("step", "commit"), slog.Uint64("generation", next.Generation))
 			entry, cur, lerr := pr.load(ctx)
+			if lerr == nil && SameLineage(cur.Pair, next) && cur.Broken == nil {
+				// Our own write landed earlier and only its answer was
+				// lost: it is committed.
+				pr.opts.Trace.committed(pr.key, next.Generation)
+				pr.clearPending(p)
+				pr.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("answer_lost", true))
+				pr.cache.serveRefreshed(cur.Pair)
+				return cur.Pair, nil
+			}
 			if lerr == nil {
 				if cur.Broken != nil && cur.Broken.Generation == p.spentGen && cur.Pair.Generation == p.spentGen && p.next.Healed == nil {
 					// While our commit waited, another instance took our
