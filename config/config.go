@@ -309,10 +309,16 @@ func configHome() string { return fsutil.ConfigHome() }
 // Duration is a time.Duration written as a Go duration string ("90s").
 type Duration struct{ time.Duration }
 
+// errNegativeDuration is a duration written with a minus sign.
+var errNegativeDuration = errors.New("write a length of time, such as 90s or 5m")
+
 // UnmarshalText parses a duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
-	if err != nil || v < 0 {
+	if err == nil && v < 0 {
+		return fmt.Errorf("%q is negative: %w", b, errNegativeDuration)
+	}
+	if err != nil {
 		return fmt.Errorf("%q is not a duration such as \"90s\" or \"5m\"", b)
 	}
 	d.Duration = v

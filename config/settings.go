@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -143,6 +144,9 @@ func (s Setting) field(root any) reflect.Value {
 // the struct of the setting's scope. The error says what was expected.
 func (s Setting) SetText(root any, text string) error {
 	v, err := parseText(s.kind, text)
+	if errors.Is(err, errNegativeDuration) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%q is not a %s: %w", text, s.Type, err)
 	}
@@ -175,7 +179,9 @@ func parseText(t reflect.Type, text string) (reflect.Value, error) {
 	switch {
 	case t == durationType:
 		var d Duration
-		if err := d.UnmarshalText([]byte(text)); err != nil {
+		if err := d.UnmarshalText([]byte(text)); errors.Is(err, errNegativeDuration) {
+			return v, err
+		} else if err != nil {
 			return v, fmt.Errorf("write a number with a unit, such as 90s or 5m")
 		}
 		v.Set(reflect.ValueOf(d))

@@ -430,6 +430,8 @@ func TestMessagesInTheUsersWords(t *testing.T) {
 		{"bad duration", []string{"get", "--min-validity", "soon"}, 2,
 			"credhelper: --min-validity: \"soon\" is not a duration: write a number with a unit, such as 90s or 5m\nUsage: credhelper get [flags]\n"},
 		{"bad variable", []string{"get"}, 2, "credhelper: $CREDHELPER_LEASE: \"long\" is not a duration: write a number with a unit, such as 90s or 5m\n"},
+		{"negative flag", []string{"get", "--min-validity", "-5m"}, 2,
+			"credhelper: --min-validity: \"-5m\" is negative: write a length of time, such as 90s or 5m\nUsage: credhelper get [flags]\n"},
 		{"said once, hint last", []string{"get", "--backend", "file:" + missing}, 1,
 			"credhelper: file: no credential at " + missing + ": store one with 'credhelper put' or 'credhelper generate'\n"},
 		{"status said once", []string{"status", "--backend", "file:" + missing}, 1,
