@@ -98,6 +98,8 @@ func TestProblemMessages(t *testing.T) {
 		{"flat inline secret", "[profiles.a]\nclient_secret = \"s3cr3t\"", `line 2: client_secret in [profiles.a]: secrets are never written in the config file: name the variable that holds it with client_secret_env in [profiles.a.oauth2], or the file with client_secret_file in [profiles.a.oauth2]`},
 		{"vault secret", "[profiles.a.vault]\nsecret_id = \"s3cr3t\"", `line 2: secret_id in [profiles.a.vault]: secrets are never written in the config file: name the variable that holds it with secret_id_file`},
 		{"list given a string", "[profiles.a.oauth2]\nscopes = \"read\"", `line 2: scopes in [profiles.a.oauth2] must be a list of strings, not a string: write it as scopes = ["read"]`},
+		{"argv given a string", "[profiles.a]\nbackend = \"file:x\"\n[[profiles.a.sink]]\npath = \"/run/x\"\ncommand = \"systemctl reload app\"", `line 5: command in [profiles.a.sink] must be a list of strings, not a string: write it as command = ["systemctl", "reload", "app"]`},
+		{"negative duration", "[profiles.a]\nclock_skew = \"-1s\"", `line 2: clock_skew in [profiles.a] is "-1s", a negative duration: write it as clock_skew = "30s"`},
 		{"wrong type", "[profiles.a]\nbackend = 12", `line 2: backend in [profiles.a] must be a string, not an integer: write it as backend = "file:~/.config/credhelper/cred.json"`},
 		{"bad duration", "[profiles.a]\nmin_validity = \"soon\"", `line 2: min_validity in [profiles.a] is "soon", not a duration: write it as min_validity = "1m"`},
 		{"negative duration", "[profiles.a]\n\nmin_validity = \"-5s\"", `line 3: min_validity in [profiles.a] is "-5s", not a duration`},

@@ -345,6 +345,14 @@ func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Va
 		example := s.ExampleValue()
 		if str, ok := val.(string); ok && s.Type == "list of strings" {
 			example = "[" + strconv.Quote(str) + "]"
+			if words := strings.Fields(str); (key == "command" || key == "args") && len(words) > 1 && !strings.ContainsAny(str, "'\"\\$`|&;<>") {
+				// An argv: one string per word, run without a shell.
+				quoted := make([]string, len(words))
+				for i, w := range words {
+					quoted[i] = strconv.Quote(w)
+				}
+				example = "[" + strings.Join(quoted, ", ") + "]"
+			}
 		}
 		d.problem(scope, p, "%s in %s %s: write it as %s = %s", key, p[:len(p)-1].table(), why, key, example)
 	}
@@ -357,7 +365,10 @@ func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Va
 			return
 		}
 		var dur Duration
-		if err := dur.UnmarshalText([]byte(str)); err != nil {
+		if err := dur.UnmarshalText([]byte(str)); errors.Is(err, errNegativeDuration) {
+			bad(fmt.Sprintf("is %q, a negative duration", str))
+			return
+		} else if err != nil {
 			bad(fmt.Sprintf("is %q, not a duration", str))
 			return
 		}
