@@ -102,7 +102,7 @@ func TestProblemMessages(t *testing.T) {
 		{"negative duration", "[profiles.a]\nclock_skew = \"-1s\"", `line 2: clock_skew in [profiles.a] is "-1s", a negative duration: write it as clock_skew = "30s"`},
 		{"wrong type", "[profiles.a]\nbackend = 12", `line 2: backend in [profiles.a] must be a string, not an integer: write it as backend = "file:~/.config/credhelper/cred.json"`},
 		{"bad duration", "[profiles.a]\nmin_validity = \"soon\"", `line 2: min_validity in [profiles.a] is "soon", not a duration: write it as min_validity = "1m"`},
-		{"negative duration", "[profiles.a]\n\nmin_validity = \"-5s\"", `line 3: min_validity in [profiles.a] is "-5s", not a duration`},
+		{"negative duration", "[profiles.a]\n\nmin_validity = \"-5s\"", `line 3: min_validity in [profiles.a] is "-5s", a negative duration`},
 		{"unquoted duration", "[profiles.a]\nclock_skew = 30", `line 2: clock_skew in [profiles.a] must be a duration in quotes, not an integer: write it as clock_skew = "30s"`},
 		{"misplaced", "[profiles.a]\nrole_id = \"r\"", `line 2: unknown setting role_id in [profiles.a]: did you mean role_id in [profiles.a.vault]?`},
 		{"small table", "[profiles.a.docker]\nurls = [\"x\"]", `line 2: unknown setting urls in [profiles.a.docker]: its settings are server_urls, username`},
