@@ -30,3 +30,17 @@ func TestPlaintextOnlyToLoopback(t *testing.T) {
 		t.Errorf("TLS to a remote host: %v", err)
 	}
 }
+
+// TestAddrMustBeHostPort: an address without a host, or with a port
+// outside 1-65535, is refused at New with the form to write.
+func TestAddrMustBeHostPort(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:99999", "127.0.0.1:0", ":443", "example.com", "127.0.0.1:http-ish"} {
+		_, err := New(func(o *Options) { o.Addr = addr })
+		if err == nil || !strings.Contains(err.Error(), "is not host:port") {
+			t.Errorf("Addr %q: %v, want refused as not host:port", addr, err)
+		}
+	}
+	if _, err := New(func(o *Options) { o.Addr = "127.0.0.1:7777"; o.Insecure = true }); err != nil {
+		t.Errorf("Addr 127.0.0.1:7777: %v", err)
+	}
+}

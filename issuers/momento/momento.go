@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -96,7 +97,7 @@ func New(optFns ...func(*Options)) (*Issuer, error) {
 	case o.Insecure && o.Addr == "":
 		return nil, errors.New("momento: Insecure needs an explicit Addr: plaintext is for a loopback dev issuer, never Momento's own endpoints")
 	case o.Insecure && !provider.LoopbackAddr(o.Addr):
-		return nil, fmt.Errorf("momento: plaintext to %s, which is not a loopback address, would send the refresh token and API key across the network in cleartext: use TLS (drop --insecure, or dev: only with 127.0.0.1, ::1 or localhost)", o.Addr)
+		return nil, fmt.Errorf("momento: plaintext to %s, which is not a loopback address, would send the refresh token and API key across the network in cleartext: use TLS, or plaintext only to 127.0.0.1, ::1 or localhost (a local dev issuer)", o.Addr)
 	case o.Insecure && o.TLSConfig != nil:
 		return nil, errors.New("momento: set Insecure or TLSConfig, not both")
 	case o.Timeout <= 0:
@@ -111,7 +112,11 @@ func New(optFns ...func(*Options)) (*Issuer, error) {
 
 func validHostPort(s string) bool {
 	host, port, err := net.SplitHostPort(s)
-	return err == nil && host != "" && port != ""
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 // Refresh spends pair.RefreshToken for a new pair with RefreshApiToken,
