@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -97,6 +98,7 @@ type keeper struct {
 	last        provider.Pair
 	have        bool
 	backoff     time.Duration
+	failing     string // the last failure's message, until a success
 	poll        time.Duration
 	sinkBackoff time.Duration
 }
@@ -264,14 +266,31 @@ func (k *keeper) step() time.Duration {
 	now = time.Now()
 	if err != nil {
 		k.endKick()
+		if errors.Is(err, provider.ErrExpired) || errors.Is(err, provider.ErrLineageBroken) {
+			// Only a person (put, generate) or a bootstrap mends it: look
+			// for that at the slowest pace.
+			k.backoff = keeperMaxBackoff
+		}
 		wait := k.backoff/2 + rand.N(k.backoff/2+1)
 		k.backoff = min(2*k.backoff, keeperMaxBackoff)
 		prof.failed(err, now.Add(wait))
-		k.logAt(slog.LevelWarn, "agent: keeping the credential fresh failed", slog.String("error", err.Error()), slog.Duration("retry_in", wait))
+		// The same failure again is logged at debug level only: the first
+		// one said it, and status and metrics keep saying it.
+		level := slog.LevelWarn
+		if msg := err.Error(); msg == k.failing {
+			level = slog.LevelDebug
+		} else {
+			k.failing = msg
+		}
+		k.logAt(level, "agent: keeping the credential fresh failed", slog.String("error", err.Error()), slog.Duration("retry_in", wait))
 		k.expireDue(now)
 		return k.sooner(wait, now)
 	}
 	k.backoff = keeperMinBackoff
+	if k.failing != "" {
+		k.failing = ""
+		k.logAt(slog.LevelInfo, "agent: the credential is fresh again")
+	}
 	if !k.have || !refresh.SameLineage(p, k.last) {
 		if k.have {
 			k.endKick() // the refresh this keeper started has landed

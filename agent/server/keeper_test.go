@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -282,4 +283,34 @@ func TestKeeperWaitsOnChanged(t *testing.T) {
 		t.Errorf("the keeper called Credential %d times, want 2 (the call that started the refresh, and one when the new pair was announced)", calls)
 	}
 	t.Logf("new pair taken up %v after start (published after %v)", took, ap.publishAfter)
+}
+
+// TestKeeperLogsARepeatedFailureOnce: a keeper whose provider keeps
+// failing the same way warns once, not at every retry; a success says so,
+// and a new failure warns again.
+func TestKeeperLogsARepeatedFailureOnce(t *testing.T) {
+	fp := &fakeProvider{err: provider.Transient(errors.New("issuer unreachable: connection refused"))}
+	ts, logs := startSinkServer(t, fp, time.Second, nil)
+	defer ts.stop(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for fp.calls.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := fp.calls.Load(); n < 4 {
+		t.Fatalf("%d calls, want at least 4 retries", n)
+	}
+	warned := func() int {
+		return strings.Count(logs.String(), `"level":"WARN","msg":"agent: keeping the credential fresh failed"`)
+	}
+	if n := warned(); n != 1 {
+		t.Errorf("%d warnings for %d identical failures, want 1:\n%s", n, fp.calls.Load(), logs.String())
+	}
+	fp.set(testPair(1, time.Hour), nil)
+	ts.srv.Notify("p")
+	for !strings.Contains(logs.String(), "the credential is fresh again") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "the credential is fresh again") {
+		t.Errorf("no recovery line:\n%s", logs.String())
+	}
 }
