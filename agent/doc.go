@@ -9,9 +9,10 @@
 //
 // # Socket
 //
-// The socket lives in $XDG_RUNTIME_DIR/credhelper/agent.sock, or in
-// /tmp/credhelper-$UID/agent.sock when there is no runtime directory
-// (SocketPath; $CREDHELPER_AGENT_SOCKET overrides both). Its directory is
+// The socket lives in $XDG_RUNTIME_DIR/credhelper/agent.sock, else in
+// /run/user/$UID/credhelper, else under $XDG_STATE_HOME/credhelper/agent,
+// and in /tmp/credhelper-$UID/agent.sock only when none of those exists
+// (DefaultSocketPath; $CREDHELPER_AGENT_SOCKET overrides them). Its directory is
 // 0700 and owned by the user, the socket is 0600, and the server checks
 // every peer's UID with SO_PEERCRED, refusing other users; the client checks
 // the agent's UID the same way, so neither side talks to a stranger. One

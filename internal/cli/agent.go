@@ -49,8 +49,10 @@ themselves otherwise (also when --backend or --issuer is given, or when
 CREDHELPER_NO_AGENT is set).
 
 The socket is $XDG_RUNTIME_DIR/credhelper/agent.sock, else
-/tmp/credhelper-$UID/agent.sock ($CREDHELPER_AGENT_SOCKET, [agent] socket in
-the config file, or --socket override it): its directory is 0700, the socket
+/run/user/$UID/credhelper/agent.sock, else
+$XDG_STATE_HOME/credhelper/agent/agent.sock (~/.local/state/...), and only
+without a home /tmp/credhelper-$UID/agent.sock ($CREDHELPER_AGENT_SOCKET,
+[agent] socket in the config file, or --socket override it): its directory is 0700, the socket
 0600, and connections from other users are refused (SO_PEERCRED). Refresh
 tokens never leave the agent.
 
