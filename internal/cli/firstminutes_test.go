@@ -247,17 +247,30 @@ func TestSecondInterruptStopsNow(t *testing.T) {
 	}
 }
 
-// Case 1: SIGTERM is the same, with 143.
-func TestSIGTERMExits143(t *testing.T) {
-	w, args, accepted := hangWorld(t)
-	p := startWatched(t, w.env, args...)
-	waitAccepted(t, accepted)
-	p.signal(syscall.SIGTERM)
-	p.waitLine("credhelper: SIGTERM received while the issuer may be answering a refresh of ", 5*time.Second)
-	p.signal(syscall.SIGTERM)
-	code, stderr := p.wait(10 * time.Second)
-	if code != 143 || !strings.HasSuffix(stderr, "credhelper: SIGTERM received again: stopping now, without waiting\n") {
-		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+// Case 1: SIGTERM is the same, with 143, and so is SIGHUP (the terminal
+// or SSH session closed), with 129: the issuer's answer is waited for, not
+// lost.
+func TestOtherSignalsWaitForIssuerCall(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		name string
+		code int
+	}{
+		{syscall.SIGTERM, "SIGTERM received", 143},
+		{syscall.SIGHUP, "SIGHUP received (terminal closed)", 129},
+	} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			w, args, accepted := hangWorld(t)
+			p := startWatched(t, w.env, args...)
+			waitAccepted(t, accepted)
+			p.signal(c.sig)
+			p.waitLine("credhelper: "+c.name+" while the issuer may be answering a refresh of ", 5*time.Second)
+			p.signal(c.sig)
+			code, stderr := p.wait(10 * time.Second)
+			if code != c.code || !strings.HasSuffix(stderr, "credhelper: "+c.name+" again: stopping now, without waiting\n") {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, c.code, stderr)
+			}
+		})
 	}
 }
 
@@ -516,20 +529,5 @@ func TestGenerateOutAndPutWarn(t *testing.T) {
 	}
 	if got := strings.Count(perr.String(), "warning: standard input is a file that others can read (mode 0644)"); got != 1 {
 		t.Errorf("put from a 0644 file: %d warnings, want one:\n%s", got, perr.String())
-	}
-}
-
-// Case 1: SIGHUP (the terminal or SSH session closed) is the same, with
-// 129: the issuer's answer is waited for, not lost.
-func TestSIGHUPWaitsForIssuerCall(t *testing.T) {
-	w, args, accepted := hangWorld(t)
-	p := startWatched(t, w.env, args...)
-	waitAccepted(t, accepted)
-	p.signal(syscall.SIGHUP)
-	p.waitLine("credhelper: SIGHUP received (terminal closed) while the issuer may be answering a refresh of ", 5*time.Second)
-	p.signal(syscall.SIGHUP)
-	code, stderr := p.wait(10 * time.Second)
-	if code != 129 || !strings.HasSuffix(stderr, "credhelper: SIGHUP received (terminal closed) again: stopping now, without waiting\n") {
-		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
