@@ -162,6 +162,8 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 		validity = "LINEAGE BROKEN (" + s.LineageBrokenWhy + "): store a new pair with 'credhelper generate' or 'credhelper put'"
 	case s.Refreshable:
 		validity = "auth token expired; the next get refreshes it with its refresh token"
+	case !s.Valid && s.RefreshValidUntil != nil && !time.Now().Before(*s.RefreshValidUntil):
+		validity = "EXPIRED, and so is its refresh token: store a new pair with 'credhelper generate' or 'credhelper put'"
 	case !s.Valid:
 		validity = "EXPIRED: store a new pair with 'credhelper generate' or 'credhelper put'"
 	}
@@ -169,26 +171,29 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	if s.ValidUntil != nil {
 		until = s.ValidUntil.Format(time.RFC3339)
 		left = (time.Duration(s.SecondsLeft) * time.Second).String()
+		if s.SecondsLeft < 0 {
+			left = "none: expired " + (time.Duration(-s.SecondsLeft) * time.Second).String() + " ago"
+		}
 	}
 	endpoint := s.Endpoint
 	if endpoint == "" {
 		endpoint = "(not stated)"
 	}
-	fmt.Fprintf(w, "key:          %s\n", s.Key)
-	fmt.Fprintf(w, "status:       %s\n", validity)
-	fmt.Fprintf(w, "valid until:  %s\n", until)
-	fmt.Fprintf(w, "time left:    %s\n", left)
+	fmt.Fprintf(w, "key:            %s\n", s.Key)
+	fmt.Fprintf(w, "status:         %s\n", validity)
+	fmt.Fprintf(w, "valid until:    %s\n", until)
+	fmt.Fprintf(w, "time left:      %s\n", left)
 	if s.IssuedAt != nil {
-		fmt.Fprintf(w, "issued at:    %s\n", s.IssuedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "issued at:      %s\n", s.IssuedAt.Format(time.RFC3339))
 	}
 	if s.RefreshValidUntil != nil {
-		fmt.Fprintf(w, "refresh until: %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
+		fmt.Fprintf(w, "refresh until:  %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "generation:   %d\n", s.Generation)
-	fmt.Fprintf(w, "endpoint:     %s\n", endpoint)
-	fmt.Fprintf(w, "token:        %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
+	fmt.Fprintf(w, "generation:     %d\n", s.Generation)
+	fmt.Fprintf(w, "endpoint:       %s\n", endpoint)
+	fmt.Fprintf(w, "token:          %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
 	if s.LeaseHolder != "" {
-		fmt.Fprintf(w, "refreshing:   claimed by %s until %s\n", s.LeaseHolder, s.LeaseExpires.Format(time.RFC3339))
+		fmt.Fprintf(w, "refreshing:     claimed by %s until %s\n", s.LeaseHolder, s.LeaseExpires.Format(time.RFC3339))
 	}
 	return nil
 }

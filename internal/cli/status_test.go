@@ -25,3 +25,29 @@ func TestStatusCallsLargeTokensOpaque(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusSaysWhichTokenExpired: an expired auth token whose refresh
+// token is still good says the next get refreshes it; one whose refresh
+// token expired too says so; time left says how long ago, not a negative
+// duration.
+func TestStatusSaysWhichTokenExpired(t *testing.T) {
+	now := time.Now()
+	oauth := provider.RefreshPolicy{RefreshAfterExpiry: true}
+	for _, tt := range []struct {
+		name          string
+		refreshUntil  time.Time
+		status, spent string
+	}{
+		{"refresh token good", now.Add(24 * time.Hour), "auth token expired; the next get refreshes it", "expired 1m40s ago"},
+		{"refresh token expired", now.Add(-time.Minute), "EXPIRED, and so is its refresh token", "expired 1m40s ago"},
+	} {
+		p := provider.Pair{AuthToken: "a", RefreshToken: "r", ValidUntil: now.Add(-100 * time.Second), RefreshValidUntil: tt.refreshUntil}
+		var b strings.Builder
+		if err := writeStatus(&b, "k", statusOf(p, nil, now).withPolicy(oauth, now), false); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); !strings.Contains(out, "status:         "+tt.status) || !strings.Contains(out, "time left:      none: "+tt.spent) {
+			t.Errorf("%s:\n%s", tt.name, out)
+		}
+	}
+}
