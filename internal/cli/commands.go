@@ -179,21 +179,21 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 	if endpoint == "" {
 		endpoint = "(not stated)"
 	}
-	fmt.Fprintf(w, "key:            %s\n", s.Key)
-	fmt.Fprintf(w, "status:         %s\n", validity)
-	fmt.Fprintf(w, "valid until:    %s\n", until)
-	fmt.Fprintf(w, "time left:      %s\n", left)
+	fmt.Fprintf(w, "key:          %s\n", s.Key)
+	fmt.Fprintf(w, "status:       %s\n", validity)
+	fmt.Fprintf(w, "valid until:  %s\n", until)
+	fmt.Fprintf(w, "time left:    %s\n", left)
 	if s.IssuedAt != nil {
-		fmt.Fprintf(w, "issued at:      %s\n", s.IssuedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "issued at:    %s\n", s.IssuedAt.Format(time.RFC3339))
 	}
 	if s.RefreshValidUntil != nil {
-		fmt.Fprintf(w, "refresh until:  %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
+		fmt.Fprintf(w, "refreshable:  until %s (the refresh token's expiry)\n", s.RefreshValidUntil.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "generation:     %d\n", s.Generation)
-	fmt.Fprintf(w, "endpoint:       %s\n", endpoint)
-	fmt.Fprintf(w, "token:          %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
+	fmt.Fprintf(w, "generation:   %d\n", s.Generation)
+	fmt.Fprintf(w, "endpoint:     %s\n", endpoint)
+	fmt.Fprintf(w, "token:        %s, sha256 %s…\n", s.TokenForm, s.AuthFingerprint)
 	if s.LeaseHolder != "" {
-		fmt.Fprintf(w, "refreshing:     claimed by %s until %s\n", s.LeaseHolder, s.LeaseExpires.Format(time.RFC3339))
+		fmt.Fprintf(w, "refreshing:   claimed by %s until %s\n", s.LeaseHolder, s.LeaseExpires.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func TestStatusSaysWhichTokenExpired(t *testing.T) {
 		if err := writeStatus(&b, "k", statusOf(p, nil, now).withPolicy(oauth, now), false); err != nil {
 			t.Fatal(err)
 		}
-		if out := b.String(); !strings.Contains(out, "status:         "+tt.status) || !strings.Contains(out, "time left:      none: "+tt.spent) {
+		if out := b.String(); !strings.Contains(out, "status:       "+tt.status) || !strings.Contains(out, "time left:    none: "+tt.spent) {
 			t.Errorf("%s:\n%s", tt.name, out)
 		}
 	}
