@@ -232,10 +232,17 @@ hosts = ["app.terraform.io"]
 	if r := runBin(t, w.env, "", "terraform-credentials-credhelper", "get", "other.example.com"); r.code != 0 || r.stdout != "{}\n" {
 		t.Errorf("terraform unmatched: %+v", r)
 	}
-	// A config error reaches cargo inside the protocol.
+	// An entry cargo cannot use serves nothing: cargo may ask its next
+	// provider, and the entry is warned about with what to write.
 	bad := newFaceWorld(t, "[profiles.app.cargo]\nindex_urls = [\"ftp://x\"]\n")
 	r := runBin(t, bad.env, `{"v":1,"registry":{"index-url":"x"},"kind":"get"}`+"\n", "credhelper", cargoPluginFlag)
-	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"other","message":"credhelper: cargo: profile \"app\": index_urls entry`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"url-not-supported"}}`) ||
+		!strings.Contains(r.stderr, `index_urls entry \"ftp://x\" in [profiles.app.cargo]: not an http(s) index URL: write \"sparse+https://cargo.example.com/index/\"`) {
 		t.Errorf("cargo with a bad config: %+v", r)
+	}
+	// A config file that cannot be read reaches cargo inside the protocol.
+	r = runBin(t, append(bad.env, "CREDHELPER_CONFIG="+filepath.Join(bad.dir, "missing.toml")), `{"v":1,"registry":{"index-url":"x"},"kind":"get"}`+"\n", "credhelper", cargoPluginFlag)
+	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"other","message":"credhelper: config: no config file at`) {
+		t.Errorf("cargo with no config file: %+v", r)
 	}
 }

@@ -32,6 +32,7 @@ exit status 1; the kubelet logs them.`,
   echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/app:1"}' | credhelper kubelet`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer a.warnUnusable()
 			h, err := a.kubeletHelper()
 			if err != nil {
 				return err
@@ -47,10 +48,7 @@ func (a *app) kubeletHelper() (*kubelet.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.Kubelet(cfg)
-	if err != nil {
-		return nil, err
-	}
+	rules := facerules.Kubelet(cfg)
 	h, err := kubelet.New(profileResolver{a}, rules, func(o *kubelet.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 	if err != nil {
 		return nil, usageError{err}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -103,4 +105,33 @@ func Token(p provider.Pair, profile string) (string, error) {
 		return "", fmt.Errorf("profile %q: the auth token is not valid UTF-8 and cannot be passed on", profile)
 	}
 	return p.AuthToken, nil
+}
+
+// EntryError is a configured entry a face cannot use: what is wrong and
+// what to write instead, without the entry's value (the caller names it).
+type EntryError struct {
+	// Why says what is wrong.
+	Why string
+	// Instead is a value to write in its place; empty if none is known.
+	Instead string
+}
+
+func (e *EntryError) Error() string {
+	if e.Instead == "" {
+		return e.Why
+	}
+	return fmt.Sprintf("%s: write %q", e.Why, e.Instead)
+}
+
+// HostOf returns the host (with :port if any) of raw when raw is written
+// as a URL (scheme://host/...), for a message suggesting the host alone.
+func HostOf(raw string) (string, bool) {
+	if !strings.Contains(raw, "://") {
+		return "", false
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	return strings.ToLower(u.Host), true
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -80,6 +81,26 @@ type Helper struct {
 	rules    []Rule
 }
 
+// CheckHost reports why raw cannot be git.host, and what to write
+// instead, or nil: git sends the host alone (with :port if any).
+func CheckHost(raw string) error {
+	if h, ok := face.HostOf(raw); ok {
+		return &face.EntryError{Why: "git sends the host alone, not a URL", Instead: h}
+	}
+	if host, _, ok := strings.Cut(raw, "/"); ok && host != "" {
+		return &face.EntryError{Why: "git sends the host alone: put the path in git.path", Instead: host}
+	}
+	return CheckSetting(raw)
+}
+
+// CheckSetting reports why v cannot be a git setting, or nil.
+func CheckSetting(v string) error {
+	if strings.ContainsAny(v, "\x00\n\r") {
+		return &face.EntryError{Why: "contains a control character"}
+	}
+	return nil
+}
+
 // New returns a Helper matching requests against rules. A rule without a
 // profile or host, or with a newline in a field, is refused.
 func New(r Resolver, rules []Rule) (*Helper, error) {
@@ -95,7 +116,7 @@ func New(r Resolver, rules []Rule) (*Helper, error) {
 			return nil, fmt.Errorf("git: profile %q: git.host is required: set the host (with :port if any) this profile answers for", rule.Profile)
 		}
 		for _, v := range []string{rule.Protocol, rule.Host, rule.Path, rule.Username} {
-			if strings.ContainsAny(v, "\x00\n\r") {
+			if CheckSetting(v) != nil {
 				return nil, fmt.Errorf("git: profile %q: a git setting contains a control character", rule.Profile)
 			}
 		}
