@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/internal/facerules"
+	"github.com/credhelper/credhelper/internal/rejected"
 	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
 )
@@ -28,7 +29,9 @@ func (r profileResolver) Credential(ctx context.Context, profile string) (provid
 }
 
 // Refresh implements face.Refresher: one forced refresh through the
-// engine, for a tool whose server rejected the token. The agent's socket
+// engine, for a tool whose server rejected the token, unless the stored
+// pair is younger than rejected.Settle (a server that rejects every token
+// then costs one refresh a minute, not one per request). The agent's socket
 // protocol has no refresh, so it runs here; the agent adopts the new
 // generation from the store when its own pair falls due, and until then
 // keeps serving the rejected token. So when an agent answers, the refresh
@@ -39,10 +42,10 @@ func (r profileResolver) Refresh(ctx context.Context, profile string) (provider.
 	r.a.used.Store(profile, struct{}{})
 	served, viaAgent, err := r.a.viaAgent(ctx, profile)
 	if !viaAgent || err != nil {
-		return r.a.direct(ctx, profile, func(provider.Pair) bool { return true })
+		return r.a.direct(ctx, profile, func(stored provider.Pair) bool { return rejected.ShouldRefresh(stored, time.Now()) })
 	}
 	return r.a.direct(ctx, profile, func(stored provider.Pair) bool {
-		return subtle.ConstantTimeCompare([]byte(stored.AuthToken), []byte(served.AuthToken)) == 1
+		return subtle.ConstantTimeCompare([]byte(stored.AuthToken), []byte(served.AuthToken)) == 1 && rejected.ShouldRefresh(stored, time.Now())
 	})
 }
 

@@ -283,3 +283,30 @@ url_prefixes = ["https://slow.example.com"]
 	}
 	noFaceSecrets(t, "goauth", r.stderr)
 }
+
+// TestGoAuthRejectedEverywhere: a proxy that rejects every token makes the
+// go command re-run credhelper once per module; without an agent, as with
+// one, that costs one refresh, not one per re-run.
+func TestGoAuthRejectedEverywhere(t *testing.T) {
+	dev, minted := startDev(t)
+	seen := &seenTokens{}
+	srv, caFile := goproxy(t, func(string) bool { return false }, seen)
+	w := newFaceWorld(t, `
+[profiles.mods]
+backend = "file:%DIR%/mods.json"
+issuer = "dev:`+dev.Addr()+`"
+[profiles.mods.goauth]
+url_prefixes = ["`+srv.URL+`"]
+`)
+	minted.IssuedAt = time.Now().Add(-10 * time.Minute)
+	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
+	r := runTool(t, goEnv(t, w, srv.URL, caFile), w.dir, "go", "mod", "download", "-json",
+		"example.com/private/mod@v1.0.0", "example.com/private/a@v1.0.0", "example.com/private/b@v1.0.0")
+	if r.code == 0 {
+		t.Fatal("go mod download succeeded against a proxy that rejects everything")
+	}
+	_, denied := seen.snapshot()
+	if st := dev.Stats(); st.Refreshes != 1 || st.Reuses != 0 || denied < 3 {
+		t.Errorf("dev issuer %+v after %d rejected requests: want one refresh", st, denied)
+	}
+}

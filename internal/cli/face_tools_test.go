@@ -174,6 +174,7 @@ issuer = "dev:`+dev.Addr()+`"
 [profiles.mods.goauth]
 url_prefixes = ["`+srv.URL+`"]
 `)
+	minted.IssuedAt = time.Now().Add(-10 * time.Minute) // in use a while before it was revoked
 	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
 	env := goEnv(t, w, srv.URL, caFile)
 	r := runTool(t, env, w.dir, "go", "mod", "download", "-json", "example.com/private/mod@v1.0.0")
@@ -352,6 +353,7 @@ issuer = "dev:`+dev.Addr()+`"
 [profiles.mods.goauth]
 url_prefixes = ["`+srv.URL+`"]
 `)
+	minted.IssuedAt = time.Now().Add(-10 * time.Minute) // in use a while before it was revoked
 	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
 	sockDir := filepath.Join(w.dir, "sock")
 	if err := os.Mkdir(sockDir, 0o700); err != nil {
