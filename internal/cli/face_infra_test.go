@@ -118,8 +118,19 @@ match_images = ["registry.example.com/team"]
 		t.Errorf("expiring profile: key type %s, duration %v (want about %v)", res.CacheKeyType, res.CacheDuration, want)
 	}
 
+	// An image no profile matches: the kubelet's "no credentials", an
+	// empty auth cached a minute, exit 0.
+	r = runBin(t, w.env, req("quay.io/app"), "credhelper", "kubelet")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("kubelet, unmatched image: %+v", r)
+	}
+	res = decode(r.stdout)
+	if res.Auth == nil || len(res.Auth) != 0 || res.CacheDuration == nil || res.CacheDuration.Duration != time.Minute ||
+		res.CacheKeyType != credentialproviderv1.ImagePluginCacheKeyType {
+		t.Errorf("unmatched image: %s", r.stdout)
+	}
+
 	for _, tc := range []struct{ name, in string }{
-		{"unmatched image", req("quay.io/app")},
 		{"garbage", "garbage"},
 		{"empty", ""},
 		{"unknown kind", `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"Pod","image":"cache.example.com/x"}`},

@@ -20,8 +20,9 @@ match_images (the kubelet's matchImages syntax), holds kubelet.username
 token's remaining validity less min_validity, so the kubelet never caches
 past expiry.
 
-Errors, including an image no profile matches, go to standard error with
-exit status 1; the kubelet logs them.`,
+An image no profile matches gets the kubelet's "no credentials" answer, an
+empty auth cached for a minute. Errors go to standard error with exit
+status 1; the kubelet logs them.`,
 		Example: `  # CredentialProviderConfig (--image-credential-provider-config):
   #   providers:
   #   - name: credhelper

@@ -272,6 +272,13 @@ func (h *Helper) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		return fmt.Errorf("%w: image %q does not parse", ErrBadRequest, req.Image)
 	}
 	best, err := h.match(req.Image, im)
+	if errors.Is(err, ErrNoMatch) {
+		// No credentials, said the kubelet's way: an empty auth, cached
+		// for this image a short while (a non-zero exit would be logged
+		// as an error and run again for every pull).
+		return write(out, Response{APIVersion: req.APIVersion, Kind: "CredentialProviderResponse",
+			CacheKeyType: CacheKeyImage, CacheDuration: NoMatchCacheDuration, Auth: map[string]AuthConfig{}})
+	}
 	if err != nil {
 		return err
 	}
@@ -298,6 +305,15 @@ func (h *Helper) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	if d := h.opts.CacheFor(pair, best.profile); d >= 0 {
 		res.CacheDuration = strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
+	return write(out, res)
+}
+
+// NoMatchCacheDuration is how long the kubelet may keep the empty answer
+// for an image no profile matches: a profile added for it is used within
+// a minute.
+const NoMatchCacheDuration = "60s"
+
+func write(out io.Writer, res Response) error {
 	b, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("kubelet: encode response: %w", err)
