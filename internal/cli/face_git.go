@@ -20,7 +20,8 @@ use credential.helper=credhelper). A request matches a profile whose
 (default https) and optionally a path prefix (git sends paths only with
 credential.useHttpPath=true) and username; the most specific match wins.
 The answer is the username, the profile's current auth token as the
-password, and password_expiry_utc for a token that expires.
+password, and for a token that expires password_expiry_utc, min_validity
+before it does (as every face tells its tool).
 
 When no profile matches or anything fails, it prints nothing and exits 0 so
 git tries its next helper; the reason is logged on standard error at debug
@@ -62,5 +63,5 @@ func (a *app) gitHelper() (*git.Helper, error) {
 	}
 	// A profile with mistakes still maps its requests: using it reports
 	// them, and every other profile keeps working.
-	return git.New(git.ResolverFunc(a.credential), facerules.Git(cfg))
+	return git.New(git.ResolverFunc(a.credential), facerules.Git(cfg), func(o *git.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 }

@@ -153,6 +153,7 @@ func (h *Helper) Serve(ctx context.Context, command string, in io.Reader, out io
 		}
 		res.Headers = map[string][]string{"Authorization": {"Bearer " + tok}}
 		if d := h.opts.CacheFor(p, hs.profile); d >= 0 {
+			// Expiry, or now once that has passed.
 			res.Expires = h.opts.Now().Add(d).UTC().Truncate(time.Second).Format(ExpiresLayout)
 		}
 	}

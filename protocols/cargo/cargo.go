@@ -271,7 +271,7 @@ func (h *Helper) answer(ctx context.Context, line []byte) result {
 	case d == 0:
 		t.Cache = "never"
 	case d > 0:
-		t.Cache, t.Expiration = "expires", p.ValidUntil.Add(-h.opts.MinValidity(profile)).Unix()
+		t.Cache, t.Expiration = "expires", h.opts.Expiry(p, profile).Unix()
 	}
 	return result{Ok: t}
 }

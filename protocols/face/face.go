@@ -83,6 +83,21 @@ func (o CacheOptions) CacheFor(p provider.Pair, profile string) time.Duration {
 	return CacheFor(p, o.Now(), o.MinValidity(profile))
 }
 
+// Expiry is profile's Expiry with the profile's minimum validity.
+func (o CacheOptions) Expiry(p provider.Pair, profile string) time.Time {
+	return Expiry(p, o.MinValidity(profile))
+}
+
+// Expiry is the expiry every face tells its tool for p's token: minValidity
+// before the token expires, so that the tool asks again while the token is
+// still usable. It is the zero Time for a pair that never expires.
+func Expiry(p provider.Pair, minValidity time.Duration) time.Time {
+	if p.Never() {
+		return time.Time{}
+	}
+	return p.ValidUntil.Add(-minValidity)
+}
+
 // CacheFor is how long a tool that caches may keep p's token: until
 // minValidity before it expires, so that the tool asks again while the
 // token is still usable. It is 0 (do not cache) once that moment has
@@ -91,7 +106,7 @@ func CacheFor(p provider.Pair, now time.Time, minValidity time.Duration) time.Du
 	if p.Never() {
 		return -1
 	}
-	return max(p.ValidUntil.Add(-minValidity).Sub(now), 0)
+	return max(Expiry(p, minValidity).Sub(now), 0)
 }
 
 // Token returns p's auth token, or an error naming the profile when it is

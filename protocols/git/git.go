@@ -52,6 +52,11 @@ func (f ResolverFunc) Credential(ctx context.Context, profile string) (provider.
 	return f(ctx, profile)
 }
 
+// Options configure a Helper: the minimum validity per profile (subtracted
+// from the token's expiry for password_expiry_utc, so that git asks again
+// while the token is still usable) and the clock.
+type Options = face.CacheOptions
+
 // Rule matches requests to a profile.
 type Rule struct {
 	// Profile whose auth token is the password.
@@ -77,6 +82,7 @@ type Request struct {
 // Helper answers git's credential actions for a fixed set of rules. It is
 // safe for concurrent use if its Resolver is.
 type Helper struct {
+	opts     Options
 	resolver Resolver
 	rules    []Rule
 }
@@ -103,11 +109,11 @@ func CheckSetting(v string) error {
 
 // New returns a Helper matching requests against rules. A rule without a
 // profile or host, or with a newline in a field, is refused.
-func New(r Resolver, rules []Rule) (*Helper, error) {
+func New(r Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, error) {
 	if r == nil {
 		return nil, errors.New("git: Resolver is nil")
 	}
-	h := &Helper{resolver: r}
+	h := &Helper{resolver: r, opts: Options{}.Apply(optFns...)}
 	for _, rule := range rules {
 		if rule.Profile == "" {
 			return nil, fmt.Errorf("git: a rule for host %q names no profile", rule.Host)
@@ -169,7 +175,7 @@ func (h *Helper) Serve(ctx context.Context, action string, in io.Reader, out io.
 		return fmt.Errorf("git: profile %q: the auth token cannot be passed to git: %w", rule.Profile, err)
 	}
 	if !p.Never() {
-		_ = writeAttr(&b, "password_expiry_utc", strconv.FormatInt(p.ValidUntil.Unix(), 10))
+		_ = writeAttr(&b, "password_expiry_utc", strconv.FormatInt(h.opts.Expiry(p, rule.Profile).Unix(), 10))
 	}
 	_, err = out.Write(b.Bytes())
 	return err
