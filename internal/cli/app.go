@@ -376,6 +376,10 @@ func (a *app) loadConfig() (*config.File, error) {
 		return &config.File{}, nil
 	}
 	f, err := config.Load(path, explicit)
+	var missing *config.MissingFileError
+	if errors.As(err, &missing) {
+		missing.Profile = a.profile // the example names the profile asked for
+	}
 	if err != nil {
 		return nil, usageError{err}
 	}

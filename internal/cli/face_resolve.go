@@ -25,7 +25,23 @@ var (
 
 // Credential implements face.Resolver.
 func (r profileResolver) Credential(ctx context.Context, profile string) (provider.Pair, error) {
-	return r.a.credential(ctx, profile)
+	return hinted(r.a.credential(ctx, profile))
+}
+
+// hintedError is an error whose text ends with the command's advice
+// (message): the protocols that put an error's text into their answer
+// (cargo's Err, GOAUTH's warnings) then say what to do, as the faces that
+// print message themselves do.
+type hintedError struct{ err error }
+
+func (e hintedError) Error() string { return message(e.err) }
+func (e hintedError) Unwrap() error { return e.err }
+
+func hinted(p provider.Pair, err error) (provider.Pair, error) {
+	if err != nil {
+		return p, hintedError{err}
+	}
+	return p, nil
 }
 
 // Refresh implements face.Refresher: one forced refresh through the
@@ -42,11 +58,11 @@ func (r profileResolver) Refresh(ctx context.Context, profile string) (provider.
 	r.a.used.Store(profile, struct{}{})
 	served, viaAgent, err := r.a.viaAgent(ctx, profile)
 	if !viaAgent || err != nil {
-		return r.a.direct(ctx, profile, func(stored provider.Pair) bool { return rejected.ShouldRefresh(stored, time.Now()) })
+		return hinted(r.a.direct(ctx, profile, func(stored provider.Pair) bool { return rejected.ShouldRefresh(stored, time.Now()) }))
 	}
-	return r.a.direct(ctx, profile, func(stored provider.Pair) bool {
+	return hinted(r.a.direct(ctx, profile, func(stored provider.Pair) bool {
 		return subtle.ConstantTimeCompare([]byte(stored.AuthToken), []byte(served.AuthToken)) == 1 && rejected.ShouldRefresh(stored, time.Now())
-	})
+	}))
 }
 
 // warnUnusable warns, once each, about the profiles of the config file
@@ -82,6 +98,10 @@ var _ face.Resolver = readyResolver{}
 
 // Credential implements face.Resolver.
 func (r readyResolver) Credential(ctx context.Context, profile string) (provider.Pair, error) {
+	return hinted(r.ready(ctx, profile))
+}
+
+func (r readyResolver) ready(ctx context.Context, profile string) (provider.Pair, error) {
 	a := r.a
 	a.used.Store(profile, struct{}{})
 	w, err := a.wireToServe(ctx, profile)

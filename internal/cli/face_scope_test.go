@@ -310,3 +310,48 @@ url_prefixes = ["`+srv.URL+`"]
 		t.Errorf("dev issuer %+v after %d rejected requests: want one refresh", st, denied)
 	}
 }
+
+// TestFacesSayWhatToDo: cargo's answer for an expired pair ends with the
+// same advice the other faces print, and a config file that does not exist
+// is said with an example profile in every face, as in get.
+func TestFacesSayWhatToDo(t *testing.T) {
+	regSeen := &seenTokens{}
+	reg, regCA := cargoRegistry(t, func(auth string) bool { return auth == faceToken }, regSeen)
+	index := "sparse+" + reg.URL + "/index/"
+	w := newFaceWorld(t, `
+[profiles.crates]
+backend = "file:%DIR%/crates.json"
+[profiles.crates.cargo]
+index_urls = ["`+index+`"]
+`)
+	expired := neverPair()
+	expired.ValidUntil = time.Now().Add(-time.Hour)
+	writeRecord(t, filepath.Join(w.dir, "crates.json"), expired)
+	env, dir := cargoProject(t, w, index, regCA)
+	r := runTool(t, env, dir, "cargo", "generate-lockfile")
+	if r.code == 0 || !strings.Contains(r.stderr, `profile "crates"`) || !strings.Contains(r.stderr, "store a new pair with 'credhelper generate' or 'credhelper put'") {
+		t.Errorf("cargo with an expired pair: exit %d\n%s", r.code, r.stderr)
+	}
+	noFaceSecrets(t, "cargo", r.stderr)
+
+	missing := append(append([]string{}, w.env...), "CREDHELPER_CONFIG="+filepath.Join(w.dir, "missing.toml"))
+	example := "  [profiles.default]\n  backend = \"file:~/.config/credhelper/default.json\"\n"
+	for _, tc := range []struct {
+		stdin string
+		argv  []string
+	}{
+		{"", []string{"credhelper", "goauth"}},
+		{`{"uri":"https://cache.example.com/x"}`, []string{"credhelper-bazel", "get"}},
+		{"", []string{"terraform-credentials-credhelper", "get", "app.terraform.io"}},
+		{`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"r.example.com/a"}`, []string{"credhelper", "kubelet"}},
+	} {
+		r := runBin(t, missing, tc.stdin, tc.argv[0], tc.argv[1:]...)
+		if r.code == 0 || !strings.Contains(r.stderr, "no config file at "+filepath.Join(w.dir, "missing.toml")) || !strings.Contains(r.stderr, example) {
+			t.Errorf("%v with no config file: %+v", tc.argv, r)
+		}
+	}
+	r = runBin(t, missing, "", "credhelper", "get", "--profile", "alpha")
+	if r.code != 2 || !strings.Contains(r.stderr, "  [profiles.alpha]\n") {
+		t.Errorf("get with no config file: %+v", r)
+	}
+}
