@@ -19,15 +19,24 @@ import (
 // Engine is a provider.CredentialProvider that refreshes one key's pair
 // through the fleet-safe protocol. Create it with New; the zero value is not
 // usable. It is safe for concurrent use.
+//
+// Engine is the cache, step 1 of the protocol: it serves the published
+// pair while it is fresh, runs one shared refresh when it is due, backs
+// off after a failure and serves the last good pair while it is usable.
+// The refresh itself, steps 2 to 8, is the protocol it wraps
+// (protocol.go), which changes what the cache serves only through the
+// methods of cacheSeam below; for a read-only backend refreshed in memory
+// it wraps that chain instead (memory.go).
 type Engine struct {
-	backend  provider.Backend
-	issuer   provider.Issuer
-	policy   provider.RefreshPolicy // the issuer's, asked once at New
-	key      string
-	opts     Options
-	spread   float64 // this instance's point in the usable window, fixed at New
-	readOnly bool
-	journal  *journal
+	key    string
+	opts   Options
+	spread float64 // this instance's point in the usable window, fixed at New
+	// refreshable: this instance may spend refresh tokens (an issuer, and
+	// a store for the result or UnsafeRefreshInMemory).
+	refreshable bool
+
+	p         *protocol // steps 2 to 8
+	refresher refresher // what the shared refresh runs: p, or the in-memory chain
 
 	// cur is the published pair; the hot path reads only this and the
 	// coarse clock.
@@ -38,27 +47,24 @@ type Engine struct {
 	// releaseClock lets go of the shared coarse ticker at Close.
 	releaseClock func()
 
-	// commitMu serialises commit attempts of the pending pair.
-	commitMu sync.Mutex
-
 	mu           sync.Mutex         // guards the fields below
 	flight       *call              // the shared refresh in progress, or nil
 	flightCancel context.CancelFunc // cancels flight before it holds a claim
 	holding      bool               // flight holds a claim: Close must wait
-	stopping     bool               // CloseNow: start no issuer call
-	rejectedGen  uint64             // 1 + the generation whose token the issuer rejected here; 0: none
-	issuing      time.Time          // deadline of an issuer call whose answer is not yet journaled; zero: none
+	stopping     bool               // CloseNow was called
 	notBefore    time.Time          // no new refresh before this, after a failure
 	backoff      time.Duration      // the next failure's delay
 	lastErr      error              // why the last refresh failed
 	warned       bool               // a failure while serving a usable pair was logged
-	pending      *pendingCommit
-	memPair      *provider.Pair // UnsafeRefreshInMemory: the in-memory chain head
-	warnedRO     bool
-	replayed     bool
 	closed       bool
-	stop         chan struct{}
-	wg           sync.WaitGroup
+	wg           sync.WaitGroup // shared refreshes in flight
+}
+
+// refresher runs one shared refresh: steps 2 to 8 until there is a pair
+// to publish (forceGen, when set, demands a generation newer than
+// *forceGen).
+type refresher interface {
+	refresh(ctx context.Context, forceGen *uint64) (provider.Pair, error)
 }
 
 var _ provider.CredentialProvider = (*Engine)(nil)
@@ -82,16 +88,6 @@ type call struct {
 	err  error
 }
 
-// pendingCommit is an issued pair whose commit failed transiently.
-type pendingCommit struct {
-	spentGen  uint64           // generation whose refresh token was spent
-	spentHash string           // tokenDigest of that refresh token
-	next      *provider.Record // the record to commit
-	expected  provider.Version // the version we claimed
-	entry     *journalEntry    // its journal entry, nil if journaling failed
-	retrying  bool             // a background retry runs; guarded by Engine.mu
-}
-
 // New returns an Engine for key on backend, refreshing through issuer. A nil
 // issuer serves the stored pair while it is valid and reports that it
 // cannot be refreshed once it is due.
@@ -110,19 +106,17 @@ func New(backend provider.Backend, issuer provider.Issuer, key string, optFns ..
 		return nil, err
 	}
 	e := &Engine{
-		backend: backend,
-		issuer:  issuer,
-		policy:  provider.PolicyOf(issuer),
 		key:     key,
 		opts:    o,
 		spread:  nextSpread() * o.Jitter,
-		journal: &journal{dir: o.JournalDir, key: key, holder: o.Holder},
 		backoff: o.RetryBackoff,
-		stop:    make(chan struct{}),
 		coarse:  o.Clock.Coarse(),
 	}
-	if ro, ok := backend.(provider.ReadOnlyBackend); ok && ro.ReadOnly() {
-		e.readOnly = true
+	e.p = newProtocol(backend, issuer, key, &e.opts, e)
+	e.refreshable = e.p.canRefresh()
+	e.refresher = e.p
+	if e.p.inMemory() {
+		e.refresher = &inMemory{pr: e.p}
 	}
 	ch := make(chan struct{})
 	e.changed.Store(&ch)
@@ -183,7 +177,7 @@ func (e *Engine) NextRefresh() time.Time {
 // refresher).
 func (e *Engine) Due() bool {
 	c := e.cur.Load()
-	return c != nil && !c.pair.Never() && e.canRefresh() && !e.opts.Clock.Now().Before(c.refreshAt)
+	return c != nil && !c.pair.Never() && e.refreshable && !e.opts.Clock.Now().Before(c.refreshAt)
 }
 
 // IssuerCallInFlight reports whether an issuer call (or a bootstrap) that
@@ -192,16 +186,7 @@ func (e *Engine) Due() bool {
 // an interrupt) waits for such a call, so the pair it may bring is not
 // lost; anything else Close cancels at once.
 func (e *Engine) IssuerCallInFlight() (deadline time.Time, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.issuing, !e.issuing.IsZero()
-}
-
-// setIssuing records (deadline) or clears (zero) an issuer call in flight.
-func (e *Engine) setIssuing(deadline time.Time) {
-	e.mu.Lock()
-	e.issuing = deadline
-	e.mu.Unlock()
+	return e.p.issuingUntil()
 }
 
 // Key returns the backend key this engine serves.
@@ -282,7 +267,7 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 		return provider.Pair{}, cl.err
 	}
 	if now := e.opts.Clock.Now(); !cl.pair.ValidFor(now, e.opts.MinValidity+slowSlack) {
-		if err := e.checkLifetime(cl.pair); err != nil {
+		if err := e.p.checkLifetime(cl.pair); err != nil {
 			return provider.Pair{}, err
 		}
 		return provider.Pair{}, fmt.Errorf("refresh: the pair for %s has less than %v left: %w", e.key, e.opts.MinValidity, provider.ErrExpired)
@@ -291,71 +276,16 @@ func (e *Engine) slow(ctx context.Context, force bool) (provider.Pair, error) {
 }
 
 // prime loads the stored pair for a caller that finds nothing cached and
-// publishes it if it is usable; it returns nil (and no error) when the pair
-// must be refreshed before anyone can use it.
+// publishes it if it is usable (the protocol's step 2 for a cold caller);
+// it returns nil (and no error) when the pair must be refreshed before
+// anyone can use it.
 func (e *Engine) prime(ctx context.Context) (*cached, error) {
-	// A dead neighbour's journaled pair is committed first, also when no
-	// refresh would follow (a broken record's holder that exited with its
-	// commit pending).
-	e.replayOnce(ctx)
-	_, rec, err := e.load(ctx)
-	if err != nil {
+	ok, err := e.p.prime(ctx)
+	if err != nil || !ok {
 		return nil, err
 	}
-	if c := e.cur.Load(); c != nil {
-		return c, nil // published meanwhile
-	}
-	if rec.Broken != nil && rec.Broken.Generation == rec.Pair.Generation {
-		if e.opts.Bootstrap != nil && e.canStore() {
-			// The lineage will be healed: wait for it, unless the current
-			// pair is still usable (its issuer did not revoke it).
-			if e.policy.RejectionRevokesAuthToken || !rec.Pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
-				return nil, nil
-			}
-			c := e.schedule(rec.Pair, true)
-			c.refreshAt, c.freshUntil = time.Time{}, 0 // heal at once
-			e.adopt(c)
-			return c, nil
-		}
-		if _, err := e.servedBroken(rec, false); err != nil {
-			return nil, err
-		}
-		return e.cur.Load(), nil
-	}
-	c := e.cachedFor(rec.Pair)
-	if !rec.Pair.ValidFor(e.opts.Clock.Now(), e.opts.MinValidity+slowSlack) {
-		return nil, nil
-	}
-	e.adopt(c)
-	return c, nil
+	return e.cur.Load(), nil
 }
-
-// checkLifetime reports a pair that lives no longer than a caller's
-// minimum validity, so that no refresh could ever yield a usable one.
-func (e *Engine) checkLifetime(p provider.Pair) error {
-	if lt, ok := p.Lifetime(); ok && lt <= e.opts.MinValidity+slowSlack+CoarseSlack {
-		return &LifetimeError{Key: e.key, Lifetime: lt, MinValidity: e.opts.MinValidity}
-	}
-	return nil
-}
-
-// LifetimeError reports that the pairs of a credential live no longer than
-// the minimum validity the engine must guarantee its callers (plus its
-// margin), so that even a freshly refreshed pair could not be handed out.
-// The engine returns it instead of spending a refresh token.
-type LifetimeError struct {
-	Key         string
-	Lifetime    time.Duration // the pair's lifetime
-	MinValidity time.Duration // Options.MinValidity
-}
-
-func (e *LifetimeError) Error() string {
-	return fmt.Sprintf("refresh: pairs under %s live %v, no longer than the minimum validity of %v (plus %v of margin) that callers are guaranteed, so no refresh can yield a usable pair",
-		e.Key, e.Lifetime, e.MinValidity, slowSlack+CoarseSlack)
-}
-
-// Unwrap reports the kind: no usable pair can be had.
-func (e *LifetimeError) Unwrap() error { return provider.ErrExpired }
 
 // start joins the shared refresh in flight or starts one. It runs on the
 // starting caller's context without its cancellation (and with a deadline
@@ -389,7 +319,7 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 		if force {
 			forceGen = &gen
 		}
-		p, err := e.refresh(ctx, forceGen)
+		p, err := e.refresher.refresh(ctx, forceGen)
 		e.mu.Lock()
 		e.flight, e.flightCancel, e.holding = nil, nil, false
 		if errors.Is(err, errClosed) || (err != nil && e.stopping && !errors.Is(err, provider.ErrLineageBroken)) {
@@ -401,7 +331,7 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 			e.notBefore = e.opts.Clock.Now().Add(d)
 			e.backoff = min(e.backoff*2, e.opts.MaxRetryBackoff)
 			e.lastErr = err
-			e.event(EventFailed, slog.String("error", err.Error()), slog.Duration("retry_in", d))
+			e.opts.event(e.key, EventFailed, slog.String("error", err.Error()), slog.Duration("retry_in", d))
 			if c := e.cur.Load(); c != nil && !e.warned && e.opts.Clock.Now().Before(c.usableUntil) {
 				// Callers are still served; say so once per failure streak.
 				e.warned = true
@@ -429,9 +359,6 @@ func (e *Engine) flightTimeout() time.Duration {
 	return 3*e.opts.LeaseDuration + 2*e.opts.ClockSkew + 2*e.opts.IssuerTimeout
 }
 
-// storeTimeout bounds one commit attempt outside a shared refresh.
-func (e *Engine) storeTimeout() time.Duration { return e.opts.LeaseDuration / 2 }
-
 // Close stops background work. A commit that is still pending gets one
 // last attempt; its pair stays in the journal for the next start if that
 // fails too.
@@ -453,7 +380,7 @@ func (e *Engine) close(now bool) error {
 		return nil
 	}
 	e.closed, e.stopping = true, now
-	close(e.stop)
+	e.p.shut(now)
 	if now && e.flightCancel != nil && !e.holding {
 		// Nothing is claimed: a lease wait or a load may stop at once.
 		e.flightCancel()
@@ -461,22 +388,7 @@ func (e *Engine) close(now bool) error {
 	e.mu.Unlock()
 	e.wg.Wait()
 	defer e.releaseClock()
-	e.mu.Lock()
-	p := e.pending
-	e.mu.Unlock()
-	if p != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), e.storeTimeout())
-		defer cancel()
-		if _, err := e.commitPending(ctx); err != nil {
-			return fmt.Errorf("refresh: commit of generation %d of %s still pending at close (kept in the journal): %w", p.next.Pair.Generation, e.key, err)
-		}
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.pending != nil && e.pending.entry != nil {
-		e.pending.entry.release()
-	}
-	return nil
+	return e.p.finish()
 }
 
 // schedule computes when this instance refreshes a pair and when the pair
@@ -533,30 +445,26 @@ func tokenDigest(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// sameLineage reports whether a and b are the same pair.
-func sameLineage(a, b provider.Pair) bool {
+// SameLineage reports whether a and b are the same pair of one lineage
+// (same generation and auth token): whether a holder of a must take up b.
+// The engine publishes, and notifies Changed, only when this is false; a
+// holder such as the agent compares the pairs it writes out with it.
+func SameLineage(a, b provider.Pair) bool {
 	return a.Generation == b.Generation && a.AuthToken == b.AuthToken
 }
 
 // cachedFor returns the schedule for p: the published one when p is the
 // pair already published.
 func (e *Engine) cachedFor(p provider.Pair) *cached {
-	if c := e.cur.Load(); c != nil && sameLineage(c.pair, p) {
+	if c := e.cur.Load(); c != nil && SameLineage(c.pair, p) {
 		return c
 	}
-	return e.schedule(p, e.canRefresh())
-}
-
-// canRefresh reports whether this instance may spend refresh tokens: it
-// has an issuer, and the backend can store what a refresh returns (or the
-// caller opted into refreshing in memory).
-func (e *Engine) canRefresh() bool {
-	return e.issuer != nil && (!e.readOnly || e.opts.UnsafeRefreshInMemory)
+	return e.schedule(p, e.refreshable)
 }
 
 // publish makes p the pair callers get.
 func (e *Engine) publish(c *cached) {
-	if old := e.cur.Swap(c); old == nil || !sameLineage(old.pair, c.pair) {
+	if old := e.cur.Swap(c); old == nil || !SameLineage(old.pair, c.pair) {
 		defer e.notify()
 	}
 	secs := math.Inf(1)
@@ -566,9 +474,58 @@ func (e *Engine) publish(c *cached) {
 	e.opts.Metrics.SecondsToExpiry(e.key, secs)
 }
 
-// event logs and counts one protocol event.
-func (e *Engine) event(ev Event, attrs ...slog.Attr) {
-	e.opts.Metrics.Count(e.key, ev)
+// The seam: the protocol changes what callers are served only through
+// these (cacheSeam, protocol.go).
+
+func (e *Engine) served() (provider.Pair, bool) {
+	if c := e.cur.Load(); c != nil {
+		return c.pair, true
+	}
+	return provider.Pair{}, false
+}
+
+func (e *Engine) refreshAt(p provider.Pair) time.Time { return e.cachedFor(p).refreshAt }
+
+func (e *Engine) serve(p provider.Pair) { e.publish(e.cachedFor(p)) }
+
+func (e *Engine) serveRefreshed(p provider.Pair) { e.publish(e.schedule(p, true)) }
+
+func (e *Engine) serveUnrefreshable(p provider.Pair) {
+	c := e.schedule(p, false)
+	if old := e.cur.Load(); old == nil || !SameLineage(old.pair, p) || old.refreshAt != c.refreshAt {
+		e.publish(c)
+	}
+}
+
+func (e *Engine) serveDueNow(p provider.Pair) {
+	c := e.schedule(p, true)
+	c.refreshAt, c.freshUntil = time.Time{}, 0
+	e.publish(c)
+}
+
+func (e *Engine) unserve(p provider.Pair) {
+	if c := e.cur.Load(); c != nil && SameLineage(c.pair, p) && e.cur.CompareAndSwap(c, nil) {
+		e.notify()
+	}
+}
+
+func (e *Engine) claimed() {
+	e.mu.Lock()
+	e.holding = true
+	e.mu.Unlock()
+}
+
+func (e *Engine) firstWarning() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	warn := !e.warned
+	e.warned = true
+	return warn
+}
+
+// event logs and counts one protocol event on key.
+func (o *Options) event(key string, ev Event, attrs ...slog.Attr) {
+	o.Metrics.Count(key, ev)
 	level := slog.LevelInfo
 	switch ev {
 	case EventConflict, EventCommitDeferred, EventLeaseLost, EventSpentElsewhere, EventHealed:
@@ -582,24 +539,6 @@ func (e *Engine) event(ev Event, attrs ...slog.Attr) {
 		// long-running process logs at info to keep the record.
 		level = slog.LevelInfo
 	}
-	attrs = append([]slog.Attr{slog.String("key", e.key), slog.String("holder", e.opts.Holder)}, attrs...)
-	e.opts.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
-}
-
-// errClosed ends a wait cut short by Close.
-var errClosed = errors.New("engine closed")
-
-// sleep waits d with ±20% jitter, or until ctx ends or the engine closes.
-func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
-	d = d*4/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-e.stop:
-		return errClosed
-	case <-t.C:
-		return nil
-	}
+	attrs = append([]slog.Attr{slog.String("key", key), slog.String("holder", o.Holder)}, attrs...)
+	o.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
 }

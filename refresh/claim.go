@@ -20,7 +20,7 @@ import (
 // lease runs out) loses the claim: it presents no token again, but an
 // answer to the call in flight is still kept (journaled and committed).
 type claim struct {
-	e *Engine
+	pr *protocol
 
 	// callCtx is what issuer calls run on. It does not end when Close
 	// cancels the flight, nor when the lease is lost: a claim is carried
@@ -43,8 +43,8 @@ type claim struct {
 // hold starts renewing the lease written as rec at version; start is when
 // (by the monotonic clock) the claim's compare-and-swap was sent, so the
 // lease is taken to run out LeaseDuration after it at the latest.
-func (e *Engine) hold(ctx context.Context, rec *provider.Record, version provider.Version, start time.Time) *claim {
-	c := &claim{e: e, rec: rec, version: version, expires: start.Add(e.opts.LeaseDuration), stopped: make(chan struct{}), done: make(chan struct{})}
+func (pr *protocol) hold(ctx context.Context, rec *provider.Record, version provider.Version, start time.Time) *claim {
+	c := &claim{pr: pr, rec: rec, version: version, expires: start.Add(pr.opts.LeaseDuration), stopped: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancelDetached := detached(ctx)
 	c.callCtx, c.cancel = context.WithCancel(ctx)
 	c.cancelDetached = cancelDetached
@@ -53,19 +53,19 @@ func (e *Engine) hold(ctx context.Context, rec *provider.Record, version provide
 }
 
 // renewEvery is how often a held lease is extended.
-func (e *Engine) renewEvery() time.Duration { return e.opts.LeaseDuration / 3 }
+func (pr *protocol) renewEvery() time.Duration { return pr.opts.LeaseDuration / 3 }
 
 func (c *claim) renew(ctx context.Context) {
 	defer close(c.done)
-	e := c.e
-	due := time.Now().Add(e.renewEvery()) // renewals are due a third of a lease after the last one started
+	pr := c.pr
+	due := time.Now().Add(pr.renewEvery()) // renewals are due a third of a lease after the last one started
 	for {
 		c.mu.Lock()
 		deadline := c.expires
 		c.mu.Unlock()
 		wait := min(time.Until(due), time.Until(deadline))
 		if !time.Now().Before(deadline) {
-			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
+			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", pr.key))
 			return
 		}
 		t := time.NewTimer(max(wait, 0))
@@ -76,7 +76,7 @@ func (c *claim) renew(ctx context.Context) {
 		case <-t.C:
 		}
 		if !time.Now().Before(deadline) {
-			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", e.key))
+			c.lose(fmt.Errorf("refresh: the lease on %s ran out before it could be renewed", pr.key))
 			return
 		}
 		start := time.Now()
@@ -88,14 +88,14 @@ func (c *claim) renew(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
-			due = start.Add(e.renewEvery())
+			due = start.Add(pr.renewEvery())
 		case errors.Is(err, provider.ErrConflict):
-			c.lose(fmt.Errorf("refresh: the lease on %s was taken over or the record replaced: %w", e.key, err))
+			c.lose(fmt.Errorf("refresh: the lease on %s was taken over or the record replaced: %w", pr.key, err))
 			return
 		default:
 			// Retry soon, until the lease would run out.
-			e.opts.Logger.Warn("credhelper refresh: could not renew the lease; retrying", slog.String("key", e.key), slog.String("error", err.Error()))
-			due = time.Now().Add(max(e.renewEvery()/4, 10*time.Millisecond))
+			pr.opts.Logger.Warn("credhelper refresh: could not renew the lease; retrying", slog.String("key", pr.key), slog.String("error", err.Error()))
+			due = time.Now().Add(max(pr.renewEvery()/4, 10*time.Millisecond))
 		}
 	}
 }
@@ -104,7 +104,7 @@ func (c *claim) renew(ctx context.Context) {
 // allowing the store until the current lease runs out (deadline): a slow
 // store's write that lands late still counts.
 func (c *claim) extend(ctx context.Context, deadline time.Time) error {
-	e := c.e
+	pr := c.pr
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	select {
@@ -114,15 +114,15 @@ func (c *claim) extend(ctx context.Context, deadline time.Time) error {
 	}
 	r := c.rec.Clone()
 	start := time.Now()
-	r.Lease.Expires = e.opts.Clock.Now().Add(e.opts.LeaseDuration)
+	r.Lease.Expires = pr.opts.Clock.Now().Add(pr.opts.LeaseDuration)
 	sctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	v, err := e.swap(sctx, c.version, r)
+	v, err := pr.swap(sctx, c.version, r)
 	if err != nil {
 		return err
 	}
-	c.rec, c.version, c.expires = r, v, start.Add(e.opts.LeaseDuration)
-	e.event(EventLeaseRenewed, slog.Uint64("generation", r.Lease.Generation))
+	c.rec, c.version, c.expires = r, v, start.Add(pr.opts.LeaseDuration)
+	pr.event(EventLeaseRenewed, slog.Uint64("generation", r.Lease.Generation))
 	return nil
 }
 
@@ -131,12 +131,12 @@ func (c *claim) extend(ctx context.Context, deadline time.Time) error {
 // this holder's lease on the same generation with a later expiry), takes
 // it as the claim's own; it reports whether the lease was renewed.
 func (c *claim) recover(ctx context.Context, deadline time.Time) bool {
-	e := c.e
+	pr := c.pr
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	entry, cur, err := e.load(lctx)
+	entry, cur, err := pr.load(lctx)
 	if err != nil {
 		return false
 	}
@@ -150,7 +150,7 @@ func (c *claim) recover(ctx context.Context, deadline time.Time) bool {
 	c.rec, c.version = cur, entry.Version
 	// The landed renewal set the expiry; by this host's clock it runs no
 	// later than a lease from now.
-	c.expires = time.Now().Add(min(e.opts.LeaseDuration, l.Expires.Sub(e.opts.Clock.Now())))
+	c.expires = time.Now().Add(min(pr.opts.LeaseDuration, l.Expires.Sub(pr.opts.Clock.Now())))
 	return true
 }
 
@@ -163,7 +163,7 @@ func (c *claim) lose(err error) {
 	// The issuer call in flight is not cancelled: its answer, if it comes,
 	// is the lineage's next pair and is journaled and committed (over a
 	// taker's claim if need be); only no further presentation is made.
-	c.e.event(EventLeaseLost, slog.String("error", err.Error()))
+	c.pr.event(EventLeaseLost, slog.String("error", err.Error()))
 }
 
 // current returns the claimed record's current version.

@@ -6,13 +6,17 @@
 //
 // # Protocol
 //
-// The files follow the design: cache.go is step 1 (the cache: freshness,
-// the shared refresh, serving the last good pair, Changed); protocol.go is
-// steps 2 to 8, one function per step, listed at its top; claim.go holds
-// the lease and its renewal, journal.go the journal and its replay,
-// outcomes.go why a pair cannot be refreshed and what a broken lineage
-// means per issuer, heal.go the re-bootstrap, memory.go the opt-in chain
-// kept in memory for a read-only backend.
+// The types follow the design: the cache wraps the protocol. Engine
+// (cache.go) is step 1, the cache: freshness, the shared refresh, backoff,
+// serving the last good pair, Changed. It wraps a protocol (protocol.go),
+// which owns steps 2 to 8 and their state, one method per step, listed at
+// the top of protocol.go, and changes what the cache serves only through a
+// small seam (cacheSeam). The protocol's helpers are in claim.go (the
+// lease and its renewal), journal.go (the journal and its replay),
+// outcomes.go (why a pair cannot be refreshed, what a broken lineage means
+// per issuer) and heal.go (the re-bootstrap). For a read-only backend
+// under UnsafeRefreshInMemory the cache wraps, instead of the protocol, a
+// chain kept in memory in front of the stored pair (memory.go).
 //
 // For one key (DESIGN.md section 5): serve from cache while fresh; load the
 // record and adopt a newer generation another instance committed; wait for a

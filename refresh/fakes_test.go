@@ -37,6 +37,9 @@ type memBackend struct {
 	// hooks for fault injection; each may return an error to fail the call
 	loadErr func() error
 	casErr  func(value []byte) error
+	// ackLost, when it returns true, lets a swap land and then fails it,
+	// as a store whose answer was lost.
+	ackLost func(value []byte) bool
 	ro      bool
 }
 
@@ -93,6 +96,9 @@ func (b *memBackend) CompareAndSwap(ctx context.Context, key string, expected pr
 	b.n++
 	ver := provider.Version(strconv.Itoa(b.n))
 	b.m[key] = memEntry{v: append([]byte(nil), v...), ver: ver}
+	if b.ackLost != nil && b.ackLost(v) {
+		return "", provider.Transient(errors.New("store answer lost"))
+	}
 	return ver, nil
 }
 

@@ -229,28 +229,30 @@ func (en *journalEntry) release() {
 
 // moveAside renames a rejected entry out of the way and logs why, so it is
 // never replayed and a person can look at it.
-func (e *Engine) moveAside(en *journalEntry, why error) {
+func (pr *protocol) moveAside(en *journalEntry, why error) {
 	aside := en.name + ".corrupt"
 	if err := en.dir.Rename(en.name, aside); err != nil {
-		e.opts.Logger.Error("credhelper refresh: cannot move a rejected journal entry aside",
-			slog.String("key", e.key), slog.String("journal", en.dir.Join(en.name)), slog.String("error", err.Error()))
+		pr.opts.Logger.Error("credhelper refresh: cannot move a rejected journal entry aside",
+			slog.String("key", pr.key), slog.String("journal", en.dir.Join(en.name)), slog.String("error", err.Error()))
 	}
-	e.opts.Logger.Warn("credhelper refresh: journal entry rejected and moved aside; it is never replayed",
-		slog.String("key", e.key), slog.String("journal", en.dir.Join(aside)), slog.String("reason", why.Error()))
+	pr.opts.Logger.Warn("credhelper refresh: journal entry rejected and moved aside; it is never replayed",
+		slog.String("key", pr.key), slog.String("journal", en.dir.Join(aside)), slog.String("reason", why.Error()))
 	en.dir.Remove(lockName(en.name))
 	en.release()
 }
 
 // replayOnce replays journals before this engine's first refresh.
-func (e *Engine) replayOnce(ctx context.Context) {
-	e.mu.Lock()
-	if e.replayed {
-		e.mu.Unlock()
+func (pr *protocol) replayOnce(ctx context.Context) {
+	pr.mu.Lock()
+	if pr.replayed {
+		pr.mu.Unlock()
 		return
 	}
-	e.replayed = true
-	e.mu.Unlock()
-	e.replayJournals(ctx)
+	pr.mu.Unlock()
+	_, failed := pr.replayJournals(ctx)
+	pr.mu.Lock()
+	pr.replayed = !failed // an entry that could not be handled is tried again on the next refresh
+	pr.mu.Unlock()
 }
 
 // replayJournals commits, or discards as superseded, journal entries for
@@ -259,49 +261,57 @@ func (e *Engine) replayOnce(ctx context.Context) {
 // owner is alive is locked and left to its owner. The engine calls it at
 // start and whenever another instance's claim stands in its way, so a
 // survivor recovers a dead neighbour's pair without waiting for its lease.
-func (e *Engine) replayJournals(ctx context.Context) int {
-	if e.readOnly {
-		return 0
+// failed reports an entry that could not be handled yet.
+func (pr *protocol) replayJournals(ctx context.Context) (n int, failed bool) {
+	if pr.readOnly {
+		return 0, false
 	}
-	d, err := e.journal.open(false)
+	d, err := pr.journal.open(false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0
+		return 0, false
 	}
 	if err != nil {
-		if !e.journal.refused.Swap(true) {
-			e.opts.Logger.Error("credhelper refresh: journal directory refused; no journal entry is written or replayed",
-				slog.String("key", e.key), slog.String("error", err.Error()))
+		if !pr.journal.refused.Swap(true) {
+			pr.opts.Logger.Error("credhelper refresh: journal directory refused; no journal entry is written or replayed",
+				slog.String("key", pr.key), slog.String("error", err.Error()))
 		}
-		return 0
+		return 0, false // refused for good: nothing of it is trusted
 	}
 	names, err := d.Names()
 	d.Close()
 	if err != nil {
-		e.opts.Logger.Warn("credhelper refresh: cannot list the journal", slog.String("key", e.key), slog.String("error", err.Error()))
-		return 0
+		pr.opts.Logger.Warn("credhelper refresh: cannot list the journal; will retry", slog.String("key", pr.key), slog.String("error", err.Error()))
+		return 0, true
 	}
-	prefix, own := e.journal.prefix()+".", e.journal.name()
-	n := 0
+	prefix, own := pr.journal.prefix()+".", pr.journal.name()
 	for _, name := range names {
 		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".json") || name == own {
 			continue
 		}
-		found, err := e.replay(ctx, name)
+		found, err := pr.replay(ctx, name)
 		if found {
 			n++
 		}
 		if err != nil {
-			e.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry",
-				slog.String("key", e.key), slog.String("journal", name), slog.String("error", err.Error()))
+			failed = true
+			if errors.Is(err, errReplayLater) {
+				continue
+			}
+			pr.opts.Logger.Warn("credhelper refresh: journal replay failed; will retry",
+				slog.String("key", pr.key), slog.String("journal", name), slog.String("error", err.Error()))
 		}
 	}
-	return n
+	return n, failed
 }
+
+// errReplayLater is an entry left for the next refresh because this
+// engine has a pair of its own to commit first.
+var errReplayLater = errors.New("refresh: journal entry left for later")
 
 // replay handles the journal entry name; found reports that it belonged to
 // a dead process and was acted on.
-func (e *Engine) replay(ctx context.Context, name string) (found bool, err error) {
-	d, err := e.journal.open(false)
+func (pr *protocol) replay(ctx context.Context, name string) (found bool, err error) {
+	d, err := pr.journal.open(false)
 	if err != nil {
 		return false, err
 	}
@@ -327,7 +337,7 @@ func (e *Engine) replay(ctx context.Context, name string) (found bool, err error
 	if err == nil {
 		jr, err = openJournal(key, data)
 	}
-	if err == nil && jr.Key != e.key {
+	if err == nil && jr.Key != pr.key {
 		err = fmt.Errorf("it is for another credential")
 	}
 	var next *provider.Record
@@ -335,31 +345,31 @@ func (e *Engine) replay(ctx context.Context, name string) (found bool, err error
 		next, err = provider.DecodeRecord(jr.Record)
 	}
 	if err != nil {
-		e.moveAside(entry, err)
+		pr.moveAside(entry, err)
 		return true, nil
 	}
-	_, cur, err := e.load(ctx)
+	_, cur, err := pr.load(ctx)
 	if err != nil {
 		entry.release()
 		return true, err
 	}
 	if cur.Pair.Generation >= next.Pair.Generation {
-		e.opts.Logger.Info("credhelper refresh: journal entry superseded by a newer generation; discarded",
-			slog.String("key", e.key), slog.Uint64("journal_generation", next.Pair.Generation), slog.Uint64("current_generation", cur.Pair.Generation))
+		pr.opts.Logger.Info("credhelper refresh: journal entry superseded by a newer generation; discarded",
+			slog.String("key", pr.key), slog.Uint64("journal_generation", next.Pair.Generation), slog.Uint64("current_generation", cur.Pair.Generation))
 		entry.remove()
 		return true, nil
 	}
-	e.event(EventJournalReplay, slog.Uint64("generation", next.Pair.Generation), slog.String("from_holder", jr.Holder))
+	pr.event(EventJournalReplay, slog.Uint64("generation", next.Pair.Generation), slog.String("from_holder", jr.Holder))
 	p := &pendingCommit{spentGen: jr.SpentGeneration, spentHash: jr.SpentDigest, next: next, expected: jr.ClaimedVersion, entry: entry}
-	e.mu.Lock()
-	if e.pending != nil {
+	pr.mu.Lock()
+	if pr.pending != nil {
 		// This engine has its own pair to commit first; try again later.
-		e.mu.Unlock()
+		pr.mu.Unlock()
 		entry.release()
-		return false, nil
+		return false, errReplayLater
 	}
-	e.pending = p
-	e.mu.Unlock()
-	_, err = e.commitPending(ctx)
+	pr.pending = p
+	pr.mu.Unlock()
+	_, err = pr.commitPending(ctx)
 	return true, err
 }

@@ -5,6 +5,7 @@ package refresh
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/credhelper/credhelper/provider"
 )
@@ -219,5 +221,85 @@ func TestJournalFilesArePrivate(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(left) != 1 || filepath.Base(left[0]) != journalKeyName {
 		t.Errorf("left after remove: %v, want only the key", left)
+	}
+}
+
+// TestJournalReplayRetried: a dead holder's entry that could not be
+// replayed at start (the store failed to load) is replayed by the next
+// refresh, not left until a neighbour's lease stands in the way: its pair
+// is committed and served, and the issuer is not called.
+func TestJournalReplayRetried(t *testing.T) {
+	f := newFixture(t)
+	_, planted := plantEntry(t, f)
+	var mu sync.Mutex
+	failures := 2 // the replay's load and the refresh's own
+	f.be.loadErr = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return provider.Transient(errors.New("store unavailable"))
+		}
+		return nil
+	}
+	e := f.engine("a")
+	if _, err := e.Credential(ctx(t)); err == nil {
+		t.Fatal("Credential succeeded with the store down")
+	}
+	var p provider.Pair
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if p, err = e.Credential(ctx(t)); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.AuthToken != planted.AuthToken || f.be.record(testKey).Pair.AuthToken != planted.AuthToken {
+		t.Errorf("served generation %d, stored %d: want the journaled pair (generation %d) replayed", p.Generation, f.be.record(testKey).Pair.Generation, planted.Generation)
+	}
+	if calls, _ := f.iss.stats(); calls != 0 {
+		t.Errorf("issuer calls = %d, want 0: the journaled pair was the refresh", calls)
+	}
+}
+
+// TestCommitAnswerLost: a commit that landed but whose answer was lost is
+// recognised as this engine's own when it tries again (the model's flight
+// 11.1), not reported orphaned.
+func TestCommitAnswerLost(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	lost := false
+	f.be.ackLost = func(v []byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		rec, err := provider.DecodeRecord(v)
+		if lost || err != nil || rec.Pair.Generation != 1 || rec.Lease != nil {
+			return false
+		}
+		lost = true // the first commit of generation 1
+		return true
+	}
+	e := f.engine("a")
+	f.expire(f.first)
+	p := mustGet(t, e)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.metrics.get(EventCommitted) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !lost {
+		t.Fatal("no commit answer was lost: the test did not run its case")
+	}
+	if got := f.be.record(testKey).Pair; !SameLineage(got, p) || got.Generation != 1 {
+		t.Errorf("stored generation %d, served %d: want generation 1 served and stored", got.Generation, p.Generation)
+	}
+	if n := f.metrics.get(EventOrphaned); n != 0 {
+		t.Errorf("orphaned events = %d, want 0: the pair that landed is this engine's own", n)
+	}
+	if n := f.metrics.get(EventCommitted); n != 1 {
+		t.Errorf("committed events = %d, want 1", n)
+	}
+	if calls, _ := f.iss.stats(); calls != 1 {
+		t.Errorf("issuer calls = %d, want 1", calls)
 	}
 }

@@ -5,59 +5,78 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/credhelper/credhelper/provider"
 )
 
-// refreshInMemory keeps a read-only backend's chain alive in this process
-// alone, under Options.UnsafeRefreshInMemory.
-func (e *Engine) refreshInMemory(ctx context.Context, rec *provider.Record, forceGen *uint64) (provider.Pair, error) {
-	e.mu.Lock()
-	base := rec.Pair
-	if e.memPair != nil && e.memPair.Generation >= base.Generation {
-		base = *e.memPair
+// inMemory is what the cache wraps instead of the protocol for a
+// read-only backend under Options.UnsafeRefreshInMemory: a chain of pairs
+// kept in this process's memory alone, in front of the stored pair. There
+// is no shared store to claim, journal or commit in, so of the protocol
+// it keeps step 2 (load the stored pair and decide, starting from the
+// chain's head when that is newer) and step 5 (call the issuer once), and
+// it publishes through the same seam.
+type inMemory struct {
+	pr *protocol // its backend, issuer, options and seam
+
+	mu     sync.Mutex     // guards the fields below
+	head   *provider.Pair // the chain's newest pair; nil: the stored one
+	warned bool           // the spent stored token was warned about
+}
+
+// refresh refreshes the chain's head, or serves it if it is not due.
+func (m *inMemory) refresh(ctx context.Context, forceGen *uint64) (provider.Pair, error) {
+	pr := m.pr
+	_, rec, err := pr.load(ctx)
+	if err != nil {
+		return provider.Pair{}, err
 	}
-	e.mu.Unlock()
-	c := e.cachedFor(base)
-	now := e.opts.Clock.Now()
+	m.mu.Lock()
+	base := rec.Pair
+	if m.head != nil && m.head.Generation >= base.Generation {
+		base = *m.head
+	}
+	m.mu.Unlock()
+	now := pr.opts.Clock.Now()
 	forced := forceGen != nil && base.Generation <= *forceGen
-	if base.Never() || (!forced && now.Before(c.refreshAt)) {
-		e.adopt(c)
+	if base.Never() || (!forced && now.Before(pr.cache.refreshAt(base))) {
+		pr.adopt(base)
 		return base, nil
 	}
-	if err := e.refreshable(base, now); err != nil {
+	if err := pr.refreshable(base, now); err != nil {
 		return provider.Pair{}, err
 	}
-	if err := e.checkLifetime(base); err != nil {
+	if err := pr.checkLifetime(base); err != nil {
 		return provider.Pair{}, err
 	}
-	e.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
-	next, err := e.callIssuer(ctx, base)
+	pr.event(EventRefreshStarted, slog.Uint64("generation", base.Generation), slog.Bool("in_memory", true))
+	next, err := pr.callIssuer(ctx, base)
 	if err != nil {
 		if errors.Is(err, provider.ErrRefreshRejected) {
-			e.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
-			if e.policy.RejectionRevokesAuthToken {
-				e.unpublish(base)
+			pr.event(EventLineageBroken, slog.Uint64("generation", base.Generation))
+			if pr.policy.RejectionRevokesAuthToken {
+				pr.cache.unserve(base)
 			}
-			return provider.Pair{}, fmt.Errorf("%w: %w", e.brokenError(base.Generation, "the issuer rejected the refresh token: spent or revoked"), err)
+			return provider.Pair{}, fmt.Errorf("%w: %w", pr.brokenError(base.Generation, "the issuer rejected the refresh token: spent or revoked"), err)
 		}
-		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", e.key, err)
+		return provider.Pair{}, fmt.Errorf("refresh: refresh %s: %w", pr.key, err)
 	}
 	next.Generation = base.Generation + 1
 	if next.IssuedAt.IsZero() {
 		next.IssuedAt = now.Truncate(time.Second)
 	}
-	e.mu.Lock()
-	e.memPair = &next
-	warn := !e.warnedRO
-	e.warnedRO = true
-	e.mu.Unlock()
+	m.mu.Lock()
+	m.head = &next
+	warn := !m.warned
+	m.warned = true
+	m.mu.Unlock()
 	if warn {
-		e.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only and the stored refresh token is now spent: any other process reading the same source will present it again, which an issuer with reuse detection answers by revoking the whole family",
-			slog.String("key", e.key))
+		pr.opts.Logger.Warn("credhelper refresh: the backend is read-only; the refreshed pair lives in this process's memory only and the stored refresh token is now spent: any other process reading the same source will present it again, which an issuer with reuse detection answers by revoking the whole family",
+			slog.String("key", pr.key))
 	}
-	e.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
-	e.publish(e.schedule(next, true))
+	pr.event(EventCommitted, slog.Uint64("generation", next.Generation), slog.Bool("in_memory", true))
+	pr.cache.serveRefreshed(next)
 	return next, nil
 }

@@ -13,10 +13,11 @@
 // keeper that calls Credential just after the pair enters its refresh
 // window (Scheduler, which *refresh.Engine implements, says when), so the
 // engine refreshes in the background before any caller needs it. A keeper
-// holds no goroutine while it waits: a timer, or the engine's publication
-// of a new pair (Server.Notify, wired through Metrics), puts it on a worker
-// pool of Options.Workers goroutines, which also bounds how many refreshes
-// keepers start at once and warms the profiles in parallel (Warm).
+// holds no goroutine while it waits for that point: a timer puts it on a
+// worker pool of Options.Workers goroutines, which also bounds how many
+// refreshes keepers start at once and warms the profiles in parallel
+// (Warm). While the refresh it started runs, the engine's Changed
+// (ChangeNotifier) wakes it when the new pair is published.
 //
 // # Sinks
 //

@@ -19,6 +19,21 @@ type Scheduler interface {
 	NextRefresh() time.Time
 }
 
+// ChangeNotifier is implemented by providers that announce a new pair:
+// the channel Changed returns is closed when the provider next has a
+// different pair; *refresh.Engine does. While a refresh it started runs, a
+// keeper waits on it instead of looking again and again; a provider
+// without it (a test double, a wrapper) is looked at on a backoff
+// (keeperMinPoll to keeperMaxPoll), or woken by Server.Notify.
+type ChangeNotifier interface {
+	Changed() <-chan struct{}
+}
+
+var (
+	_ Scheduler      = (*refresh.Engine)(nil)
+	_ ChangeNotifier = (*refresh.Engine)(nil)
+)
+
 // wakeSlack is how long after the refresh point the keeper calls the
 // engine: past the coarse clock's lag, so the call takes the slow path that
 // starts the refresh.
@@ -30,29 +45,35 @@ const wakeSlack = refresh.CoarseTick + 50*time.Millisecond
 const sinkSlack = refresh.CoarseSlack
 
 // Keeper backoff bounds: after a failed call or sink write, and while a
-// started refresh has not yet produced a new pair (the engine's publication
-// normally wakes the keeper first; the look is a fallback).
+// started refresh has not yet produced a new pair: a provider without
+// Changed is looked at from keeperMinPoll to keeperMaxPoll, one with it
+// every keeperDueLook, in case the refresh ended without a pair (failed,
+// or backing off) and must be started again.
 const (
 	keeperMinBackoff = time.Second
 	keeperMaxBackoff = time.Minute
 	keeperMinPoll    = 250 * time.Millisecond
 	keeperMaxPoll    = 5 * time.Second
+	keeperDueLook    = keeperMaxPoll
 	// kickHold is how long a keeper keeps its refresh slot without hearing
 	// that the refresh ended (an engine backing off starts none).
 	kickHold = 5 * time.Second
 )
 
 // keeper keeps one profile fresh and its sinks written. It holds no
-// goroutine while it waits: a timer, or the engine's publication of a new
-// pair (Server.Notify), puts it on the server's worker pool, which runs at
-// most one step of a keeper at a time. Its wake-up sources are the timer
-// set from Scheduler and wake; an engine that offers a change notification
-// of its own would call wake the same way.
+// goroutine while it waits for the refresh point: a timer set from
+// Scheduler puts it on the server's worker pool, which runs at most one
+// step of a keeper at a time. Once a refresh it started runs, the
+// provider's Changed (ChangeNotifier) wakes it when the new pair is
+// published, through one short-lived goroutine (watch) that ends with the
+// refresh; Server.Notify wakes it too.
 type keeper struct {
-	s     *Server
-	prof  *served
-	sched Scheduler // nil: the provider does not say when it is due
-	sinks []*sink
+	s       *Server
+	prof    *served
+	sched   Scheduler      // nil: the provider does not say when it is due
+	changes ChangeNotifier // nil: the provider does not announce a new pair
+	sinks   []*sink
+	quit    chan struct{} // closed by stop: a watch ends
 
 	mu       sync.Mutex // guards the fields below
 	idle     *sync.Cond // signalled when running ends
@@ -63,6 +84,7 @@ type keeper struct {
 	running  bool // a step is running
 	again    bool // woken while running: step once more
 	firstRun chan struct{}
+	watching <-chan struct{} // the Changed channel a watch waits on; nil: none
 
 	// holding: this keeper started a refresh and holds one of the server's
 	// refresh slots until the engine publishes or fails (endKick).
@@ -83,12 +105,14 @@ func newKeeper(s *Server, prof *served, sinks []*sink) *keeper {
 	k := &keeper{
 		s: s, prof: prof, sinks: sinks,
 		firstRun:    make(chan struct{}),
+		quit:        make(chan struct{}),
 		backoff:     keeperMinBackoff,
 		poll:        keeperMinPoll,
 		sinkBackoff: keeperMinBackoff,
 	}
 	k.idle = sync.NewCond(&k.mu)
 	k.sched, _ = prof.Provider.(Scheduler)
+	k.changes, _ = prof.Provider.(ChangeNotifier)
 	return k
 }
 
@@ -158,6 +182,9 @@ func (k *keeper) run() {
 // stop stops the keeper and waits for a step in progress to end.
 func (k *keeper) stop() {
 	k.mu.Lock()
+	if !k.stopped {
+		close(k.quit)
+	}
 	k.stopped = true
 	if k.timer != nil {
 		k.timer.Stop()
@@ -224,6 +251,12 @@ func (k *keeper) step() time.Duration {
 		k.holding.Store(true)
 		k.kickedAt = now
 	}
+	// Taken before the call, so that a pair published after it is not
+	// missed.
+	var changed <-chan struct{}
+	if k.changes != nil {
+		changed = k.changes.Changed()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), k.s.opts.RequestTimeout)
 	k.s.tick()
 	p, err := prof.Provider.Credential(ctx)
@@ -239,7 +272,7 @@ func (k *keeper) step() time.Duration {
 		return k.sooner(wait, now)
 	}
 	k.backoff = keeperMinBackoff
-	if !k.have || !samePair(p, k.last) {
+	if !k.have || !refresh.SameLineage(p, k.last) {
 		if k.have {
 			k.endKick() // the refresh this keeper started has landed
 		}
@@ -261,12 +294,19 @@ func (k *keeper) step() time.Duration {
 		at = k.sched.NextRefresh()
 	}
 	var wait time.Duration
-	if !at.IsZero() && at.Add(wakeSlack).After(now) {
+	switch {
+	case !at.IsZero() && at.Add(wakeSlack).After(now):
 		wait = at.Add(wakeSlack).Sub(now)
-	} else {
+	case changed != nil:
 		// Due: the engine is refreshing in the background (or backing off
 		// after a failure, or waiting for another instance's commit). Its
-		// publication wakes us; look again meanwhile, less and less often.
+		// publication wakes us; look again now and then in case the
+		// refresh ended without a pair.
+		k.watch(changed)
+		wait = keeperDueLook
+	default:
+		// Due, and the provider does not announce a new pair: look again,
+		// less and less often.
 		wait, k.poll = k.poll, min(2*k.poll, keeperMaxPoll)
 	}
 	if retry > 0 {
@@ -275,6 +315,31 @@ func (k *keeper) step() time.Duration {
 	wait = k.sooner(wait, now)
 	prof.scheduled(now.Add(wait))
 	return wait
+}
+
+// watch wakes the keeper when ch, a Changed channel, is closed, unless
+// the keeper stops first. One goroutine waits per channel: the channel is
+// closed when the next pair is published, which ends the watch.
+func (k *keeper) watch(ch <-chan struct{}) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped || k.watching == ch {
+		return
+	}
+	k.watching = ch
+	go func() {
+		select {
+		case <-ch:
+		case <-k.quit:
+			return
+		}
+		k.mu.Lock()
+		if k.watching == ch {
+			k.watching = nil
+		}
+		k.mu.Unlock()
+		k.wake()
+	}()
 }
 
 // isDue reports whether the provider says its pair is in its refresh window
@@ -318,7 +383,7 @@ func (k *keeper) writeSinks(p provider.Pair, now time.Time) time.Duration {
 	data := sinkData(k.prof.Name, p)
 	failed := false
 	for _, sk := range k.sinks {
-		if sk.written && !sk.failed && samePair(sk.wrote, p) {
+		if sk.written && !sk.failed && refresh.SameLineage(sk.wrote, p) {
 			continue
 		}
 		if err := k.writeOne(sk, data); err != nil {
@@ -393,11 +458,6 @@ func (k *keeper) count(what string) {
 	if m := k.s.opts.Metrics; m != nil {
 		m.sinkCount(k.prof.Name, what)
 	}
-}
-
-// samePair reports whether a and b are the same pair of one lineage.
-func samePair(a, b provider.Pair) bool {
-	return a.Generation == b.Generation && a.AuthToken == b.AuthToken
 }
 
 // pool runs keeper steps on at most max goroutines, started on demand

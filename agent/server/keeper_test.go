@@ -207,3 +207,79 @@ func TestKeepersBoundRefreshes(t *testing.T) {
 		t.Errorf("at most %d refreshes ran at once, want between 2 and 4 (the workers)", p)
 	}
 }
+
+// announcingProvider is due at once; a Credential call while due starts a
+// refresh that publishes generation 1 after publishAfter and closes the
+// channel Changed returned, as an engine does.
+type announcingProvider struct {
+	publishAfter time.Duration
+	calls        atomic.Int64
+
+	mu         sync.Mutex
+	gen        uint64
+	refreshing bool
+	changed    chan struct{}
+}
+
+func (a *announcingProvider) Credential(context.Context) (provider.Pair, error) {
+	a.calls.Add(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gen == 0 && !a.refreshing {
+		a.refreshing = true
+		time.AfterFunc(a.publishAfter, func() {
+			a.mu.Lock()
+			a.gen, a.refreshing = 1, false
+			old := a.changed
+			a.changed = make(chan struct{})
+			a.mu.Unlock()
+			close(old)
+		})
+	}
+	return testPair(a.gen, time.Hour), nil
+}
+
+func (a *announcingProvider) NextRefresh() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gen == 0 {
+		return time.Now().Add(-time.Second) // due
+	}
+	return time.Now().Add(time.Hour)
+}
+
+func (a *announcingProvider) Changed() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
+}
+
+// TestKeeperWaitsOnChanged: while the refresh it started runs, a keeper
+// whose provider announces new pairs waits for the announcement instead of
+// looking again (a provider without it is looked at after 0.25, 0.75 and
+// 1.75 s), and takes up the new pair as soon as it is published.
+func TestKeeperWaitsOnChanged(t *testing.T) {
+	ap := &announcingProvider{publishAfter: 1200 * time.Millisecond, changed: make(chan struct{})}
+	ts := startServer(t, []server.Profile{{Name: "p", Provider: ap, Keep: true}})
+	defer ts.stop(t)
+	start := time.Now()
+	var took time.Duration
+	for {
+		st, err := ts.client().Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Profiles) == 1 && st.Profiles[0].Generation == 1 {
+			took = time.Since(start)
+			break
+		}
+		if time.Since(start) > 4*time.Second {
+			t.Fatalf("generation 1, published after %v, not taken up after %v: status %+v", ap.publishAfter, time.Since(start), st.Profiles)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if calls := ap.calls.Load(); calls != 2 {
+		t.Errorf("the keeper called Credential %d times, want 2 (the call that started the refresh, and one when the new pair was announced)", calls)
+	}
+	t.Logf("new pair taken up %v after start (published after %v)", took, ap.publishAfter)
+}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/credhelper/credhelper/refresh"
@@ -34,10 +33,6 @@ type Metrics struct {
 	requests   map[requestKey]uint64
 	refused    uint64
 	sinks      map[sinkKey]uint64
-
-	// publish, when set, is told each time a profile's engine publishes a
-	// pair (the server wakes that profile's keeper).
-	publish atomic.Pointer[func(profile string)]
 }
 
 type sinkKey struct{ profile, what string }
@@ -112,21 +107,10 @@ func (e engineMetrics) Count(_ string, ev refresh.Event) {
 		e.m.extra[eventKey{e.profile, ev}]++
 	}
 	e.m.mu.Unlock()
-	if ev == refresh.EventFailed || ev == refresh.EventLineageBroken {
-		// A refresh ended without a pair: the keeper's slot is free.
-		if fn := e.m.publish.Load(); fn != nil {
-			(*fn)(e.profile)
-		}
-	}
 }
 
 // SecondsToExpiry records the expiry instant, so that the gauge keeps
 // falling between publications instead of freezing at the last value.
-//
-// The engine calls it each time it publishes a pair, so it also tells the
-// server that the profile has a pair to look at: until the engine offers a
-// change notification of its own, this is how a keeper learns of a new
-// generation without polling.
 func (e engineMetrics) SecondsToExpiry(_ string, secs float64) {
 	var at time.Time
 	if !math.IsInf(secs, 1) {
@@ -135,9 +119,6 @@ func (e engineMetrics) SecondsToExpiry(_ string, secs float64) {
 	e.m.mu.Lock()
 	e.m.expiry[e.profile] = at
 	e.m.mu.Unlock()
-	if fn := e.m.publish.Load(); fn != nil {
-		(*fn)(e.profile)
-	}
 }
 
 // sinkCount adds one to a profile's sink counter.

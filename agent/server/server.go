@@ -154,10 +154,6 @@ func New(profiles []Profile, optFns ...func(*Options)) (*Server, error) {
 	if err := s.SetConfigPath(o.ConfigPath); err != nil {
 		return nil, err
 	}
-	if o.Metrics != nil {
-		notify := s.Notify
-		o.Metrics.publish.Store(&notify)
-	}
 	return s, nil
 }
 
@@ -258,8 +254,9 @@ func (s *Server) Warm(ctx context.Context) {
 
 // Notify tells the server that the named profile's provider has published
 // a new pair, or that its refresh failed, so that its keeper writes the
-// sinks (or retries) now rather than at its next look. Safe to call from
-// any goroutine for any name.
+// sinks (or retries) now rather than at its next look. A provider that
+// implements ChangeNotifier (*refresh.Engine) needs no call; any other
+// may call it from any goroutine for any name.
 func (s *Server) Notify(name string) {
 	if p := s.set.Load().byName[name]; p != nil && p.keeper != nil {
 		p.keeper.wake()

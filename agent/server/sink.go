@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"text/template"
 	"time"
@@ -199,8 +200,21 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	defer d.Close()
 	name := filepath.Base(path)
-	if fi, err := d.Lstat(name); err == nil && fi.IsDir() {
-		return &fs.PathError{Op: "write sink", Path: path, Err: errors.New("is a directory")}
+	if fi, err := d.Lstat("."); err == nil && sharedDir(fi) {
+		// Even sticky (as /tmp is): another user may have created the
+		// sink's name first, and the new file would keep their ownership.
+		return &fsutil.PathError{What: "sink directory", Path: d.Path(),
+			Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", fi.Mode().Perm()),
+			Fix:     "keep sinks in a directory only you (and root) can write, such as /run/credhelper or ~/.local/state",
+			Err:     fsutil.ErrUntrusted}
+	}
+	if fi, err := d.Lstat(name); err == nil {
+		switch {
+		case fi.IsDir():
+			return &fs.PathError{Op: "write sink", Path: path, Err: errors.New("is a directory")}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return &fs.PathError{Op: "write sink", Path: path, Err: errors.New("is a symbolic link: point the sink at the file itself")}
+		}
 	}
 	uid, gid, hasOwner, err := fileOwner(path)
 	if err != nil {
@@ -213,6 +227,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return d.Sync()
 	}
 	return d.WriteFile(name, data, mode)
+}
+
+// sharedDir reports a directory others than its owner may write.
+func sharedDir(fi fs.FileInfo) bool {
+	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0
 }
 
 // removeSink removes path (an expired sink that says remove).

@@ -449,6 +449,27 @@ func TestSinkDirectoryFaults(t *testing.T) {
 		{"writable by others", func(dir string) (func() error, error) {
 			return func() error { return os.Chmod(dir, 0o700) }, os.Chmod(dir, 0o777)
 		}, "writable by group or others"},
+		// Sticky (as /tmp is) and another user's file already there: the
+		// agent would have handed the token to its owner.
+		{"sticky shared, another user's file first", func(dir string) (func() error, error) {
+			planted := filepath.Join(dir, "token")
+			if err := os.WriteFile(planted, nil, 0o666); err != nil {
+				return nil, err
+			}
+			if err := os.Chown(planted, 65534, 65534); err != nil {
+				return nil, err
+			}
+			return func() error {
+				if err := os.Remove(planted); err != nil {
+					return err
+				}
+				return os.Chmod(dir, 0o700)
+			}, os.Chmod(dir, 0o777|fs.ModeSticky)
+		}, "so another user could create or link the sink file first"},
+		{"a link", func(dir string) (func() error, error) {
+			link := filepath.Join(dir, "token")
+			return func() error { return os.Remove(link) }, os.Symlink(filepath.Join(dir, "elsewhere"), link)
+		}, "is a symbolic link"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "sinks")

@@ -25,6 +25,7 @@ import (
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/protocols/envexec"
 	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
@@ -353,7 +354,7 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 		w.Close()
 		return nil, err
 	}
-	sinks, err := sinkSpecs(w.profile)
+	sinks, err := sinkSpecs(w.profile, protectedPaths(cfg))
 	if err != nil {
 		e.Close()
 		w.Close()
@@ -382,14 +383,23 @@ func usedPlugins(cfg *config.File, p config.Profile) map[string]config.Plugin {
 }
 
 // sinkSpecs turns the profile's [[sink]] entries into the server's specs;
-// a template file is read now, so a mistake shows at start or reload.
-func sinkSpecs(p config.Profile) ([]server.SinkSpec, error) {
+// a template file is read now, so a mistake shows at start or reload. A
+// sink may not overwrite what credhelper keeps (protected), nor be
+// readable by every user, nor take its template from a file another user
+// could have written.
+func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec, error) {
 	var out []server.SinkSpec
 	for _, s := range p.Sink {
 		if err := s.Check(); err != nil {
 			return nil, usageError{err}
 		}
 		mode, _ := s.FileMode() // checked
+		if mode&0o027 != 0 {
+			return nil, usagef("sink %s: mode %04o lets others read the token or group members change it: use 0600, or 0640 for a reader in the file's group", s.Path, mode)
+		}
+		if what, ok := protected[samePathKey(expandHome(s.Path))]; ok {
+			return nil, usagef("sink %s: path is %s, which the sink would overwrite: give the sink a file of its own", s.Path, what)
+		}
 		spec := server.SinkSpec{
 			Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: mode,
 			Command: s.Command, CommandTimeout: s.CommandTimeout.Duration, Remove: s.OnExpiry == config.SinkExpiryRemove,
@@ -405,7 +415,7 @@ func sinkSpecs(p config.Profile) ([]server.SinkSpec, error) {
 			spec.EnvVars.Expiry = p.Env.ExpiryVar
 		}
 		if s.TemplateFile != "" {
-			b, err := os.ReadFile(expandHome(s.TemplateFile))
+			b, err := fsutil.ReadFile(expandHome(s.TemplateFile), fsutil.Rule{What: "sink template file", MaxSize: 1 << 20})
 			if err != nil {
 				return nil, usagef("sink %s: template_file: %v", s.Path, err)
 			}
@@ -414,6 +424,40 @@ func sinkSpecs(p config.Profile) ([]server.SinkSpec, error) {
 		out = append(out, spec)
 	}
 	return out, nil
+}
+
+// protectedPaths lists what credhelper itself keeps, which no sink may
+// overwrite: the config file, every profile's credential file and its
+// lock, keyed by samePathKey, with what each is.
+func protectedPaths(cfg *config.File) map[string]string {
+	out := map[string]string{}
+	if cfg.Path != "" {
+		out[samePathKey(cfg.Path)] = "the config file"
+	}
+	for name, prof := range cfg.Profiles {
+		if path, ok := strings.CutPrefix(prof.Backend, "file:"); ok && path != "" {
+			path = expandHome(path)
+			out[samePathKey(path)] = fmt.Sprintf("the credential file of profile %q", name)
+			out[samePathKey(path+".lock")] = fmt.Sprintf("the lock of profile %q's credential file", name)
+		}
+	}
+	return out
+}
+
+// samePathKey is path made absolute, with the links of its directory
+// resolved where they exist, so two spellings of one file compare equal.
+func samePathKey(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(dir, filepath.Base(abs))
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	return abs
 }
 
 // onReload reloads the configuration on each SIGHUP until ctx ends or the

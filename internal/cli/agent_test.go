@@ -210,17 +210,34 @@ func TestAgentReloadWithoutAgent(t *testing.T) {
 	}
 }
 
-// TestAgentSinkConfigErrors: a sink template that does not parse, or a
-// template file that is missing, stops the agent at start with the reason.
+// TestAgentSinkConfigErrors: a sink template that does not parse, a
+// template file that is missing or another user's, a mode that lets
+// others read the token, or a path that is the credential file, its lock
+// or the config file stops the agent at start with the reason.
 func TestAgentSinkConfigErrors(t *testing.T) {
 	dir := isolate(t)
 	cfg := filepath.Join(dir, "config.toml")
 	t.Setenv("CREDHELPER_CONFIG", cfg)
+	// A template file another user owns: they would choose what the
+	// service reads.
+	theirs := filepath.Join(dir, "theirs.tmpl")
+	if err := os.WriteFile(theirs, []byte("{{.Token}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatalf("chown (this test runs as root, as CI does): %v", err)
+	}
+	out := "path = \"" + filepath.Join(dir, "out") + "\"\n"
 	for _, c := range []struct{ sink, want string }{
-		{"format = \"template\"\ntemplate = \"{{.Nope}}\"", "can't evaluate field Nope"},
-		{"format = \"template\"\ntemplate_file = \"" + filepath.Join(dir, "missing.tmpl") + "\"", "template_file"},
+		{out + "format = \"template\"\ntemplate = \"{{.Nope}}\"", "can't evaluate field Nope"},
+		{out + "format = \"template\"\ntemplate_file = \"" + filepath.Join(dir, "missing.tmpl") + "\"", "template_file"},
+		{out + "format = \"template\"\ntemplate_file = \"" + theirs + "\"", "belongs to uid 65534"},
+		{out + "mode = \"0644\"", "mode 0644 lets others read the token"},
+		{"path = \"" + filepath.Join(dir, "p.json") + "\"", `the credential file of profile "p"`},
+		{"path = \"" + filepath.Join(dir, "p.json.lock") + "\"", `the lock of profile "p"'s credential file`},
+		{"path = \"" + cfg + "\"", "the config file"},
 	} {
-		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\npath = \"%s\"\n%s\n", filepath.Join(dir, "p.json"), filepath.Join(dir, "out"), c.sink)
+		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\n%s\n", filepath.Join(dir, "p.json"), c.sink)
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}

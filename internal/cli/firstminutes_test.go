@@ -516,3 +516,18 @@ func TestGenerateOutAndPutWarn(t *testing.T) {
 		t.Errorf("put from a 0644 file: %d warnings, want one:\n%s", got, perr.String())
 	}
 }
+
+// Case 1: SIGHUP (the terminal or SSH session closed) is the same, with
+// 129: the issuer's answer is waited for, not lost.
+func TestSIGHUPWaitsForIssuerCall(t *testing.T) {
+	w, args, accepted := hangWorld(t)
+	p := startWatched(t, w.env, args...)
+	waitAccepted(t, accepted)
+	p.signal(syscall.SIGHUP)
+	p.waitLine("credhelper: SIGHUP received (terminal closed) while the issuer may be answering a refresh of ", 5*time.Second)
+	p.signal(syscall.SIGHUP)
+	code, stderr := p.wait(10 * time.Second)
+	if code != 129 || !strings.HasSuffix(stderr, "credhelper: SIGHUP received (terminal closed) again: stopping now, without waiting\n") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

@@ -12,10 +12,10 @@ import (
 	"github.com/credhelper/credhelper/refresh"
 )
 
-// Main is the whole credhelper-full program: it runs os.Args with SIGINT
-// and SIGTERM handled as below and returns the exit code.
+// Main is the whole credhelper-full program: it runs os.Args with SIGINT,
+// SIGTERM and SIGHUP handled as below and returns the exit code.
 //
-// The first SIGINT or SIGTERM cancels everything the command can cancel
+// The first SIGINT, SIGTERM or SIGHUP (a closed terminal) cancels everything the command can cancel
 // and the command ends with 130 or 143 (128 + the signal), each face
 // reporting the failure its protocol's way. If the issuer may already be
 // answering a refresh, the command says so on one line and waits for that
@@ -25,7 +25,9 @@ import (
 // child once the child runs and exits with the child's status.
 func Main() int {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal or SSH session must not kill a
+	// command between the issuer's answer and the journal.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	return runWithSignals(os.Args, os.Stdin, os.Stdout, os.Stderr, sigs)
 }
@@ -89,6 +91,8 @@ func runWithSignals(args []string, stdin io.Reader, stdout, stderr io.Writer, si
 			return code
 		case sig := <-sigs:
 			switch {
+			case sig == syscall.SIGHUP && signalPolicy(a.signals.Load()) == signalsStopService:
+				// A service's own: the agent reloads on it.
 			case signalPolicy(a.signals.Load()) == signalsForwarded:
 				// The child gets it; its exit is the answer.
 			case a.interrupted() == nil:
@@ -108,8 +112,11 @@ func runWithSignals(args []string, stdin io.Reader, stdout, stderr io.Writer, si
 // signalName says what happened, for messages: "interrupted" (SIGINT) or
 // "SIGTERM received".
 func signalName(sig os.Signal) string {
-	if sig == syscall.SIGTERM {
+	switch sig {
+	case syscall.SIGTERM:
 		return "SIGTERM received"
+	case syscall.SIGHUP:
+		return "SIGHUP received (terminal closed)"
 	}
 	return "interrupted"
 }

@@ -247,6 +247,17 @@ func (i *Issuer) exchange(ctx context.Context, refreshToken string, style AuthSt
 	return tok, nil
 }
 
+// sentError is a failure after the request was sent: its message, already
+// cleaned of secrets, and the context's error, if that is why, to match
+// with errors.Is.
+type sentError struct {
+	msg   string
+	cause error
+}
+
+func (e *sentError) Error() string { return e.msg }
+func (e *sentError) Unwrap() error { return e.cause }
+
 // classify maps a token request's failure to credhelper's error kinds.
 // sent reports whether the request's headers were written.
 func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...string) error {
@@ -257,11 +268,10 @@ func (i *Issuer) classify(ctx context.Context, err error, sent bool, secrets ...
 		if !sent {
 			return provider.Transient(fmt.Errorf("oauth2: refresh not sent to %s: %s: %w", i.tokenURL, msg, provider.ErrNotDelivered))
 		}
-		e := fmt.Errorf("oauth2: refresh at %s failed after the request was sent, so it may have been processed: %s", i.tokenURL, msg)
-		if cerr := ctx.Err(); cerr != nil {
-			e = fmt.Errorf("%w: %w", e, cerr)
-		}
-		return provider.Transient(e)
+		return provider.Transient(&sentError{
+			msg:   fmt.Sprintf("oauth2: refresh at %s failed after the request was sent, so it may have been processed: %s", i.tokenURL, msg),
+			cause: ctx.Err(), // already in msg when it is why: not said twice
+		})
 	}
 	status := 0
 	if re.Response != nil {
