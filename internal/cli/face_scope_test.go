@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"path/filepath"
@@ -156,32 +157,7 @@ func TestAgentServesAroundUnusableProfiles(t *testing.T) {
 	good := "[profiles.alpha]\nbackend = \"file:%DIR%/alpha.json\"\n"
 	w := newFaceWorld(t, good+"[profiles.gamma]\nbackned = \"x\"\n")
 	writeRecord(t, filepath.Join(w.dir, "alpha.json"), neverPair())
-	sockDir := filepath.Join(w.dir, "sock")
-	if err := os.Mkdir(sockDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(sockDir, "a.sock")
-	t.Setenv("CREDHELPER_NO_AGENT", "")
-	t.Setenv("CREDHELPER_AGENT_SOCKET", sock)
-	w.env = os.Environ()
-	agentCmd, _, agentErr := startBin(t, w.env, "agent")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not start: %s", agentErr.String())
-		}
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			agentCmd.Process.Signal(os.Interrupt)
-			exitCode(t, agentCmd)
-		}
-	}
-	defer stop()
+	stop, agentErr := startFaceAgent(t, w)
 	if r := runBin(t, w.env, "", "credhelper", "get", "--profile", "alpha"); r.code != 0 || r.stdout != faceToken+"\n" {
 		t.Errorf("get alpha: %+v", r)
 	}
@@ -354,4 +330,38 @@ index_urls = ["`+index+`"]
 	if r.code != 2 || !strings.Contains(r.stderr, "  [profiles.alpha]\n") {
 		t.Errorf("get with no config file: %+v", r)
 	}
+}
+
+// startFaceAgent starts the built binary's agent for w on a socket of its
+// own (and points this process and w.env at it); stop ends it, after which
+// its log may be read.
+func startFaceAgent(t *testing.T, w *faceWorld) (stop func(), log *bytes.Buffer) {
+	t.Helper()
+	sockDir := filepath.Join(w.dir, "sock")
+	if err := os.Mkdir(sockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "a.sock")
+	t.Setenv("CREDHELPER_NO_AGENT", "")
+	t.Setenv("CREDHELPER_AGENT_SOCKET", sock)
+	w.env = os.Environ()
+	agentCmd, _, agentErr := startBin(t, w.env, "agent")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not start: %s", agentErr.String())
+		}
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			agentCmd.Process.Signal(os.Interrupt)
+			exitCode(t, agentCmd)
+		}
+	}
+	t.Cleanup(stop)
+	return stop, agentErr
 }

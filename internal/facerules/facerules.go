@@ -201,21 +201,33 @@ func usable(cfg *config.File, bad map[string]bool, name, table, key string) []st
 	return out
 }
 
-// GoAuth returns a rule for every profile with goauth.url_prefixes.
-func GoAuth(cfg *config.File) []goauth.Rule {
-	var rules []goauth.Rule
+// build returns mk(name, values) for every profile with usable values of
+// table.key, in name order.
+func build[R any](cfg *config.File, table, key string, mk func(name string, own config.Profile, values []string) R) []R {
+	var rules []R
 	_, bad := scan(cfg)
 	for _, name := range cfg.ProfileNames() {
-		own := cfg.Profiles[name]
-		if prefixes := usable(cfg, bad, name, "goauth", "url_prefixes"); len(prefixes) > 0 {
-			user := own.GoAuth.Username
-			if goauth.CheckUsername(user) != nil {
-				user = ""
-			}
-			rules = append(rules, goauth.Rule{Profile: name, URLPrefixes: prefixes, Username: user})
+		if values := usable(cfg, bad, name, table, key); len(values) > 0 {
+			rules = append(rules, mk(name, cfg.Profiles[name], values))
 		}
 	}
 	return rules
+}
+
+// checked returns v, or "" when check refuses it (a problem of its
+// profile already says so).
+func checked(v string, check func(string) error) string {
+	if check(v) != nil {
+		return ""
+	}
+	return v
+}
+
+// GoAuth returns a rule for every profile with goauth.url_prefixes.
+func GoAuth(cfg *config.File) []goauth.Rule {
+	return build(cfg, "goauth", "url_prefixes", func(name string, own config.Profile, prefixes []string) goauth.Rule {
+		return goauth.Rule{Profile: name, URLPrefixes: prefixes, Username: checked(own.GoAuth.Username, goauth.CheckUsername)}
+	})
 }
 
 // Cargo returns a rule for every profile with cargo.registries or
@@ -234,42 +246,23 @@ func Cargo(cfg *config.File) []cargo.Rule {
 
 // Kubelet returns a rule for every profile with kubelet.match_images.
 func Kubelet(cfg *config.File) []kubelet.Rule {
-	var rules []kubelet.Rule
-	_, bad := scan(cfg)
-	for _, name := range cfg.ProfileNames() {
-		if images := usable(cfg, bad, name, "kubelet", "match_images"); len(images) > 0 {
-			user := cfg.Profiles[name].Kubelet.Username
-			if kubelet.CheckUsername(user) != nil {
-				user = ""
-			}
-			rules = append(rules, kubelet.Rule{Profile: name, MatchImages: images, Username: user})
-		}
-	}
-	return rules
+	return build(cfg, "kubelet", "match_images", func(name string, own config.Profile, images []string) kubelet.Rule {
+		return kubelet.Rule{Profile: name, MatchImages: images, Username: checked(own.Kubelet.Username, kubelet.CheckUsername)}
+	})
 }
 
 // Bazel returns a rule for every profile with bazel.hosts.
 func Bazel(cfg *config.File) []bazel.Rule {
-	var rules []bazel.Rule
-	_, bad := scan(cfg)
-	for _, name := range cfg.ProfileNames() {
-		if hosts := usable(cfg, bad, name, "bazel", "hosts"); len(hosts) > 0 {
-			rules = append(rules, bazel.Rule{Profile: name, Hosts: hosts})
-		}
-	}
-	return rules
+	return build(cfg, "bazel", "hosts", func(name string, _ config.Profile, hosts []string) bazel.Rule {
+		return bazel.Rule{Profile: name, Hosts: hosts}
+	})
 }
 
 // Terraform returns a rule for every profile with terraform.hosts.
 func Terraform(cfg *config.File) []terraform.Rule {
-	var rules []terraform.Rule
-	_, bad := scan(cfg)
-	for _, name := range cfg.ProfileNames() {
-		if hosts := usable(cfg, bad, name, "terraform", "hosts"); len(hosts) > 0 {
-			rules = append(rules, terraform.Rule{Profile: name, Hosts: hosts})
-		}
-	}
-	return rules
+	return build(cfg, "terraform", "hosts", func(name string, _ config.Profile, hosts []string) terraform.Rule {
+		return terraform.Rule{Profile: name, Hosts: hosts}
+	})
 }
 
 // Docker returns the registries of every profile's docker.server_urls.
@@ -277,11 +270,7 @@ func Docker(cfg *config.File) []docker.Registry {
 	var regs []docker.Registry
 	_, bad := scan(cfg)
 	for _, name := range cfg.ProfileNames() {
-		d := cfg.Profiles[name].Docker
-		user := d.Username
-		if docker.CheckUsername(user) != nil {
-			user = ""
-		}
+		user := checked(cfg.Profiles[name].Docker.Username, docker.CheckUsername)
 		for _, u := range usable(cfg, bad, name, "docker", "server_urls") {
 			regs = append(regs, docker.Registry{ServerURL: u, Username: user, Profile: name})
 		}
