@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/credhelper/credhelper/internal/rejected"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -90,7 +92,8 @@ func (s tokenSource) Token() (*oauth2.Token, error) {
 // the answer is 401 Unauthorized and the request's body can be sent again
 // (no body, or GetBody set, as http.NewRequest does for in-memory bodies),
 // it asks p for a newer token: the one another request already refreshed
-// to, or else one forced refresh through Refresher. With a token different
+// to, or else one forced refresh through Refresher, unless the rejected
+// pair is younger than a minute. With a token different
 // from the rejected one it retries once; otherwise the 401 is returned as
 // it came.
 func Transport(p provider.CredentialProvider, base http.RoundTripper, optFns ...func(*Options)) http.RoundTripper {
@@ -156,11 +159,15 @@ func (t *transport) authorized(req *http.Request, tok string) *http.Request {
 // newer returns a token other than sent: p's current one if it already
 // moved on, else one forced refresh's; "" when there is none.
 func (t *transport) newer(ctx context.Context, sent string) (string, error) {
-	if p, err := t.p.Credential(ctx); err == nil && p.AuthToken != "" && !same(p.AuthToken, sent) {
+	p, err := t.p.Credential(ctx)
+	if err == nil && p.AuthToken != "" && !same(p.AuthToken, sent) {
 		return p.AuthToken, nil
 	}
 	r, ok := t.p.(Refresher)
-	if !ok {
+	if !ok || err == nil && !rejected.ShouldRefresh(p, time.Now()) {
+		// A pair this new was issued for a rejection already: another
+		// refresh would only rotate the lineage (a server that rejects
+		// every token costs one refresh a minute, not one per request).
 		return "", nil
 	}
 	t.mu.Lock()
@@ -168,7 +175,7 @@ func (t *transport) newer(ctx context.Context, sent string) (string, error) {
 	if t.rejected != "" && same(t.rejected, sent) {
 		return t.next.AuthToken, nil
 	}
-	p, err := r.Refresh(ctx)
+	p, err = r.Refresh(ctx)
 	if err != nil {
 		return "", err
 	}

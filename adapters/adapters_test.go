@@ -35,6 +35,7 @@ type rotating struct {
 	gen       int
 	refreshes atomic.Int32
 	fail      error
+	issued    time.Time // of the current pair, when refreshed
 }
 
 func (r *rotating) Credential(context.Context) (provider.Pair, error) {
@@ -43,13 +44,18 @@ func (r *rotating) Credential(context.Context) (provider.Pair, error) {
 	if r.fail != nil {
 		return provider.Pair{}, r.fail
 	}
-	return provider.Pair{AuthToken: "tok-" + strconv.Itoa(r.gen), RefreshToken: "r", ValidUntil: time.Unix(1_900_000_000, 0)}, nil
+	p := provider.Pair{AuthToken: "tok-" + strconv.Itoa(r.gen), RefreshToken: "r", ValidUntil: time.Unix(1_900_000_000, 0)}
+	if r.gen > 0 {
+		p.IssuedAt = r.issued // a refresh's pair says when it was issued
+	}
+	return p, nil
 }
 
 func (r *rotating) Refresh(ctx context.Context) (provider.Pair, error) {
 	r.refreshes.Add(1)
 	r.mu.Lock()
 	r.gen++
+	r.issued = time.Now()
 	r.mu.Unlock()
 	return r.Credential(ctx)
 }
@@ -139,6 +145,28 @@ func TestTransportRetriesOnlyOnce(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 401 || string(b) != "stale token" || calls.Load() != 2 || p.refreshes.Load() != 1 {
 		t.Errorf("status %d, body %q, calls %d, refreshes %d", res.StatusCode, b, calls.Load(), p.refreshes.Load())
+	}
+}
+
+// TestTransportRejectedEverywhere: a server that rejects every token gets
+// one forced refresh, not one per request: the refreshed pair is too new
+// to be refreshed again for a rejection.
+func TestTransportRejectedEverywhere(t *testing.T) {
+	srv, _ := tokenServer(t, func(string) bool { return false })
+	p := &rotating{}
+	c := &http.Client{Transport: Transport(p, nil)}
+	for range 3 {
+		res, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 401 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	if n := p.refreshes.Load(); n != 1 {
+		t.Errorf("%d forced refreshes for 3 rejected requests, want 1", n)
 	}
 }
 

@@ -357,7 +357,7 @@ func Load(path string, explicit bool) (*File, error) {
 		return &File{Path: path, Missing: true}, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("config: no config file at %s: create it or point --config elsewhere", path)
+		return nil, &MissingFileError{Path: path}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -403,6 +403,29 @@ func (f *File) Profile(name string) (Profile, error) {
 		return Profile{}, &UnknownProfileError{Name: name, File: f}
 	}
 	return p.withDefaults(f.Defaults), f.problemsOf(name, scopeDefaults, profileScope(name))
+}
+
+// MissingFileError reports a config file named explicitly (--config,
+// $CREDHELPER_CONFIG) that does not exist.
+type MissingFileError struct {
+	Path string
+	// Profile names the example's profile; "default" when empty.
+	Profile string
+}
+
+func (e *MissingFileError) Error() string {
+	return fmt.Sprintf("config: no config file at %s: create it, for example with the profile below, or point --config elsewhere", e.Path)
+}
+
+// Unwrap returns fs.ErrNotExist.
+func (e *MissingFileError) Unwrap() error { return fs.ErrNotExist }
+
+// Example is a profile to create, for the command to show after the error.
+func (e *MissingFileError) Example() string {
+	if e.Profile == "" {
+		return ExampleProfile(DefaultProfile)
+	}
+	return ExampleProfile(e.Profile)
 }
 
 // DefaultProfile is the profile used when none is named.

@@ -629,3 +629,12 @@ func keyLines(data []byte) map[string]int {
 	}
 	return lines
 }
+
+// Line returns the line of the key at keys (such as "profiles", "alpha",
+// "bazel", "hosts"), or of the nearest enclosing key the file has; 0 when
+// none is known. Checks outside this package use it to place their
+// problems.
+func (f *File) Line(keys ...string) int {
+	d := decoder{lines: f.lines}
+	return d.line(path(keys))
+}

@@ -92,12 +92,18 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 	if err != nil {
 		return 0, false
 	}
+	facerules.Check(cfg)
+	if len(facerules.Unusable(cfg)) > 0 {
+		// credhelper-full answers for the profiles that work, fails the
+		// requests an unusable one would answer, and warns about the rest.
+		return 0, false
+	}
 	var profiles []string
 	var serve func(face.Resolver) error
 	minValidity := facerules.MinValidity(cfg, 0)
 	switch f {
 	case faceGoAuth:
-		rules, err := facerules.GoAuth(cfg)
+		rules := facerules.GoAuth(cfg)
 		for _, r := range rules {
 			profiles = append(profiles, r.Profile)
 		}
@@ -108,14 +114,8 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 			}
 			return h.Serve(context.Background(), nil, nil, stdout)
 		}
-		if err != nil {
-			return 0, false
-		}
 	case faceCargo:
-		rules, err := facerules.Cargo(cfg)
-		if err != nil {
-			return 0, false
-		}
+		rules := facerules.Cargo(cfg)
 		for _, r := range rules {
 			profiles = append(profiles, r.Profile)
 		}
@@ -127,10 +127,7 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 			return h.Serve(context.Background(), stdin, stdout)
 		}
 	case faceKubelet:
-		rules, err := facerules.Kubelet(cfg)
-		if err != nil {
-			return 0, false
-		}
+		rules := facerules.Kubelet(cfg)
 		for _, r := range rules {
 			profiles = append(profiles, r.Profile)
 		}
@@ -142,10 +139,7 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 			return h.Serve(context.Background(), stdin, stdout)
 		}
 	case faceBazel:
-		rules, err := facerules.Bazel(cfg)
-		if err != nil {
-			return 0, false
-		}
+		rules := facerules.Bazel(cfg)
 		for _, r := range rules {
 			profiles = append(profiles, r.Profile)
 		}
@@ -157,10 +151,7 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 			return h.Serve(context.Background(), "get", stdin, stdout)
 		}
 	case faceTerraform:
-		rules, err := facerules.Terraform(cfg)
-		if err != nil {
-			return 0, false
-		}
+		rules := facerules.Terraform(cfg)
 		for _, r := range rules {
 			profiles = append(profiles, r.Profile)
 		}
@@ -175,7 +166,15 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 	if len(profiles) == 0 || len(profiles) > maxFastProfiles {
 		return 0, false
 	}
-	pairs, ok := fromAgent(cfg, path, profiles)
+	wait := 30 * time.Second
+	if f == faceGoAuth {
+		// GOAUTH's first run comes before every go command's first fetch,
+		// needed or not: it waits on no issuer. The agent answers a usable
+		// pair from memory in a millisecond; one it is still refreshing is
+		// left to credhelper-full, which answers what is usable now.
+		wait = time.Second
+	}
+	pairs, ok := fromAgent(cfg, path, profiles, wait)
 	if !ok {
 		return 0, false
 	}
@@ -198,7 +197,7 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 
 // fromAgent asks the agent for each profile, at the socket credhelper-full
 // would use; ok is false unless every answer is a usable pair.
-func fromAgent(cfg *config.File, cfgPath string, profiles []string) (map[string]provider.Pair, bool) {
+func fromAgent(cfg *config.File, cfgPath string, profiles []string, wait time.Duration) (map[string]provider.Pair, bool) {
 	if abs, err := filepath.Abs(cfgPath); err == nil {
 		cfgPath = abs
 	}
@@ -210,7 +209,7 @@ func fromAgent(cfg *config.File, cfgPath string, profiles []string) (map[string]
 			c.Path = expandHome(cfg.Agent.Socket)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	pairs := make(map[string]provider.Pair, len(profiles))
 	for _, name := range profiles {

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,7 +149,7 @@ func (a *app) agentReload(ctx context.Context, socket string, timeout time.Durat
 			continue
 		}
 		if now.ReloadError != "" {
-			return fmt.Errorf("agent reload: refused, still serving the previous configuration: %s", now.ReloadError)
+			return fmt.Errorf("agent reload: %s", now.ReloadError)
 		}
 		fmt.Fprintf(a.stdout, "credhelper: agent (pid %d) reloaded its configuration\n", now.PID)
 		return nil
@@ -239,13 +240,25 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		}
 	}()
 	var profiles []server.Profile
+	var unusable []error
 	for _, name := range names {
+		if _, _, err := a.resolve(name); err != nil {
+			// A mistake in one profile's settings leaves the others
+			// served; a caller asking for it resolves it itself and is
+			// told the mistake.
+			unusable = append(unusable, fmt.Errorf("profile %q: %w", name, err))
+			a.logger.Error("agent: not serving profile "+strconv.Quote(name)+": "+oneLine(message(err)), slog.String("profile", name))
+			continue
+		}
 		ap, err := run.open(cfg, name)
 		if err != nil {
 			return fmt.Errorf("agent: profile %q: %w", name, err)
 		}
 		run.profiles[name] = ap
 		profiles = append(profiles, ap.served)
+	}
+	if len(profiles) == 0 && len(unusable) > 0 {
+		return fmt.Errorf("agent: no profile can be served: %w", errors.Join(unusable...))
 	}
 	srv, err := server.New(profiles, func(o *server.Options) {
 		o.Logger, o.Metrics, o.ConfigPath, o.Version, o.Clock = a.logger, run.metrics, cfgPath, version, run.clock
@@ -484,8 +497,13 @@ func (r *agentRun) reload() {
 	a := r.a
 	t0 := time.Now()
 	err := r.apply()
-	if err != nil {
-		a.logger.Error("agent: reload refused; still serving the previous configuration: "+oneLine(err.Error()), slog.Duration("took", time.Since(t0)))
+	var partial *partialReloadError
+	switch {
+	case errors.As(err, &partial):
+		a.logger.Error("agent: "+oneLine(err.Error()), slog.Duration("took", time.Since(t0)))
+	case err != nil:
+		err = fmt.Errorf("refused, still serving the previous configuration: %w", err)
+		a.logger.Error("agent: reload "+oneLine(err.Error()), slog.Duration("took", time.Since(t0)))
 	}
 	r.srv.Reloaded(err)
 }
@@ -516,11 +534,21 @@ func (r *agentRun) apply() error {
 	}
 	var profiles []server.Profile
 	added, changed := 0, 0
+	var partial partialReloadError
 	for _, name := range names {
 		cur := r.profiles[name]
 		res, _, err := a.resolve(name)
 		if err != nil {
-			return fail(fmt.Errorf("profile %q: %w", name, err))
+			// A mistake in one profile's new settings leaves the others
+			// reloaded; the profile keeps its running settings, if it
+			// had any, as the whole agent would keep a file it cannot
+			// read.
+			partial.add(name, cur != nil, err)
+			if cur != nil {
+				next[name] = cur
+				profiles = append(profiles, cur.served)
+			}
+			continue
 		}
 		settings := res.Profile
 		if cur != nil && reflect.DeepEqual(cur.w.profile, settings) && reflect.DeepEqual(cur.plugins, usedPlugins(cfg, settings)) {
@@ -569,7 +597,35 @@ func (r *agentRun) apply() error {
 	debug.FreeOSMemory()
 	a.logger.Info("agent: configuration reloaded", slog.Int("profiles", len(names)), slog.Int("added", added),
 		slog.Int("changed", changed), slog.Int("removed", removed), slog.Duration("took", time.Since(t0)))
+	if len(partial.profiles) > 0 {
+		return &partial
+	}
 	return nil
+}
+
+// partialReloadError reports the profiles a reload could not apply
+// because of mistakes in their new settings; every other profile was
+// reloaded.
+type partialReloadError struct {
+	profiles []string
+	errs     []error
+}
+
+func (e *partialReloadError) add(name string, running bool, err error) {
+	what := "not started"
+	if running {
+		what = "kept its previous settings"
+	}
+	e.profiles = append(e.profiles, name)
+	e.errs = append(e.errs, fmt.Errorf("profile %q %s: %s", name, what, oneLine(message(err))))
+}
+
+func (e *partialReloadError) Error() string {
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return "reloaded, except: " + strings.Join(msgs, "; ")
 }
 
 // agentLogger replaces the logger with the agent's: info by default (a

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/internal/facerules"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -72,8 +74,11 @@ type app struct {
 	// clients, when set, shares backends and issuers between profiles
 	// (the agent's).
 	clients    *clientCache
-	warnedOnce bool            // the deprecation warning was printed
-	setByFlag  map[string]bool // command settings given as flags
+	warnedOnce bool // the deprecation warning was printed
+	// used holds the profiles this command resolved (credential), so a
+	// face warns only about the unusable profiles it did not use.
+	used      sync.Map        // profile name -> struct{}
+	setByFlag map[string]bool // command settings given as flags
 
 	// sig is the first SIGINT or SIGTERM the process received (nil: none);
 	// signals says how the command deals with them.
@@ -371,9 +376,14 @@ func (a *app) loadConfig() (*config.File, error) {
 		return &config.File{}, nil
 	}
 	f, err := config.Load(path, explicit)
+	var missing *config.MissingFileError
+	if errors.As(err, &missing) {
+		missing.Profile = a.profile // the example names the profile asked for
+	}
 	if err != nil {
 		return nil, usageError{err}
 	}
+	facerules.Check(f) // face entries no face can use are problems of their profile
 	a.cfg = f
 	return f, nil
 }

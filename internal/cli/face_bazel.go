@@ -36,6 +36,7 @@ Errors go to standard error with exit status 1; Bazel fails the remote call
 			if len(args) != 1 {
 				return usagef("usage: %s get, with {\"uri\": \"https://...\"} on standard input", bazelHelperName)
 			}
+			defer a.warnUnusable()
 			h, err := a.bazelHelper()
 			if err != nil {
 				return err
@@ -51,10 +52,7 @@ func (a *app) bazelHelper() (*bazel.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.Bazel(cfg)
-	if err != nil {
-		return nil, err
-	}
+	rules := facerules.Bazel(cfg)
 	h, err := bazel.New(profileResolver{a}, rules, func(o *bazel.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 	if err != nil {
 		return nil, usageError{err}

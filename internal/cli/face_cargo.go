@@ -38,6 +38,7 @@ Errors are answered in the protocol ({"Err": {"kind": "other", "message":
   cargo fetch`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer a.warnUnusable()
 			h, err := a.cargoHelper()
 			if err != nil {
 				h = cargo.Failing(err)
@@ -55,9 +56,6 @@ func (a *app) cargoHelper() (*cargo.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.Cargo(cfg)
-	if err != nil {
-		return nil, err
-	}
+	rules := facerules.Cargo(cfg)
 	return cargo.New(profileResolver{a}, rules, func(o *cargo.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 }

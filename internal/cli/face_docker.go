@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/docker"
 )
 
@@ -77,6 +78,9 @@ func (a *app) dockerByName(ctx context.Context, name string, args []string) int 
 // serveDocker runs one docker action; errors go to standard output with
 // exit status 1, as docker-credential-helpers does.
 func (a *app) serveDocker(ctx context.Context, name, action string) int {
+	if action != "version" {
+		defer a.warnUnusable()
+	}
 	h, err := a.dockerHelper(name, action)
 	if err == nil {
 		err = h.Serve(ctx, action, a.stdin, a.stdout)
@@ -97,14 +101,9 @@ func (a *app) dockerHelper(name, action string) (*docker.Helper, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, pn := range cfg.ProfileNames() {
-			// A profile with mistakes still maps its registries: using
-			// it reports them, and every other profile keeps working.
-			p, _ := cfg.Profile(pn)
-			for _, u := range p.Docker.ServerURLs {
-				regs = append(regs, docker.Registry{ServerURL: u, Username: p.Docker.Username, Profile: pn})
-			}
-		}
+		// A profile with mistakes still maps its registries: using it
+		// reports them, and every other profile keeps working.
+		regs = facerules.Docker(cfg)
 	}
 	return docker.New(docker.ResolverFunc(a.credential), regs, func(o *docker.Options) {
 		o.Name, o.Version = name, version

@@ -192,8 +192,11 @@ backend = "file:%DIR%/b.json"
 [profiles.b.docker]
 server_urls = ["https://ghcr.io/"]
 `)
+	// The later profile's entry is its mistake: the registry stays a's
+	// (whose store is empty), and b is warned about.
 	r := runBin(t, w.env, "ghcr.io", dockerHelperName, "get")
-	if r.code != 1 || !strings.Contains(r.stdout, `"a"`) || !strings.Contains(r.stdout, `"b"`) {
+	if r.code != 1 || !strings.Contains(r.stdout, `profile "a"`) || strings.Contains(r.stdout, `"b"`) ||
+		!strings.Contains(r.stderr, `server_urls entry \"https://ghcr.io/\" in [profiles.b.docker] is already in [profiles.a.docker]`) {
 		t.Errorf("two profiles mapping one registry: %+v", r)
 	}
 }

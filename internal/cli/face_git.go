@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/credhelper/credhelper/internal/facerules"
 	"github.com/credhelper/credhelper/protocols/git"
 )
 
@@ -19,7 +20,8 @@ use credential.helper=credhelper). A request matches a profile whose
 (default https) and optionally a path prefix (git sends paths only with
 credential.useHttpPath=true) and username; the most specific match wins.
 The answer is the username, the profile's current auth token as the
-password, and password_expiry_utc for a token that expires.
+password, and for a token that expires password_expiry_utc, min_validity
+before it does (as every face tells its tool).
 
 When no profile matches or anything fails, it prints nothing and exits 0 so
 git tries its next helper; the reason is logged on standard error at debug
@@ -37,6 +39,7 @@ store and erase do nothing: credhelper owns its credentials.`,
 		Args:      cobra.MinimumNArgs(1),
 		ValidArgs: []string{"get", "store", "erase"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			defer a.warnUnusable()
 			h, err := a.gitHelper()
 			if err == nil {
 				err = h.Serve(cmd.Context(), args[0], a.stdin, a.stdout)
@@ -58,15 +61,7 @@ func (a *app) gitHelper() (*git.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rules []git.Rule
-	for _, pn := range cfg.ProfileNames() {
-		// A profile with mistakes still maps its requests: using it
-		// reports them, and every other profile keeps working.
-		p, _ := cfg.Profile(pn)
-		if p.Git.Host == "" {
-			continue
-		}
-		rules = append(rules, git.Rule{Profile: pn, Protocol: p.Git.Protocol, Host: p.Git.Host, Path: p.Git.Path, Username: p.Git.Username})
-	}
-	return git.New(git.ResolverFunc(a.credential), rules)
+	// A profile with mistakes still maps its requests: using it reports
+	// them, and every other profile keeps working.
+	return git.New(git.ResolverFunc(a.credential), facerules.Git(cfg), func(o *git.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 }

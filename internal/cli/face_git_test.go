@@ -116,7 +116,7 @@ host = "broken.example.com"
 		t.Errorf("path-matched fill: exit %d, stderr %s", r.code, r.stderr)
 	}
 	b := runBin(t, env, "protocol=https\nhost=git.example.com\npath=org/team/app.git\n", "credhelper", "git", "get")
-	wantB := "username=credhelper\npassword=" + minted.AuthToken + "\npassword_expiry_utc=" + strconv.FormatInt(minted.ValidUntil.Unix(), 10) + "\n"
+	wantB := "username=credhelper\npassword=" + minted.AuthToken + "\npassword_expiry_utc=" + strconv.FormatInt(minted.ValidUntil.Add(-time.Minute).Unix(), 10) + "\n" // min_validity before it expires
 	if b.code != 0 || b.stdout != wantB {
 		t.Errorf("credhelper git get (expiring): %+v", b)
 	}

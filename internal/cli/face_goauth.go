@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/credhelper/credhelper/internal/facerules"
+	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/protocols/goauth"
 )
 
@@ -17,8 +18,11 @@ func (a *app) goauthCommand() *cobra.Command {
 		Long: `goauth speaks the go command's GOAUTH protocol (Go 1.24 and later). With
 GOAUTH="credhelper goauth" the go command runs it before its first HTTPS
 fetch; it prints, for every profile with [profiles.NAME.goauth]
-url_prefixes, those prefixes and an "Authorization: Bearer TOKEN" header
-(Basic with goauth.username and the token as password, when set). After a
+url_prefixes whose pair is usable now, those prefixes and an
+"Authorization: Bearer TOKEN" header (Basic with goauth.username and the
+token as password, when set). That first run waits on no issuer: a profile
+whose pair must be refreshed first is left out until the server's 401
+brings the go command back with the URL. After a
 4xx answer the go command runs it again with the URL and the response on
 standard input: it answers for the profile covering the URL, refreshing it
 first when the server said 401 (the token was rejected).
@@ -36,17 +40,24 @@ credentials from credhelper.`,
   credhelper goauth`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := a.goauthHelper()
-			if err != nil {
-				return err
-			}
+			defer a.warnUnusable()
+			var r face.Resolver = profileResolver{a}
 			var in io.Reader // the first run has no input: never read a terminal
 			if len(args) > 0 {
 				in = a.stdin
+			} else {
+				// The first run primes the go command's cache before any
+				// fetch: it answers what is usable now and waits on no
+				// issuer (a 401 brings the go command back with the URL).
+				r = readyResolver{a}
+			}
+			h, err := a.goauthHelper(r)
+			if err != nil {
+				return err
 			}
 			err = h.Serve(cmd.Context(), args, in, a.stdout)
 			var partial *goauth.PartialError
-			if errors.As(err, &partial) {
+			if errors.As(err, &partial) || len(args) == 0 && errors.Is(err, errNotReady) {
 				a.logger.Warn("credhelper: " + oneLine(err.Error()))
 				return nil
 			}
@@ -56,16 +67,13 @@ credentials from credhelper.`,
 }
 
 // goauthHelper maps every profile's goauth.url_prefixes.
-func (a *app) goauthHelper() (*goauth.Helper, error) {
+func (a *app) goauthHelper(r face.Resolver) (*goauth.Helper, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.GoAuth(cfg)
-	if err != nil {
-		return nil, err
-	}
-	h, err := goauth.New(profileResolver{a}, rules)
+	rules := facerules.GoAuth(cfg)
+	h, err := goauth.New(r, rules)
 	if err != nil {
 		return nil, usageError{err}
 	}

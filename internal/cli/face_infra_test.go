@@ -118,8 +118,19 @@ match_images = ["registry.example.com/team"]
 		t.Errorf("expiring profile: key type %s, duration %v (want about %v)", res.CacheKeyType, res.CacheDuration, want)
 	}
 
+	// An image no profile matches: the kubelet's "no credentials", an
+	// empty auth cached a minute, exit 0.
+	r = runBin(t, w.env, req("quay.io/app"), "credhelper", "kubelet")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("kubelet, unmatched image: %+v", r)
+	}
+	res = decode(r.stdout)
+	if res.Auth == nil || len(res.Auth) != 0 || res.CacheDuration == nil || res.CacheDuration.Duration != time.Minute ||
+		res.CacheKeyType != credentialproviderv1.ImagePluginCacheKeyType {
+		t.Errorf("unmatched image: %s", r.stdout)
+	}
+
 	for _, tc := range []struct{ name, in string }{
-		{"unmatched image", req("quay.io/app")},
 		{"garbage", "garbage"},
 		{"empty", ""},
 		{"unknown kind", `{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"Pod","image":"cache.example.com/x"}`},
@@ -232,10 +243,17 @@ hosts = ["app.terraform.io"]
 	if r := runBin(t, w.env, "", "terraform-credentials-credhelper", "get", "other.example.com"); r.code != 0 || r.stdout != "{}\n" {
 		t.Errorf("terraform unmatched: %+v", r)
 	}
-	// A config error reaches cargo inside the protocol.
+	// An entry cargo cannot use serves nothing: cargo may ask its next
+	// provider, and the entry is warned about with what to write.
 	bad := newFaceWorld(t, "[profiles.app.cargo]\nindex_urls = [\"ftp://x\"]\n")
 	r := runBin(t, bad.env, `{"v":1,"registry":{"index-url":"x"},"kind":"get"}`+"\n", "credhelper", cargoPluginFlag)
-	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"other","message":"credhelper: cargo: profile \"app\": index_urls entry`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"url-not-supported"}}`) ||
+		!strings.Contains(r.stderr, `index_urls entry \"ftp://x\" in [profiles.app.cargo]: not an http(s) index URL: write \"sparse+https://cargo.example.com/index/\"`) {
 		t.Errorf("cargo with a bad config: %+v", r)
+	}
+	// A config file that cannot be read reaches cargo inside the protocol.
+	r = runBin(t, append(bad.env, "CREDHELPER_CONFIG="+filepath.Join(bad.dir, "missing.toml")), `{"v":1,"registry":{"index-url":"x"},"kind":"get"}`+"\n", "credhelper", cargoPluginFlag)
+	if r.code != 0 || !strings.Contains(r.stdout, `{"Err":{"kind":"other","message":"credhelper: config: no config file at`) {
+		t.Errorf("cargo with no config file: %+v", r)
 	}
 }

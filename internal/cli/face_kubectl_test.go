@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
 	clientauthv1beta1 "k8s.io/client-go/pkg/apis/clientauthentication/v1beta1"
@@ -59,7 +60,7 @@ backend = "file:%%DIR%%/missing.json"
 	v1 = clientauthv1.ExecCredential{}
 	strictDecode(t, r.stdout, &v1)
 	if r.code != 0 || v1.Status == nil || v1.Status.Token != minted.AuthToken || v1.Status.ExpirationTimestamp == nil ||
-		!v1.Status.ExpirationTimestamp.Time.Equal(minted.ValidUntil.Truncate(1e9)) {
+		!v1.Status.ExpirationTimestamp.Time.Equal(minted.ValidUntil.Add(-time.Minute).Truncate(1e9)) { // min_validity before it expires
 		t.Errorf("expiring profile: exit %d, status %+v, want expiry %v", r.code, v1.Status != nil, minted.ValidUntil)
 	}
 

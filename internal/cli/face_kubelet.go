@@ -20,8 +20,9 @@ match_images (the kubelet's matchImages syntax), holds kubelet.username
 token's remaining validity less min_validity, so the kubelet never caches
 past expiry.
 
-Errors, including an image no profile matches, go to standard error with
-exit status 1; the kubelet logs them.`,
+An image no profile matches gets the kubelet's "no credentials" answer, an
+empty auth cached for a minute. Errors go to standard error with exit
+status 1; the kubelet logs them.`,
 		Example: `  # CredentialProviderConfig (--image-credential-provider-config):
   #   providers:
   #   - name: credhelper
@@ -32,6 +33,7 @@ exit status 1; the kubelet logs them.`,
   echo '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/app:1"}' | credhelper kubelet`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer a.warnUnusable()
 			h, err := a.kubeletHelper()
 			if err != nil {
 				return err
@@ -47,10 +49,7 @@ func (a *app) kubeletHelper() (*kubelet.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.Kubelet(cfg)
-	if err != nil {
-		return nil, err
-	}
+	rules := facerules.Kubelet(cfg)
 	h, err := kubelet.New(profileResolver{a}, rules, func(o *kubelet.Options) { o.MinValidity = facerules.MinValidity(cfg, a.minValid) })
 	if err != nil {
 		return nil, usageError{err}

@@ -33,6 +33,7 @@ reports.`,
 		Args:      cobra.ArbitraryArgs,
 		ValidArgs: []string{"get", "store", "forget"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			defer a.warnUnusable()
 			h, err := a.terraformHelper()
 			if err != nil {
 				return err
@@ -48,10 +49,7 @@ func (a *app) terraformHelper() (*terraform.Helper, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := facerules.Terraform(cfg)
-	if err != nil {
-		return nil, err
-	}
+	rules := facerules.Terraform(cfg)
 	h, err := terraform.New(profileResolver{a}, rules)
 	if err != nil {
 		return nil, usageError{err}

@@ -174,6 +174,7 @@ issuer = "dev:`+dev.Addr()+`"
 [profiles.mods.goauth]
 url_prefixes = ["`+srv.URL+`"]
 `)
+	minted.IssuedAt = time.Now().Add(-10 * time.Minute) // in use a while before it was revoked
 	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
 	env := goEnv(t, w, srv.URL, caFile)
 	r := runTool(t, env, w.dir, "go", "mod", "download", "-json", "example.com/private/mod@v1.0.0")
@@ -352,33 +353,9 @@ issuer = "dev:`+dev.Addr()+`"
 [profiles.mods.goauth]
 url_prefixes = ["`+srv.URL+`"]
 `)
+	minted.IssuedAt = time.Now().Add(-10 * time.Minute) // in use a while before it was revoked
 	writeRecord(t, filepath.Join(w.dir, "mods.json"), minted)
-	sockDir := filepath.Join(w.dir, "sock")
-	if err := os.Mkdir(sockDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(sockDir, "a.sock")
-	t.Setenv("CREDHELPER_NO_AGENT", "")
-	t.Setenv("CREDHELPER_AGENT_SOCKET", sock)
-	w.env = os.Environ()
-	agentCmd, _, agentErr := startBin(t, w.env, "agent")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not start: %s", agentErr.String())
-		}
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			agentCmd.Process.Signal(os.Interrupt)
-			exitCode(t, agentCmd)
-		}
-	}
-	defer stop()
+	stop, agentErr := startFaceAgent(t, w)
 
 	for i := 1; i <= 2; i++ {
 		r := runTool(t, goEnv(t, w, srv.URL, caFile), w.dir, "go", "mod", "download", "-json", "example.com/private/mod@v1.0.0")

@@ -359,6 +359,7 @@ func (a *app) engine(w *wired, optFns ...func(*refresh.Options)) (*refresh.Engin
 // there is one, else directly through the engine, checking the endpoint if
 // one is required. Every face resolves credentials through it.
 func (a *app) credential(ctx context.Context, name string) (provider.Pair, error) {
+	a.used.Store(name, struct{}{})
 	if p, ok, err := a.viaAgent(ctx, name); ok {
 		return p, err
 	}

@@ -82,7 +82,18 @@ func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, erro
 	return h, nil
 }
 
+// CheckHost reports why raw cannot be a bazel.hosts entry, and what to
+// write instead, or nil.
+func CheckHost(raw string) error {
+	_, err := parseHost(raw)
+	return err
+}
+
 func parseHost(raw string) (host, error) {
+	if h, ok := face.HostOf(raw); ok {
+		return host{}, &face.EntryError{Why: "a hosts entry is a host, not a URL", Instead: h}
+	}
+	bad := &face.EntryError{Why: "not a host name, host:port or *.domain", Instead: "cache.example.com"}
 	s := strings.ToLower(strings.TrimSpace(raw))
 	var hs host
 	if rest, ok := strings.CutPrefix(s, "*."); ok {
@@ -90,12 +101,12 @@ func parseHost(raw string) (host, error) {
 	}
 	if h, p, err := net.SplitHostPort(s); err == nil {
 		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
-			return host{}, errors.New("write a host name, host:port or *.domain")
+			return host{}, bad
 		}
 		s, hs.port = h, p
 	}
 	if s == "" || strings.ContainsAny(s, "*/?#@: \t\x00\r\n") {
-		return host{}, errors.New("write a host name, host:port or *.domain")
+		return host{}, bad
 	}
 	hs.name = s
 	return hs, nil
@@ -142,6 +153,7 @@ func (h *Helper) Serve(ctx context.Context, command string, in io.Reader, out io
 		}
 		res.Headers = map[string][]string{"Authorization": {"Bearer " + tok}}
 		if d := h.opts.CacheFor(p, hs.profile); d >= 0 {
+			// Expiry, or now once that has passed.
 			res.Expires = h.opts.Now().Add(d).UTC().Truncate(time.Second).Format(ExpiresLayout)
 		}
 	}

@@ -90,8 +90,8 @@ func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, erro
 			}
 		}
 		for _, name := range rule.Registries {
-			if name == "" || strings.ContainsAny(name, " \t\x00\r\n") {
-				return nil, fmt.Errorf("cargo: profile %q: registries entry %q is not a registry name", rule.Profile, name)
+			if err := CheckRegistry(name); err != nil {
+				return nil, fmt.Errorf("cargo: profile %q: registries entry %q: %w", rule.Profile, name, err)
 			}
 			if err := claim(h.byName, name, name, rule.Profile, "registries"); err != nil {
 				return nil, err
@@ -101,12 +101,31 @@ func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, erro
 	return h, nil
 }
 
+// CheckIndexURL reports why raw cannot be a cargo.index_urls entry, and
+// what to write instead, or nil.
+func CheckIndexURL(raw string) error {
+	_, err := normaliseIndex(raw)
+	return err
+}
+
+// CheckRegistry reports why name cannot be a cargo.registries entry, or
+// nil.
+func CheckRegistry(name string) error {
+	if name == "" || strings.ContainsAny(name, " \t\x00\r\n") {
+		return &face.EntryError{Why: "not a registry name as cargo's configuration writes it ([registries.NAME])", Instead: "internal"}
+	}
+	if strings.Contains(name, "://") {
+		return &face.EntryError{Why: "a registry name, not an index URL (those go in index_urls)", Instead: "internal"}
+	}
+	return nil
+}
+
 // normaliseIndex drops "sparse+" and trailing slashes and lower-cases the
 // scheme and host.
 func normaliseIndex(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimPrefix(strings.TrimSpace(raw), "sparse+"))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", errors.New("not an http(s) index URL such as sparse+https://host/index/")
+		return "", &face.EntryError{Why: "not an http(s) index URL", Instead: "sparse+https://cargo.example.com/index/"}
 	}
 	return strings.ToLower(u.Scheme+"://"+u.Host) + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
@@ -252,7 +271,7 @@ func (h *Helper) answer(ctx context.Context, line []byte) result {
 	case d == 0:
 		t.Cache = "never"
 	case d > 0:
-		t.Cache, t.Expiration = "expires", p.ValidUntil.Add(-h.opts.MinValidity(profile)).Unix()
+		t.Cache, t.Expiration = "expires", h.opts.Expiry(p, profile).Unix()
 	}
 	return result{Ok: t}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/credhelper/credhelper/provider"
 )
@@ -120,8 +119,8 @@ func New(r Resolver, registries []Registry, optFns ...func(*Options)) (*Helper, 
 		if reg.Profile == "" {
 			return nil, fmt.Errorf("docker: server URL %q names no profile", reg.ServerURL)
 		}
-		if strings.ContainsAny(reg.Username, "\x00\n\r") {
-			return nil, fmt.Errorf("docker: profile %q: username contains a control character", reg.Profile)
+		if err := CheckUsername(reg.Username); err != nil {
+			return nil, fmt.Errorf("docker: profile %q: username %w", reg.Profile, err)
 		}
 		if reg.Username == "" {
 			reg.Username = IdentityTokenUsername

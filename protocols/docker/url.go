@@ -13,6 +13,21 @@ type serverURL struct {
 	path   string // without trailing slash; "" for the root
 }
 
+// CheckServerURL reports why raw cannot be a docker.server_urls entry,
+// or nil.
+func CheckServerURL(raw string) error {
+	_, err := parseServerURL(raw)
+	return err
+}
+
+// CheckUsername reports why name cannot be docker.username, or nil.
+func CheckUsername(name string) error {
+	if strings.ContainsAny(name, "\x00\n\r") {
+		return errors.New("contains a control character")
+	}
+	return nil
+}
+
 // parseServerURL parses a registry address the way docker-credential-helpers'
 // registryurl.Parse does: a missing scheme is allowed, only http and https
 // are accepted, a host is required, and the query is dropped.

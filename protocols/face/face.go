@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -81,6 +83,21 @@ func (o CacheOptions) CacheFor(p provider.Pair, profile string) time.Duration {
 	return CacheFor(p, o.Now(), o.MinValidity(profile))
 }
 
+// Expiry is profile's Expiry with the profile's minimum validity.
+func (o CacheOptions) Expiry(p provider.Pair, profile string) time.Time {
+	return Expiry(p, o.MinValidity(profile))
+}
+
+// Expiry is the expiry every face tells its tool for p's token: minValidity
+// before the token expires, so that the tool asks again while the token is
+// still usable. It is the zero Time for a pair that never expires.
+func Expiry(p provider.Pair, minValidity time.Duration) time.Time {
+	if p.Never() {
+		return time.Time{}
+	}
+	return p.ValidUntil.Add(-minValidity)
+}
+
 // CacheFor is how long a tool that caches may keep p's token: until
 // minValidity before it expires, so that the tool asks again while the
 // token is still usable. It is 0 (do not cache) once that moment has
@@ -89,7 +106,7 @@ func CacheFor(p provider.Pair, now time.Time, minValidity time.Duration) time.Du
 	if p.Never() {
 		return -1
 	}
-	return max(p.ValidUntil.Add(-minValidity).Sub(now), 0)
+	return max(Expiry(p, minValidity).Sub(now), 0)
 }
 
 // Token returns p's auth token, or an error naming the profile when it is
@@ -103,4 +120,33 @@ func Token(p provider.Pair, profile string) (string, error) {
 		return "", fmt.Errorf("profile %q: the auth token is not valid UTF-8 and cannot be passed on", profile)
 	}
 	return p.AuthToken, nil
+}
+
+// EntryError is a configured entry a face cannot use: what is wrong and
+// what to write instead, without the entry's value (the caller names it).
+type EntryError struct {
+	// Why says what is wrong.
+	Why string
+	// Instead is a value to write in its place; empty if none is known.
+	Instead string
+}
+
+func (e *EntryError) Error() string {
+	if e.Instead == "" {
+		return e.Why
+	}
+	return fmt.Sprintf("%s: write %q", e.Why, e.Instead)
+}
+
+// HostOf returns the host (with :port if any) of raw when raw is written
+// as a URL (scheme://host/...), for a message suggesting the host alone.
+func HostOf(raw string) (string, bool) {
+	if !strings.Contains(raw, "://") {
+		return "", false
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	return strings.ToLower(u.Host), true
 }

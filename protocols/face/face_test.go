@@ -27,6 +27,16 @@ func TestCacheFor(t *testing.T) {
 	}
 }
 
+func TestExpiry(t *testing.T) {
+	until := time.Unix(1_800_000_000, 0)
+	if got := Expiry(provider.Pair{ValidUntil: until}, time.Minute); !got.Equal(until.Add(-time.Minute)) {
+		t.Errorf("Expiry = %v", got)
+	}
+	if got := Expiry(provider.Pair{}, time.Minute); !got.IsZero() {
+		t.Errorf("Expiry of a pair that never expires = %v", got)
+	}
+}
+
 func TestToken(t *testing.T) {
 	if tok, err := Token(provider.Pair{AuthToken: "t"}, "p"); err != nil || tok != "t" {
 		t.Errorf("Token = %q, %v", tok, err)

@@ -21,5 +21,5 @@ func ExampleHelper_Serve() {
 	// Output:
 	// username=deploy
 	// password=token-of-ci
-	// password_expiry_utc=1900000000
+	// password_expiry_utc=1899999940
 }

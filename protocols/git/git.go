@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -51,6 +52,11 @@ func (f ResolverFunc) Credential(ctx context.Context, profile string) (provider.
 	return f(ctx, profile)
 }
 
+// Options configure a Helper: the minimum validity per profile (subtracted
+// from the token's expiry for password_expiry_utc, so that git asks again
+// while the token is still usable) and the clock.
+type Options = face.CacheOptions
+
 // Rule matches requests to a profile.
 type Rule struct {
 	// Profile whose auth token is the password.
@@ -76,17 +82,38 @@ type Request struct {
 // Helper answers git's credential actions for a fixed set of rules. It is
 // safe for concurrent use if its Resolver is.
 type Helper struct {
+	opts     Options
 	resolver Resolver
 	rules    []Rule
 }
 
+// CheckHost reports why raw cannot be git.host, and what to write
+// instead, or nil: git sends the host alone (with :port if any).
+func CheckHost(raw string) error {
+	if h, ok := face.HostOf(raw); ok {
+		return &face.EntryError{Why: "git sends the host alone, not a URL", Instead: h}
+	}
+	if host, _, ok := strings.Cut(raw, "/"); ok && host != "" {
+		return &face.EntryError{Why: "git sends the host alone: put the path in git.path", Instead: host}
+	}
+	return CheckSetting(raw)
+}
+
+// CheckSetting reports why v cannot be a git setting, or nil.
+func CheckSetting(v string) error {
+	if strings.ContainsAny(v, "\x00\n\r") {
+		return &face.EntryError{Why: "contains a control character"}
+	}
+	return nil
+}
+
 // New returns a Helper matching requests against rules. A rule without a
 // profile or host, or with a newline in a field, is refused.
-func New(r Resolver, rules []Rule) (*Helper, error) {
+func New(r Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, error) {
 	if r == nil {
 		return nil, errors.New("git: Resolver is nil")
 	}
-	h := &Helper{resolver: r}
+	h := &Helper{resolver: r, opts: Options{}.Apply(optFns...)}
 	for _, rule := range rules {
 		if rule.Profile == "" {
 			return nil, fmt.Errorf("git: a rule for host %q names no profile", rule.Host)
@@ -95,7 +122,7 @@ func New(r Resolver, rules []Rule) (*Helper, error) {
 			return nil, fmt.Errorf("git: profile %q: git.host is required: set the host (with :port if any) this profile answers for", rule.Profile)
 		}
 		for _, v := range []string{rule.Protocol, rule.Host, rule.Path, rule.Username} {
-			if strings.ContainsAny(v, "\x00\n\r") {
+			if CheckSetting(v) != nil {
 				return nil, fmt.Errorf("git: profile %q: a git setting contains a control character", rule.Profile)
 			}
 		}
@@ -148,7 +175,7 @@ func (h *Helper) Serve(ctx context.Context, action string, in io.Reader, out io.
 		return fmt.Errorf("git: profile %q: the auth token cannot be passed to git: %w", rule.Profile, err)
 	}
 	if !p.Never() {
-		_ = writeAttr(&b, "password_expiry_utc", strconv.FormatInt(p.ValidUntil.Unix(), 10))
+		_ = writeAttr(&b, "password_expiry_utc", strconv.FormatInt(h.opts.Expiry(p, rule.Profile).Unix(), 10))
 	}
 	_, err = out.Write(b.Bytes())
 	return err

@@ -52,7 +52,7 @@ func serve(t *testing.T, h *Helper, action, in string) (string, error) {
 
 func TestGet(t *testing.T) {
 	h := testHelper(t, nil)
-	exp := "password_expiry_utc=1900000000\n"
+	exp := "password_expiry_utc=1899999940\n" // a minute (the default min_validity) before the expiry
 	for _, tc := range []struct{ name, in, want string }{
 		{"host", "protocol=https\nhost=git.example.com\n\n", "username=credhelper\npassword=" + secret + "-host\n" + exp},
 		{"host case, EOF ends", "protocol=HTTPS\nhost=Git.Example.com", "username=credhelper\npassword=" + secret + "-host\n" + exp},

@@ -72,8 +72,8 @@ func New(r face.Resolver, rules []Rule) (*Helper, error) {
 		if rule.Profile == "" {
 			return nil, errors.New("goauth: a rule names no profile")
 		}
-		if strings.ContainsAny(rule.Username, ":\x00\r\n") {
-			return nil, fmt.Errorf("goauth: profile %q: goauth.username may not contain ':' or a control character", rule.Profile)
+		if err := CheckUsername(rule.Username); err != nil {
+			return nil, fmt.Errorf("goauth: profile %q: goauth.username: %w", rule.Profile, err)
 		}
 		norm := make([]string, 0, len(rule.URLPrefixes))
 		for _, raw := range rule.URLPrefixes {
@@ -96,6 +96,21 @@ func New(r face.Resolver, rules []Rule) (*Helper, error) {
 	return h, nil
 }
 
+// CheckURLPrefix reports why raw cannot be a goauth.url_prefixes entry,
+// and what to write instead, or nil.
+func CheckURLPrefix(raw string) error {
+	_, err := normalisePrefix(raw)
+	return err
+}
+
+// CheckUsername reports why name cannot be goauth.username, or nil.
+func CheckUsername(name string) error {
+	if strings.ContainsAny(name, ":\x00\r\n") {
+		return &face.EntryError{Why: "a Basic username may not contain ':' or a control character"}
+	}
+	return nil
+}
+
 // normalisePrefix returns host[:port][/path] with the host in lower case
 // and no trailing slash, the form the go command keys its cache by.
 func normalisePrefix(raw string) (string, error) {
@@ -106,19 +121,23 @@ func normalisePrefix(raw string) (string, error) {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		return "", errors.New("not a URL")
+		return "", &face.EntryError{Why: "not a URL", Instead: "https://go.example.com/private"}
 	case u.Scheme != "https":
-		return "", errors.New("GOAUTH is used for HTTPS only: write an https:// URL")
+		e := &face.EntryError{Why: "the go command runs GOAUTH for HTTPS only"}
+		if u.Host != "" && u.Opaque == "" {
+			e.Instead = "https://" + strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
+		}
+		return "", e
 	case u.Host == "" || u.Opaque != "":
-		return "", errors.New("names no host")
+		return "", &face.EntryError{Why: "names no host", Instead: "https://go.example.com/private"}
 	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", errors.New("a prefix has no user, query or fragment")
+		return "", &face.EntryError{Why: "a prefix has no user, query or fragment", Instead: "https://" + strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")}
 	case strings.ContainsAny(s, " \t\x00\r\n"):
-		return "", errors.New("contains white space or a control character")
+		return "", &face.EntryError{Why: "contains white space or a control character"}
 	}
 	p := strings.ToLower(u.Host) + strings.TrimRight(u.EscapedPath(), "/")
 	if _, err := url.ParseRequestURI("https://" + p); err != nil {
-		return "", errors.New("the go command would not parse it")
+		return "", &face.EntryError{Why: "the go command would not parse it"}
 	}
 	return p, nil
 }

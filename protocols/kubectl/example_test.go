@@ -20,5 +20,5 @@ func ExampleServe() {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"tok","expirationTimestamp":"2030-01-01T00:00:00Z"}}
+	// {"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"tok","expirationTimestamp":"2029-12-31T23:59:00Z"}}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/credhelper/credhelper/protocols/face"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -63,14 +64,21 @@ func RequestedVersion(execInfo string) (string, error) {
 	return "", fmt.Errorf("kubectl: %s asks for apiVersion %q; credhelper answers %s and %s: set apiVersion: %s in the kubeconfig's exec section", EnvExecInfo, req.APIVersion, APIVersionV1, APIVersionV1beta1, APIVersionV1)
 }
 
-// Write writes the ExecCredential of apiVersion carrying p's auth token.
-func Write(w io.Writer, apiVersion string, p provider.Pair) error {
+// Options configure the answer: the minimum validity (for every profile;
+// default one minute), subtracted from the token's expiry so that
+// client-go asks again while the token is still usable, as every face
+// tells its tool.
+type Options = face.CacheOptions
+
+// Write writes the ExecCredential of apiVersion carrying p's auth token,
+// with expirationTimestamp the options' minimum validity before it expires.
+func Write(w io.Writer, apiVersion string, p provider.Pair, optFns ...func(*Options)) error {
 	if p.AuthToken == "" {
 		return errors.New("kubectl: the credential has an empty auth token: store a pair with 'credhelper put'")
 	}
 	st := &Status{Token: p.AuthToken}
 	if !p.Never() {
-		st.ExpirationTimestamp = p.ValidUntil.UTC().Format(time.RFC3339)
+		st.ExpirationTimestamp = Options{}.Apply(optFns...).Expiry(p, "").UTC().Format(time.RFC3339)
 	}
 	b, err := json.Marshal(ExecCredential{APIVersion: apiVersion, Kind: "ExecCredential", Status: st})
 	if err != nil {
@@ -83,7 +91,7 @@ func Write(w io.Writer, apiVersion string, p provider.Pair) error {
 // Serve answers one request: it checks execInfo (the value of
 // KUBERNETES_EXEC_INFO, possibly empty) before resolving the credential
 // from src, and writes the ExecCredential to out, or nothing on error.
-func Serve(ctx context.Context, src provider.CredentialProvider, execInfo string, out io.Writer) error {
+func Serve(ctx context.Context, src provider.CredentialProvider, execInfo string, out io.Writer, optFns ...func(*Options)) error {
 	v, err := RequestedVersion(execInfo)
 	if err != nil {
 		return err
@@ -92,5 +100,5 @@ func Serve(ctx context.Context, src provider.CredentialProvider, execInfo string
 	if err != nil {
 		return err
 	}
-	return Write(out, v, p)
+	return Write(out, v, p, optFns...)
 }

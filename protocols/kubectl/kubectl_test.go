@@ -26,7 +26,7 @@ func TestServe(t *testing.T) {
 		want       string
 	}{
 		{"no info", "", provider.Pair{AuthToken: secret, RefreshToken: "r", ValidUntil: exp},
-			`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"` + secret + `","expirationTimestamp":"2031-02-03T03:05:06Z"}}`},
+			`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"` + secret + `","expirationTimestamp":"2031-02-03T03:04:06Z"}}`},
 		{"v1", `{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}`, provider.Pair{AuthToken: secret},
 			`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"` + secret + `"}}`},
 		{"v1beta1", `{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{}}`, provider.Pair{AuthToken: secret},

@@ -87,8 +87,8 @@ func New(r face.Resolver, rules []Rule, optFns ...func(*Options)) (*Helper, erro
 		if rule.Profile == "" {
 			return nil, errors.New("kubelet: a rule names no profile")
 		}
-		if strings.ContainsAny(rule.Username, "\x00\r\n") {
-			return nil, fmt.Errorf("kubelet: profile %q: kubelet.username contains a control character", rule.Profile)
+		if err := CheckUsername(rule.Username); err != nil {
+			return nil, fmt.Errorf("kubelet: profile %q: kubelet.username: %w", rule.Profile, err)
 		}
 		user := rule.Username
 		if user == "" {
@@ -131,17 +131,49 @@ func parseImage(s string) (imageURL, error) {
 	return imageURL{labels: strings.Split(host, "."), port: port, path: u.Path}, nil
 }
 
+// CheckPattern reports why raw cannot be a kubelet.match_images entry,
+// and what to write instead, or nil.
+func CheckPattern(raw string) error {
+	_, err := parsePattern(raw)
+	return err
+}
+
+// CheckUsername reports why name cannot be kubelet.username, or nil.
+func CheckUsername(name string) error {
+	if strings.ContainsAny(name, "\x00\r\n") {
+		return &face.EntryError{Why: "contains a control character"}
+	}
+	return nil
+}
+
 func parsePattern(raw string) (imageURL, error) {
+	syntax := &face.EntryError{Why: "not in the kubelet's matchImages syntax, host[:port][/path] with globs in host labels", Instead: "*.registry.example.com"}
+	if rest, ok := strings.CutPrefix(raw, "https://"); ok {
+		return imageURL{}, &face.EntryError{Why: "a pattern has no scheme", Instead: rest}
+	}
 	if raw == "" || strings.Contains(raw, "://") || strings.ContainsAny(raw, " \t\x00\r\n") {
-		return imageURL{}, errors.New("write it as the kubelet's matchImages do: host[:port][/path], with globs in host labels")
+		return imageURL{}, syntax
+	}
+	u, err := url.Parse("https://" + raw)
+	if err != nil {
+		if host, _, _ := strings.Cut(raw, "/"); strings.Contains(host, ":") {
+			name, _, _ := strings.Cut(host, ":")
+			return imageURL{}, &face.EntryError{Why: "the port is not a number", Instead: name + ":5000"}
+		}
+		return imageURL{}, syntax
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return imageURL{}, &face.EntryError{Why: "the port is not a number from 0 to 65535", Instead: u.Hostname() + ":5000"}
+		}
 	}
 	p, err := parseImage(raw)
 	if err != nil {
-		return imageURL{}, errors.New("not an image pattern")
+		return imageURL{}, syntax
 	}
 	for _, l := range p.labels {
 		if _, err := path.Match(l, ""); err != nil {
-			return imageURL{}, fmt.Errorf("label %q is not a valid glob", l)
+			return imageURL{}, &face.EntryError{Why: fmt.Sprintf("host label %q is not a valid glob", l)}
 		}
 	}
 	return p, nil
@@ -240,6 +272,13 @@ func (h *Helper) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		return fmt.Errorf("%w: image %q does not parse", ErrBadRequest, req.Image)
 	}
 	best, err := h.match(req.Image, im)
+	if errors.Is(err, ErrNoMatch) {
+		// No credentials, said the kubelet's way: an empty auth, cached
+		// for this image a short while (a non-zero exit would be logged
+		// as an error and run again for every pull).
+		return write(out, Response{APIVersion: req.APIVersion, Kind: "CredentialProviderResponse",
+			CacheKeyType: CacheKeyImage, CacheDuration: NoMatchCacheDuration, Auth: map[string]AuthConfig{}})
+	}
 	if err != nil {
 		return err
 	}
@@ -266,6 +305,15 @@ func (h *Helper) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	if d := h.opts.CacheFor(pair, best.profile); d >= 0 {
 		res.CacheDuration = strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
+	return write(out, res)
+}
+
+// NoMatchCacheDuration is how long the kubelet may keep the empty answer
+// for an image no profile matches: a profile added for it is used within
+// a minute.
+const NoMatchCacheDuration = "60s"
+
+func write(out io.Writer, res Response) error {
 	b, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("kubelet: encode response: %w", err)

@@ -42,6 +42,9 @@ func New(r face.Resolver, rules []Rule) (*Helper, error) {
 		}
 		for _, raw := range rule.Hosts {
 			k, err := normaliseHost(raw)
+			if err == nil {
+				err = CheckHost(raw)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("terraform: profile %q: hosts entry %q: %w", rule.Profile, raw, err)
 			}
@@ -54,15 +57,25 @@ func New(r face.Resolver, rules []Rule) (*Helper, error) {
 	return h, nil
 }
 
+// CheckHost reports why raw cannot be a terraform.hosts entry, and what
+// to write instead, or nil.
+func CheckHost(raw string) error {
+	if h, ok := face.HostOf(raw); ok {
+		return &face.EntryError{Why: "a hosts entry is a host, as Terraform passes it, not a URL", Instead: h}
+	}
+	_, err := normaliseHost(raw)
+	return err
+}
+
 func normaliseHost(raw string) (string, error) {
 	s := strings.ToLower(strings.TrimSpace(raw))
 	if s == "" {
-		return "", errors.New("empty host")
+		return "", &face.EntryError{Why: "empty host", Instead: "app.terraform.io"}
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':') {
-			return "", errors.New("write the host name in ASCII (punycode) form, optionally with :port, as Terraform passes it")
+			return "", &face.EntryError{Why: "not a host name in ASCII (punycode) form, optionally with :port, as Terraform passes it", Instead: "app.terraform.io"}
 		}
 	}
 	return s, nil
