@@ -336,16 +336,18 @@ func (s Setting) inherits(own *Profile) bool {
 	return s.inherit && (s.whole == "" || !own.HasTable(s.whole))
 }
 
-// settingsIn returns the settings of scope.
-func settingsIn(scope Scope) []Setting {
-	var out []Setting
+// settingsIn returns the settings of scope (shared: callers must not
+// modify it). Resolving a profile asks for them many times, so they are
+// sorted by scope once.
+func settingsIn(scope Scope) []Setting { return settingsByScope()[scope] }
+
+var settingsByScope = sync.OnceValue(func() map[Scope][]Setting {
+	out := map[Scope][]Setting{}
 	for _, s := range Settings() {
-		if s.Scope == scope {
-			out = append(out, s)
-		}
+		out[s.Scope] = append(out[s.Scope], s)
 	}
 	return out
-}
+})
 
 // ReadEnv sets every setting of scope that has an environment variable
 // and a value in getenv into root (a *Command, *Profile or *Agent). It

@@ -186,6 +186,11 @@ type agentRun struct {
 
 	profiles map[string]*agentProfile // touched by start-up, then reload only
 	closing  sync.WaitGroup           // profiles a reload retired, closing
+
+	// protected is what no sink may overwrite, for the config file read
+	// as protectedOf (start-up, then reload only).
+	protectedOf *config.File
+	protected   map[string]string
 }
 
 func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
@@ -356,7 +361,11 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 		w.Close()
 		return nil, err
 	}
-	sinks, err := sinkSpecs(w.profile, protectedPaths(cfg))
+	var protected map[string]string
+	if len(w.profile.Sink) > 0 {
+		protected = r.protectedPaths(cfg)
+	}
+	sinks, err := sinkSpecs(w.profile, protected)
 	if err != nil {
 		e.Close()
 		w.Close()
@@ -430,9 +439,14 @@ func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec
 
 // protectedPaths lists what credhelper itself keeps, which no sink may
 // overwrite: the config file, every profile's credential file and its
-// lock, keyed by samePathKey, with what each is.
-func protectedPaths(cfg *config.File) map[string]string {
+// lock, keyed by samePathKey, with what each is. It is worked out once per
+// config file read (start, each reload), not once per profile.
+func (r *agentRun) protectedPaths(cfg *config.File) map[string]string {
+	if r.protectedOf == cfg {
+		return r.protected
+	}
 	out := map[string]string{}
+	r.protectedOf, r.protected = cfg, out
 	if cfg.Path != "" {
 		out[samePathKey(cfg.Path)] = "the config file"
 	}
