@@ -180,10 +180,14 @@ func (a *app) backgroundRefresh(ctx context.Context) error {
 	st := refresherStatus{At: time.Now().UTC(), Key: w.key}
 	if rerr != nil {
 		st.Error = message(rerr)
-		a.logger.Warn("credhelper: background refresh failed", slog.String("key", w.key), slog.String("error", st.Error))
 	}
+	// The outcome first, then the log line: whoever reads the log sees an
+	// outcome already on record.
 	if data, err := json.Marshal(st); err == nil {
 		_ = dir.WriteFile(name+".status", data, 0o600)
+	}
+	if rerr != nil {
+		a.logger.Warn("credhelper: background refresh failed", slog.String("key", w.key), slog.String("error", st.Error))
 	}
 	if rerr != nil {
 		return fmt.Errorf("background refresh of %s: %w", w.key, rerr)

@@ -191,7 +191,7 @@ host = "git.example.com"
 	for !strings.Contains(w.refresherLog(), "background refresh failed") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // the outcome is written after the log line
+	// The refresher records its outcome before it logs the failure.
 	r := w.credhelper("get").want(t, "get again", 0).wantOut(t, "get again", p.AuthToken+"\n")
 	if n := strings.Count(r.stderr, "serving the current pair"); n != 1 {
 		t.Errorf("the next get reported the failed refresh %d times, want once: %s", n, r.stderr)
