@@ -111,6 +111,14 @@ type sink struct {
 	cmdPending bool
 }
 
+// Check reports what New would refuse in spec: a path that is not
+// absolute, a mode that is not permission bits, a template that does not
+// parse or that refers to an unknown field.
+func (spec SinkSpec) Check() error {
+	_, err := compileSink(spec)
+	return err
+}
+
 // compileSink checks spec and parses its template, executing it once over
 // a sample pair so that a reference to an unknown field fails at start,
 // not at the first rotation.

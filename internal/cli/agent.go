@@ -257,7 +257,11 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		}
 		ap, err := run.open(cfg, name)
 		if err != nil {
-			return fmt.Errorf("agent: profile %q: %w", name, err)
+			// So does one that cannot be opened (a sink it may not write,
+			// a plugin that fails its pin or is not defined).
+			unusable = append(unusable, fmt.Errorf("profile %q: %w", name, err))
+			a.logger.Error("agent: not serving profile "+strconv.Quote(name)+": "+oneLine(message(err)), slog.String("profile", name))
+			continue
 		}
 		run.profiles[name] = ap
 		profiles = append(profiles, ap.served)
@@ -302,7 +306,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	}
 	stopReload := run.onReload(ctx)
 	defer stopReload()
-	a.logger.Info("agent: serving", slog.String("socket", ln.Path()), slog.Int("profiles", len(names)),
+	a.logger.Info("agent: serving", slog.String("socket", ln.Path()), slog.Int("profiles", len(profiles)), slog.Int("not_served", len(unusable)),
 		slog.String("metrics_addr", metricsAddr), slog.Int("pid", os.Getpid()), slog.String("config", cfgPath))
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
@@ -431,6 +435,9 @@ func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec
 				return nil, usagef("sink %s: template_file: %v", s.Path, err)
 			}
 			spec.Template = string(b)
+		}
+		if err := spec.Check(); err != nil {
+			return nil, usageError{err}
 		}
 		out = append(out, spec)
 	}
@@ -572,7 +579,12 @@ func (r *agentRun) apply() error {
 		}
 		ap, err := r.open(cfg, name)
 		if err != nil {
-			return fail(fmt.Errorf("profile %q: %w", name, err))
+			partial.add(name, cur != nil, err)
+			if cur != nil {
+				next[name] = cur
+				profiles = append(profiles, cur.served)
+			}
+			continue
 		}
 		opened = append(opened, ap)
 		next[name] = ap

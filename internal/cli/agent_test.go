@@ -247,3 +247,50 @@ func TestAgentSinkConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckSinks: config check lists, per profile, what the agent
+// would refuse of its sinks: a mode others can read, a path that is the
+// profile's credential file, a template naming an unknown field.
+func TestConfigCheckSinks(t *testing.T) {
+	dir := isolate(t)
+	cfg := filepath.Join(dir, "config.toml")
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	body := strings.ReplaceAll(`[profiles.p]
+backend = "file:DIR/p.json"
+[[profiles.p.sink]]
+path = "DIR/out"
+mode = "0644"
+[profiles.q]
+backend = "file:DIR/q.json"
+[[profiles.q.sink]]
+path = "DIR/q.json"
+[profiles.r]
+backend = "file:DIR/r.json"
+[[profiles.r.sink]]
+path = "DIR/rout"
+format = "template"
+template = "{{.Nope}}"
+[profiles.ok]
+backend = "file:DIR/ok.json"
+[[profiles.ok.sink]]
+path = "DIR/okout"
+mode = "0640"
+`, "DIR", dir)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, "", "config", "check")
+	for _, want := range []string{
+		`profile "p": sink ` + dir + `/out: mode 0644 lets others read the token`,
+		`profile "q": sink ` + dir + `/q.json: path is the credential file of profile "q"`,
+		`profile "r": agent: sink ` + dir + `/rout: template:`,
+		"3 problem(s)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("config check lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != 1 || strings.Contains(r.stdout, `profile "ok"`) {
+		t.Errorf("exit %d, want 1 and nothing about profile ok:\n%s", r.code, r.stdout)
+	}
+}

@@ -106,6 +106,12 @@ func (a *app) checkConfig() error {
 				}
 			}
 		}
+		if len(r.Profile.Sink) > 0 {
+			// What the agent would refuse at start, for this profile only.
+			if _, err := sinkSpecs(r.Profile, (&agentRun{}).protectedPaths(cfg)); err != nil {
+				note(&problems, "%v", err)
+			}
+		}
 		for _, t := range []string{"aws", "vault", "oauth2"} {
 			if !reads[t] && cfg.Profiles[name].HasTable(t) {
 				note(&warnings, "[profiles.%s.%s] is set, but neither its backend nor its issuer reads it", name, t)

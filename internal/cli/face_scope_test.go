@@ -155,7 +155,11 @@ func TestUnusableProfileFailsOnlyItsRequests(t *testing.T) {
 // ones, and reports each, exiting 1.
 func TestAgentServesAroundUnusableProfiles(t *testing.T) {
 	good := "[profiles.alpha]\nbackend = \"file:%DIR%/alpha.json\"\n"
-	w := newFaceWorld(t, good+"[profiles.gamma]\nbackned = \"x\"\n")
+	// gamma has a typo; delta a sink that would be readable by all; eps
+	// names a plugin the file does not define. None stops the agent.
+	w := newFaceWorld(t, good+"[profiles.gamma]\nbackned = \"x\"\n"+
+		"[profiles.delta]\nbackend = \"file:%DIR%/alpha.json\"\n[[profiles.delta.sink]]\npath = \"%DIR%/delta.sink\"\nmode = \"0644\"\n"+
+		"[profiles.eps]\nbackend = \"plugin:nope:k\"\n")
 	writeRecord(t, filepath.Join(w.dir, "alpha.json"), neverPair())
 	stop, agentErr := startFaceAgent(t, w)
 	if r := runBin(t, w.env, "", "credhelper", "get", "--profile", "alpha"); r.code != 0 || r.stdout != faceToken+"\n" {
@@ -181,6 +185,11 @@ func TestAgentServesAroundUnusableProfiles(t *testing.T) {
 	stop() // before reading its log
 	if log := agentErr.String(); !strings.Contains(log, `not serving profile \"gamma\"`) || !strings.Contains(log, "did you mean backend?") {
 		t.Errorf("the agent's log does not name gamma and its mistake:\n%s", log)
+	}
+	for _, want := range []string{`not serving profile \"delta\"`, "mode 0644 lets others read the token", `not serving profile \"eps\"`, `plugin \"nope\"`} {
+		if !strings.Contains(agentErr.String(), want) {
+			t.Errorf("the agent's log lacks %s:\n%s", want, agentErr.String())
+		}
 	}
 	noFaceSecrets(t, "agent log", agentErr.String())
 }
