@@ -131,6 +131,10 @@ args = ["-addr", %q, "-insecure"]
 		if err != nil {
 			t.Fatal(err)
 		}
+		stamp := time.Now().Add(-time.Hour).Truncate(time.Second)
+		if err := os.Chtimes(path, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
 		r := runBin(t, w.env, "", "credhelper", "get", "--backend=file:"+path, "--issuer=plugin:gone:x", "--min-validity=30s", "--refresh-floor=5m")
 		t.Logf("%s: exit %d, stderr %s", tc.name, r.code, r.stderr)
 		if r.code != tc.code {
@@ -142,8 +146,14 @@ args = ["-addr", %q, "-insecure"]
 		if !strings.Contains(r.stderr, "checksum") || strings.Contains(r.stderr, pair.RefreshToken) {
 			t.Errorf("%s pair: stderr %q, want the plugin's pin mismatch named and no refresh token", tc.name, r.stderr)
 		}
-		if after, _ := os.ReadFile(path); tc.code != 0 && string(after) != string(before) {
+		if after, _ := os.ReadFile(path); string(after) != string(before) {
 			t.Errorf("%s pair: the stored record changed:\n%s\nwas\n%s", tc.name, after, before)
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.ModTime().Equal(stamp) {
+			t.Errorf("%s pair: the credential file was rewritten (mtime %v, was %v): nothing may be claimed without an issuer", tc.name, fi.ModTime(), stamp)
+		}
+		if tc.code != 0 && !strings.Contains(r.stderr, "its issuer cannot be opened") {
+			t.Errorf("%s pair: stderr %q does not say the issuer cannot be opened", tc.name, r.stderr)
 		}
 	}
 	time.Sleep(time.Second) // a background refresher of the due pair fails at once

@@ -29,6 +29,9 @@ type wired struct {
 	backend  provider.Backend
 	key      string
 	issuer   provider.Issuer // nil: never refreshed
+	// issuerErr is why a configured issuer could not be opened
+	// (wireToServe): the pair is served while usable, never refreshed.
+	issuerErr error
 	closers  []func() error
 }
 
@@ -161,7 +164,7 @@ func (a *app) wireToServe(ctx context.Context, name string) (*wired, error) {
 	}
 	a.logger.Warn("credhelper: the issuer cannot be opened; serving the stored pair while it is usable, without refreshing it",
 		slog.String("profile", ue.w.name), slog.String("error", message(ue.err)))
-	ue.w.issuer = unavailableIssuer{ue.err}
+	ue.w.issuer, ue.w.issuerErr = nil, ue.err
 	return ue.w, nil
 }
 
@@ -183,19 +186,6 @@ type issuerOpenError struct {
 func (e *issuerOpenError) Error() string { return e.err.Error() }
 func (e *issuerOpenError) Unwrap() error { return e.err }
 
-// unavailableIssuer stands for an issuer that could not be opened: each
-// refresh fails with why, before anything is sent (the token is not
-// spent). It claims refresh after expiry, so that an expired pair is
-// reported with the issuer's error rather than as unrefreshable.
-type unavailableIssuer struct{ err error }
-
-func (u unavailableIssuer) Refresh(context.Context, provider.Pair) (provider.Pair, error) {
-	return provider.Pair{}, fmt.Errorf("cannot open the issuer: %w (%w)", u.err, provider.ErrNotDelivered)
-}
-
-func (unavailableIssuer) RefreshPolicy() provider.RefreshPolicy {
-	return provider.RefreshPolicy{RefreshAfterExpiry: true}
-}
 
 // wireFor is wire, skipping the backend when withBackend is false (a
 // pair printed by generate --out needs only the issuer).
@@ -386,6 +376,10 @@ func (a *app) direct(ctx context.Context, name string, force func(stored provide
 		return provider.Pair{}, err
 	}
 	p, err := e.Credential(ctx)
+	if w.issuerErr != nil && (errors.Is(err, refresh.ErrNoIssuer) || errors.Is(err, provider.ErrExpired)) {
+		// Nothing was claimed or written: say why there is no refresh.
+		err = fmt.Errorf("the pair under %s is no longer usable, and its issuer cannot be opened to refresh it (fix the issuer, or store a new pair with 'credhelper put'): %w", w.key, w.issuerErr)
+	}
 	if err == nil && force != nil && w.issuer != nil && !p.Never() && force(p) {
 		p, err = e.Refresh(ctx)
 	}
