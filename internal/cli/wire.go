@@ -32,7 +32,7 @@ type wired struct {
 	// issuerErr is why a configured issuer could not be opened
 	// (wireToServe): the pair is served while usable, never refreshed.
 	issuerErr error
-	closers  []func() error
+	closers   []func() error
 }
 
 // Close releases plugin processes and clients.
@@ -185,7 +185,6 @@ type issuerOpenError struct {
 
 func (e *issuerOpenError) Error() string { return e.err.Error() }
 func (e *issuerOpenError) Unwrap() error { return e.err }
-
 
 // wireFor is wire, skipping the backend when withBackend is false (a
 // pair printed by generate --out needs only the issuer).
