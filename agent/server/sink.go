@@ -212,7 +212,7 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		// Even sticky (as /tmp is): another user may have created the
 		// sink's name first, and the new file would keep their ownership.
 		return &fsutil.PathError{What: "sink directory", Path: d.Path(),
-			Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", fi.Mode().Perm()),
+			Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", modeBits(fi.Mode())),
 			Fix:     "keep sinks in a directory only you (and root) can write, such as /run/credhelper or ~/.local/state",
 			Err:     fsutil.ErrUntrusted}
 	}
@@ -235,6 +235,15 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return d.Sync()
 	}
 	return d.WriteFile(name, data, mode)
+}
+
+// modeBits is mode as chmod writes it, the sticky bit included (1777).
+func modeBits(mode fs.FileMode) uint32 {
+	bits := uint32(mode.Perm())
+	if mode&fs.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return bits
 }
 
 // sharedDir reports a directory others than its owner may write.

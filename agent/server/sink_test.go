@@ -465,7 +465,7 @@ func TestSinkDirectoryFaults(t *testing.T) {
 				}
 				return os.Chmod(dir, 0o700)
 			}, os.Chmod(dir, 0o777|fs.ModeSticky)
-		}, "so another user could create or link the sink file first"},
+		}, "(mode 1777), so another user could create or link the sink file first"},
 		{"a link", func(dir string) (func() error, error) {
 			link := filepath.Join(dir, "token")
 			return func() error { return os.Remove(link) }, os.Symlink(filepath.Join(dir, "elsewhere"), link)
