@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/provider"
 )
@@ -204,9 +205,10 @@ host = "git.example.com"
 	if !strings.Contains(g.stdout, "password="+p.AuthToken+"\n") {
 		t.Errorf("git get printed %q, want the stored token as password", g.stdout)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for w.record(be).Lease != nil && time.Now().Before(deadline) { // the last refresher finishing
-		time.Sleep(20 * time.Millisecond)
+	// Every background refresher those commands started has finished
+	// (the last may not even have claimed yet).
+	if !testexec.WaitDetached(w.dir, 20*time.Second) {
+		t.Error("background refreshers still running after 20 s")
 	}
 	if rec := w.record(be); rec.Pair.Generation != 0 || rec.Lease != nil {
 		t.Errorf("stored generation %d, lease %v: want generation 0 and the unspent claim released", rec.Pair.Generation, rec.Lease)

@@ -77,3 +77,18 @@ func alive(pids []int) []int {
 	}
 	return out
 }
+
+// WaitDetached waits up to timeout for the processes StopDetached would
+// stop to end by themselves, and reports whether they did.
+func WaitDetached(dir string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if len(alive(detachedUnder(dir))) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
