@@ -3,7 +3,6 @@
 package refresh
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -15,26 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // plantEntry writes a genuine journal entry of a dead holder whose claim
 // is the record's current version, so that replaying it would commit its
@@ -119,7 +101,7 @@ func TestJournalEntriesMustBeOurs(t *testing.T) {
 			f := newFixture(t)
 			path, planted := plantEntry(t, f)
 			tt.spoil(t, path)
-			var log syncBuffer
+			var log testexec.Buffer
 			e := f.engine("a", func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
 			p := mustGet(t, e)
 			if p.AuthToken == planted.AuthToken || f.be.record(testKey).Pair.AuthToken == planted.AuthToken {
@@ -166,7 +148,7 @@ func TestJournalDirectoryMustBeOurs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var log syncBuffer
+			var log testexec.Buffer
 			e := f.engine("a", func(o *Options) {
 				o.JournalDir = dir
 				o.Logger = slog.New(slog.NewTextHandler(&log, nil))

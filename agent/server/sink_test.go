@@ -22,29 +22,12 @@ import (
 	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/backends/file"
 	"github.com/credhelper/credhelper/internal/faults"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"
 	"github.com/credhelper/credhelper/provider"
 	"github.com/credhelper/credhelper/refresh"
 )
-
-// lockedBuffer is a log sink tests read while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // devEngine is a real engine on the file backend, refreshed by a dev
 // issuer in this process, over pairs of the given lifetime.
@@ -94,9 +77,9 @@ func newDevEngine(t *testing.T, lifetime, floor, minValidity time.Duration, m *s
 
 // startSinkServer serves one kept profile "p" with sinks and returns the
 // server's log and metrics.
-func startSinkServer(t *testing.T, prov provider.CredentialProvider, minV time.Duration, m *server.Metrics, sinks ...server.SinkSpec) (*testServer, *lockedBuffer) {
+func startSinkServer(t *testing.T, prov provider.CredentialProvider, minV time.Duration, m *server.Metrics, sinks ...server.SinkSpec) (*testServer, *testexec.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testexec.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := startServer(t, []server.Profile{{Name: "p", Provider: prov, Keep: true, Sinks: sinks, MinValidity: minV}},
 		func(o *server.Options) { o.Logger, o.Metrics = log, m })

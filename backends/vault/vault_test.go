@@ -1,7 +1,6 @@
 package vault_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/credhelper/credhelper/backends/vault"
 	"github.com/credhelper/credhelper/backendtest"
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -398,7 +398,7 @@ func TestAppRoleLogin(t *testing.T) {
 
 	t.Run("LoginAndRenew", func(t *testing.T) {
 		client := rootClient(t)
-		var logBuf lockedBuffer
+		var logBuf testexec.Buffer
 		b, err := vault.New(client, func(o *vault.Options) {
 			o.AppRole = vault.AppRole{RoleID: roleID, SecretIDFile: secretFile, MountPath: authPath}
 			o.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -560,24 +560,6 @@ func TestKeysAndMounts(t *testing.T) {
 			t.Errorf("Load on a non-KV engine: err = %v, want ErrUnsupported", err)
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestSealedIsTransient starts a second vaultdev of its own (sealing the

@@ -1,7 +1,6 @@
 package envexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -15,28 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
 
 const secret = "exec-secret-K4-distinctive"
-
-// syncBuffer is a bytes.Buffer safe for the child's writer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func fixed(tok string) provider.CredentialProvider {
 	return provider.CredentialProviderFunc(func(context.Context) (provider.Pair, error) {
@@ -44,9 +26,9 @@ func fixed(tok string) provider.CredentialProvider {
 	})
 }
 
-func newRunner(t *testing.T, src provider.CredentialProvider, optFns ...func(*Options)) (*Runner, *syncBuffer, *syncBuffer) {
+func newRunner(t *testing.T, src provider.CredentialProvider, optFns ...func(*Options)) (*Runner, *testexec.Buffer, *testexec.Buffer) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testexec.Buffer
 	fns := append([]func(*Options){func(o *Options) {
 		o.Stdin, o.Stdout, o.Stderr = strings.NewReader(""), &out, &errb
 		o.Env = []string{"PATH=" + os.Getenv("PATH"), "MOMENTO_API_KEY=stale"}
