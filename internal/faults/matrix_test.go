@@ -726,7 +726,10 @@ whether a refresh token was spent, so an instance that takes the holder
 for dead presents the spent token (I1 marked NO when it does). On OAuth2
 with introspection the taker asks first, learns the token was spent and
 waits for the holder's commit: rows 18 and 19 keep the lineage. With a
-bootstrap configured a lost race heals (row 25). Renewal keeps a live
+bootstrap configured a lost race heals (row 25); so does a won one when
+the stored pair expired while its holder was cut off (the others cannot
+refresh an expired Momento key, present nothing, re-bootstrap, and the
+holder's pair is orphaned). Renewal keeps a live
 holder's lease through a slow issuer (row 7: one presentation; before
 renewal it presented the token 7-8 times and lost the lineage) and a slow
 store (row 20). Rows 15 and 26 are misconfigurations provoked on purpose:
