@@ -103,8 +103,28 @@ var socketDirRule = fsutil.Rule{What: "socket directory", Mine: true, Private: t
 // else, under directories that pass the local-state trust rule), takes the
 // agent lock beside the socket, replaces a stale socket left by a dead
 // agent and listens with mode 0600. It refuses while another agent holds
-// the lock or answers on path.
+// the lock or answers on path. It is Reserve followed by Listen.
 func Listen(path string) (*Listener, error) {
+	r, err := Reserve(path)
+	if err != nil {
+		return nil, err
+	}
+	return r.Listen()
+}
+
+// Reservation is the agent lock on a socket path, taken before the socket
+// exists: an agent reserves its path first, so that a second agent started
+// by mistake stops before it opens a profile (and writes its sinks or runs
+// their commands), and listens once its profiles are warm.
+type Reservation struct {
+	path string
+	lock *fsutil.Lock
+}
+
+// Reserve checks path's directory as Listen does and takes the agent
+// lock, without creating the socket. It refuses while another agent holds
+// the lock. Listen or Release must follow.
+func Reserve(path string) (*Reservation, error) {
 	if err := platformSupported(); err != nil {
 		return nil, err
 	}
@@ -123,14 +143,36 @@ func Listen(path string) (*Listener, error) {
 		return nil, err
 	}
 	defer d.Close()
-	base := filepath.Base(path)
-	lock, ok, err := d.TryLock(base + ".lock")
+	lock, ok, err := d.TryLock(filepath.Base(path) + ".lock")
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("agent: another agent is running on %s%s: stop it first, or start this one with another --socket", path, pidNote(path))
 	}
+	return &Reservation{path: path, lock: lock}, nil
+}
+
+// Path returns the reserved socket path.
+func (r *Reservation) Path() string { return r.path }
+
+// Release gives the path up without listening; a no-op after Listen.
+func (r *Reservation) Release() {
+	if r.lock != nil {
+		_ = r.lock.Unlock()
+		r.lock = nil
+	}
+}
+
+// Listen replaces a stale socket left by a dead agent and listens on the
+// reserved path with mode 0600. The Listener then holds the lock; on
+// error the reservation is released.
+func (r *Reservation) Listen() (*Listener, error) {
+	if r.lock == nil {
+		return nil, fmt.Errorf("agent: the reservation of %s was released", r.path)
+	}
+	lock, path := r.lock, r.path
+	r.lock = nil
 	fail := func(err error) (*Listener, error) {
 		lock.Unlock()
 		return nil, err

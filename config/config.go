@@ -59,14 +59,14 @@ type Profile struct {
 
 	// Refresh engine settings.
 	MinValidity     Duration `toml:"min_validity" flag:"min-validity" default:"1m" help:"least validity a returned token has left"`
-	RefreshFloor    Duration `toml:"refresh_floor" flag:"refresh-floor" default:"5m" help:"refresh at least this long before expiry"`
+	RefreshFloor    Duration `nonzero:"yes" toml:"refresh_floor" flag:"refresh-floor" default:"5m" help:"refresh at least this long before expiry"`
 	RefreshFraction float64  `toml:"refresh_fraction" flag:"refresh-fraction" default:"0.25" help:"refresh when this fraction of the lifetime remains, if that is longer than refresh_floor"`
-	LeaseDuration   Duration `toml:"lease_duration" flag:"lease" default:"60s" help:"how long a refresh claim lasts"`
-	IssuerTimeout   Duration `toml:"issuer_timeout" flag:"issuer-timeout" default:"2m" help:"hard ceiling of one issuer call; the lease is renewed while it runs"`
+	LeaseDuration   Duration `nonzero:"yes" toml:"lease_duration" flag:"lease" default:"60s" help:"how long a refresh claim lasts"`
+	IssuerTimeout   Duration `nonzero:"yes" toml:"issuer_timeout" flag:"issuer-timeout" default:"2m" help:"hard ceiling of one issuer call; the lease is renewed while it runs"`
 	ClockSkew       Duration `toml:"clock_skew" flag:"clock-skew" default:"30s" help:"how far hosts' clocks may disagree"`
 	JournalDir      string   `toml:"journal_dir" flag:"journal-dir" shown:"$XDG_STATE_HOME/credhelper/journal" help:"where issued but uncommitted pairs are journaled"`
 
-	DefaultLifetime       Duration `toml:"default_lifetime" flag:"default-lifetime" default:"1h" help:"lifetime given to an access token whose issuer states none (an OAuth2 response without expires_in and an opaque token); never 'never expires'"`
+	DefaultLifetime       Duration `nonzero:"yes" toml:"default_lifetime" flag:"default-lifetime" default:"1h" help:"lifetime given to an access token whose issuer states none (an OAuth2 response without expires_in and an opaque token); never 'never expires'"`
 	UnsafeRefreshInMemory bool     `toml:"unsafe_refresh_in_memory" flag:"unsafe-refresh-in-memory" help:"agent and exec only: refresh a credential whose backend is read-only (env:), keeping the chain in memory; every other reader of the same source would then present a spent refresh token"`
 
 	// Bootstrap, when set, lets the fleet heal a lineage that can no longer
@@ -120,7 +120,7 @@ type Sink struct {
 	TemplateFile   string   `toml:"template_file" help:"a file holding the template, read at start and reload"`
 	Mode           string   `toml:"mode" default:"0600" help:"the file's permission bits, in octal" example:"\"0640\""`
 	Command        []string `toml:"command" help:"argv (not a shell string) run after each write" example:"[\"systemctl\", \"--user\", \"reload\", \"app\"]"`
-	CommandTimeout Duration `toml:"command_timeout" default:"30s" help:"how long the command may run"`
+	CommandTimeout Duration `nonzero:"yes" toml:"command_timeout" default:"30s" help:"how long the command may run"`
 	OnExpiry       string   `toml:"on_expiry" default:"empty" help:"empty or remove: what happens to the file when its pair falls below min_validity and no newer one replaced it"`
 }
 
@@ -203,9 +203,9 @@ type OAuth2 struct {
 type Bootstrap struct {
 	SessionTokenEnv  string   `toml:"session_token_env" help:"environment variable holding the session token for the issuer's generate call"`
 	SessionTokenFile string   `toml:"session_token_file" help:"file holding that session token"`
-	TTL              Duration `toml:"ttl" help:"lifetime asked of a generated pair"`
+	TTL              Duration `nonzero:"yes" toml:"ttl" help:"lifetime asked of a generated pair"`
 	Command          []string `toml:"command" help:"argv (not a shell string) of a command that prints a record as JSON" example:"[\"/usr/local/bin/mint-pair\", \"--json\"]"`
-	Timeout          Duration `toml:"timeout" shown:"30s" help:"bound of the command or the generate call"`
+	Timeout          Duration `nonzero:"yes" toml:"timeout" shown:"30s" help:"bound of the command or the generate call"`
 }
 
 // Configured reports whether a bootstrap is set.
@@ -307,10 +307,23 @@ func PluginDir() string {
 func configHome() string { return fsutil.ConfigHome() }
 
 // Duration is a time.Duration written as a Go duration string ("90s").
-type Duration struct{ time.Duration }
+// A duration written explicitly is set even when it is zero ("0s"), so
+// it overrides [defaults] and the built-in default instead of being
+// taken for unset.
+type Duration struct {
+	time.Duration
+	set bool
+}
+
+// IsSet reports whether the duration was written (a zero Duration is
+// unset; "0s" is set).
+func (d Duration) IsSet() bool { return d.set || d.Duration != 0 }
 
 // errNegativeDuration is a duration written with a minus sign.
 var errNegativeDuration = errors.New("write a length of time, such as 90s or 5m")
+
+// errZeroDuration is "0s" for a setting that must be longer than zero.
+var errZeroDuration = errors.New("must be longer than zero, such as 90s or 5m")
 
 // UnmarshalText parses a duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
@@ -321,7 +334,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%q is not a duration such as \"90s\" or \"5m\"", b)
 	}
-	d.Duration = v
+	d.Duration, d.set = v, true
 	return nil
 }
 

@@ -103,6 +103,8 @@ func TestProblemMessages(t *testing.T) {
 		{"wrong type", "[profiles.a]\nbackend = 12", `line 2: backend in [profiles.a] must be a string, not an integer: write it as backend = "file:~/.config/credhelper/cred.json"`},
 		{"bad duration", "[profiles.a]\nmin_validity = \"soon\"", `line 2: min_validity in [profiles.a] is "soon", not a duration: write it as min_validity = "1m"`},
 		{"negative duration", "[profiles.a]\n\nmin_validity = \"-5s\"", `line 3: min_validity in [profiles.a] is "-5s", a negative duration`},
+		{"zero lease", "[profiles.a]\nlease_duration = \"0s\"", `line 2: lease_duration in [profiles.a] is "0s" but must be longer than zero: write it as lease_duration = "60s"`},
+		{"zero sink command timeout", "[profiles.a]\n[[profiles.a.sink]]\npath = \"/run/x\"\ncommand_timeout = \"0ms\"", `line 4: command_timeout in [profiles.a.sink] is "0ms" but must be longer than zero`},
 		{"unquoted duration", "[profiles.a]\nclock_skew = 30", `line 2: clock_skew in [profiles.a] must be a duration in quotes, not an integer: write it as clock_skew = "30s"`},
 		{"misplaced", "[profiles.a]\nrole_id = \"r\"", `line 2: unknown setting role_id in [profiles.a]: did you mean role_id in [profiles.a.vault]?`},
 		{"small table", "[profiles.a.docker]\nurls = [\"x\"]", `line 2: unknown setting urls in [profiles.a.docker]: its settings are server_urls, username`},
@@ -213,6 +215,28 @@ username = "not-inherited"
 	}
 	if _, err := f.Resolve("nope", nil, nil); err == nil {
 		t.Error("an unknown profile resolved")
+	}
+	// An explicit zero is a value, not "unset": it overrides [defaults]
+	// and the built-in default.
+	z, err := Parse([]byte("[defaults]\nmin_validity = \"2m\"\n[profiles.z]\nbackend = \"file:/tmp/z.json\"\nmin_validity = \"0s\"\nclock_skew = \"0s\"\n"))
+	if err != nil || len(z.Problems) != 0 {
+		t.Fatal(err, z.Problems)
+	}
+	if r, err := z.Resolve("z", nil, nil); err != nil || r.Profile.MinValidity.Duration != 0 || r.Profile.ClockSkew.Duration != 0 || r.Describe("clock_skew") != "clock_skew in [profiles.z]" {
+		t.Errorf("explicit 0s: %v; min_validity %v, clock_skew %v from %s", err, r.Profile.MinValidity, r.Profile.ClockSkew, r.Describe("clock_skew"))
+	}
+	var zflag Profile
+	if s, _ := Lookup(ScopeProfile, "min_validity"); s.SetText(&zflag, "0s") != nil || !zflag.MinValidity.IsSet() {
+		t.Errorf("--min-validity 0s not set: %+v", zflag.MinValidity)
+	} else if r, _ := z.Resolve("z", &Profile{}, &Profile{MinValidity: Duration{Duration: time.Hour}}); r.Profile.MinValidity.Duration != time.Hour {
+		t.Errorf("environment under an explicit 0s profile: %v", r.Profile.MinValidity)
+	} else if r, _ := z.Resolve("z", &zflag, &Profile{MinValidity: Duration{Duration: time.Hour}}); r.Profile.MinValidity.Duration != 0 || r.Describe("min_validity") != "--min-validity" {
+		t.Errorf("--min-validity 0s over the environment: %v from %s", r.Profile.MinValidity, r.Describe("min_validity"))
+	}
+	if s, _ := Lookup(ScopeProfile, "lease_duration"); s.SetText(&zflag, "0s") == nil {
+		t.Error("--lease 0s accepted")
+	} else if err := s.SetText(&zflag, "0s"); err.Error() != `"0s": must be longer than zero, such as 90s or 5m` {
+		t.Errorf("--lease 0s: %v", err)
 	}
 	if r, err := f.Resolve("nope", &Profile{Backend: "file:x"}, nil); err != nil || r.Profile.MinValidity.Duration != 2*time.Minute {
 		t.Errorf("a backend flag with an undefined profile: %v, %+v", err, r)

@@ -329,7 +329,7 @@ func (d *decoder) object(scope string, p path, m map[string]any, dst reflect.Val
 			}
 			fv.Set(out)
 		default:
-			s := Setting{Path: key, Type: typeName(f.Type), Example: f.Tag.Get("example"), Default: f.Tag.Get("default"), kind: f.Type}
+			s := Setting{Path: key, Type: typeName(f.Type), Example: f.Tag.Get("example"), Default: f.Tag.Get("default"), Positive: f.Tag.Get("nonzero") == "yes", kind: f.Type}
 			d.value(scope, p.add(key), s, val, fv)
 		}
 	}
@@ -370,6 +370,9 @@ func (d *decoder) value(scope string, p path, s Setting, val any, dst reflect.Va
 			return
 		} else if err != nil {
 			bad(fmt.Sprintf("is %q, not a duration", str))
+			return
+		} else if s.Positive && dur.Duration == 0 {
+			bad(fmt.Sprintf("is %q but must be longer than zero", str))
 			return
 		}
 		dst.Set(reflect.ValueOf(dur))

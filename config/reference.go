@@ -26,21 +26,25 @@ func Reference() string {
 			case s.Shown != "":
 				def = "`" + s.Shown + "`"
 			}
+			typ := s.Type
+			if s.Positive {
+				typ += " > 0"
+			}
 			help := s.Help
 			if s.Flat != "" {
 				help += fmt.Sprintf(" (formerly `%s` at the top of the profile)", s.Flat)
 			}
 			if name == nil {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", flag(s), code(s.Env), s.Type, def, escapeCell(help))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", flag(s), code(s.Env), typ, def, escapeCell(help))
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name(s), s.Type, def, flag(s), code(s.Env), escapeCell(help))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name(s), typ, def, flag(s), code(s.Env), escapeCell(help))
 		}
 		b.WriteString("\n")
 	}
 	key := func(s Setting) string { return "`" + s.Path + "`" }
 	section("### Profile settings",
-		"Written in `[profiles.NAME]`, or in `[defaults]` for every profile. A dotted setting such as `vault.role_id` belongs to a per-kind table: write `role_id` under `[profiles.NAME.vault]` (or, equally, `vault.role_id = ...` under `[profiles.NAME]`). A flag wins over its variable, which wins over the profile, over `[defaults]`, over the default. Durations are Go durations in quotes (`\"90s\"`, `\"5m\"`); secrets are never written in the file: `_env` settings name a variable and `_file` settings a file that holds them.",
+		"Written in `[profiles.NAME]`, or in `[defaults]` for every profile. A dotted setting such as `vault.role_id` belongs to a per-kind table: write `role_id` under `[profiles.NAME.vault]` (or, equally, `vault.role_id = ...` under `[profiles.NAME]`). A flag wins over its variable, which wins over the profile, over `[defaults]`, over the default. Durations are Go durations in quotes (`\"90s\"`, `\"5m\"`); `\"0s\"` is a value, not \"unset\" (`min_validity = \"0s\"` serves a pair until it expires), and a `duration > 0` refuses it; secrets are never written in the file: `_env` settings name a variable and `_file` settings a file that holds them.",
 		ScopeProfile, key, func(s Setting) string { return code(flagName(s.Flag)) })
 	section("### Command settings",
 		"Flags and variables only; they choose the file and the profile and how the command runs.",

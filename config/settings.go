@@ -83,6 +83,9 @@ type Setting struct {
 	Flat string
 	// Example is a value as written in TOML, for messages.
 	Example string
+	// Positive: a duration that must be longer than zero ("0s" is an
+	// error rather than "unset"; tag nonzero:"yes").
+	Positive bool
 
 	index   []int
 	inherit bool
@@ -146,6 +149,9 @@ func (s Setting) SetText(root any, text string) error {
 	v, err := parseText(s.kind, text)
 	if errors.Is(err, errNegativeDuration) {
 		return err
+	}
+	if err == nil && s.Positive && v.Interface().(Duration).Duration == 0 {
+		return fmt.Errorf("%q: %w", text, errZeroDuration)
 	}
 	if err != nil {
 		return fmt.Errorf("%q is not a %s: %w", text, s.Type, err)
@@ -314,7 +320,8 @@ func settingsOf(scope Scope, t reflect.Type) []Setting {
 				Scope: scope, Path: prefix + key, Type: typeName(f.Type),
 				Help: f.Tag.Get("help"), Default: f.Tag.Get("default"), Shown: f.Tag.Get("shown"),
 				Flag: f.Tag.Get("flag"), Env: f.Tag.Get("env"), Flat: f.Tag.Get("flat"), Example: f.Tag.Get("example"),
-				index: idx, inherit: inh, whole: whole, kind: f.Type,
+				Positive: f.Tag.Get("nonzero") == "yes",
+				index:    idx, inherit: inh, whole: whole, kind: f.Type,
 			}
 			if s.Env == "" && s.Flag != "" {
 				s.Env = EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_"))

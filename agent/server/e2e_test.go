@@ -203,6 +203,22 @@ func TestAgentEndToEnd(t *testing.T) {
 		if code == 0 || !strings.Contains(errs, "another agent is running on "+f.socket()) || !strings.Contains(errs, fmt.Sprintf("pid %d", ap.cmd.Process.Pid)) {
 			t.Errorf("second agent: code %d, stderr %s", code, errs)
 		}
+		// Refused before it opens a profile: its sink is not written and
+		// the sink's command not run (the same socket, another config).
+		other := filepath.Join(f.dir, "second.toml")
+		body := fmt.Sprintf("[profiles.never]\nbackend = \"file:%[1]s/never.json\"\njournal_dir = \"%[1]s/journal\"\n[[profiles.never.sink]]\npath = \"%[1]s/second-sink\"\ncommand = [\"/usr/bin/touch\", \"%[1]s/second-ran\"]\n", f.dir)
+		if err := os.WriteFile(other, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, errs, code = runCLI(t, f.env, "--config", other, "agent")
+		if code == 0 || !strings.Contains(errs, "another agent is running on "+f.socket()) {
+			t.Errorf("second agent with a sink: code %d, stderr %s", code, errs)
+		}
+		for _, name := range []string{"second-sink", "second-ran"} {
+			if _, err := os.Stat(filepath.Join(f.dir, name)); !os.IsNotExist(err) {
+				t.Errorf("the refused agent touched %s (%v): it opened its profiles before taking the socket", name, err)
+			}
+		}
 	})
 
 	t.Run("another user cannot connect", func(t *testing.T) {

@@ -100,7 +100,7 @@ func fastFace(args []string, stdin io.Reader, stdout, stderr io.Writer) (code in
 	}
 	var profiles []string
 	var serve func(face.Resolver) error
-	minValidity := facerules.MinValidity(cfg, 0)
+	minValidity := facerules.MinValidity(cfg, config.Duration{})
 	switch f {
 	case faceGoAuth:
 		rules := facerules.GoAuth(cfg)

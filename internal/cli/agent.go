@@ -220,6 +220,13 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	// The socket path first: a second agent started by mistake stops
+	// here, before it opens a profile, writes a sink or runs its command.
+	reserved, err := agent.Reserve(socket)
+	if err != nil {
+		return err
+	}
+	defer reserved.Release() // a no-op once listening
 
 	if os.Getenv("GOGC") == "" {
 		// The agent's live heap is small (about 7 KiB a profile) and its
@@ -266,8 +273,14 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 		run.profiles[name] = ap
 		profiles = append(profiles, ap.served)
 	}
-	if len(profiles) == 0 && len(unusable) > 0 {
+	switch {
+	case len(profiles) == 0 && len(unusable) > 0:
 		return fmt.Errorf("agent: no profile can be served: %w", errors.Join(unusable...))
+	case f.profiles != "" && len(unusable) > 0:
+		// Profiles named on the command line are what the agent was
+		// started for: one that cannot be served is a mistake to fix, not
+		// to skip.
+		return usageError{fmt.Errorf("agent: --profiles names a profile that cannot be served (fix it, or leave it out of --profiles): %w", errors.Join(unusable...))}
 	}
 	srv, err := server.New(profiles, func(o *server.Options) {
 		o.Logger, o.Metrics, o.ConfigPath, o.Version, o.Clock = a.logger, run.metrics, cfgPath, version, run.clock
@@ -292,7 +305,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	// idle process would otherwise keep resident until the heap doubled:
 	// collect it and return the pages now.
 	debug.FreeOSMemory()
-	ln, err := agent.Listen(socket)
+	ln, err := reserved.Listen()
 	if err != nil {
 		return err
 	}

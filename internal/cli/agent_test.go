@@ -92,7 +92,7 @@ func TestViaAgent(t *testing.T) {
 		{name: "--issuer bypasses", tweak: func(a *app) { a.issuer = "dev:127.0.0.1:1" }, profile: "p"},
 		{name: "another config falls back", tweak: func(a *app) { a.configPath = other }, profile: "p"},
 		{name: "unknown profile falls back", profile: "q"},
-		{name: "more validity than the agent keeps falls back", tweak: func(a *app) { a.minValid = 2 * time.Hour }, profile: "p", served: true},
+		{name: "more validity than the agent keeps falls back", tweak: func(a *app) { a.minValid = config.Duration{Duration: 2 * time.Hour} }, profile: "p", served: true},
 		{name: "agent error is final and typed", profile: "p", fail: fmt.Errorf("refresh: gone: %w", provider.ErrLineageBroken), wantOK: true, wantErr: provider.ErrLineageBroken, served: true},
 		{name: "endpoint checked by the agent", tweak: func(a *app) { a.endpoint = "cell-2.example.com" }, profile: "p", wantOK: true, wantErr: &provider.EndpointMismatchError{}, served: true},
 	}
@@ -173,14 +173,14 @@ func TestGetThroughAgent(t *testing.T) {
 }
 
 func TestAgentCommandRefuses(t *testing.T) {
-	dir := t.TempDir()
+	dir := isolate(t)
 	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte("[profiles.p]\nbackend = \"file:"+filepath.Join(dir, "c.json")+"\"\n"), 0o600); err != nil {
+	body := "[profiles.p]\nbackend = \"file:" + filepath.Join(dir, "c.json") + "\"\n" +
+		"[profiles.bad]\nbackend = \"file:" + filepath.Join(dir, "b.json") + "\"\nissuer = \"plugin:undefined:x\"\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CREDHELPER_CONFIG", cfg)
-	t.Setenv("CREDHELPER_BACKEND", "")
-	t.Setenv("CREDHELPER_ISSUER", "")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -190,6 +190,9 @@ func TestAgentCommandRefuses(t *testing.T) {
 		{[]string{"agent", "--metrics-addr", "example.com:9464"}, "must be a loopback host:port"},
 		{[]string{"agent", "--profiles", "p,nosuch"}, `"nosuch", which is not a profile`},
 		{[]string{"agent", "--log-format", "xml"}, "--log-format"},
+		// Named on the command line, a profile that cannot be served
+		// stops the agent instead of being skipped.
+		{[]string{"agent", "--profiles", "p,bad"}, `--profiles names a profile that cannot be served (fix it, or leave it out of --profiles): profile "bad": `},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"credhelper"}, tc.args...), strings.NewReader(""), &out, &errb)
@@ -241,7 +244,7 @@ func TestAgentSinkConfigErrors(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := cli(t, "", "agent", "--socket", filepath.Join(dir, "a.sock"))
+		r := cli(t, "", "agent", "--socket", filepath.Join(dir, "run", "a.sock"))
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("sink %q: exit %d, %q; want 2 and %q", c.sink, r.code, r.stderr, c.want)
 		}

@@ -46,7 +46,7 @@ func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok
 	case err != nil:
 		return provider.Pair{}, true, err
 	}
-	if a.minValid > 0 && !p.ValidFor(time.Now(), a.minValid) {
+	if a.minValid.IsSet() && !p.ValidFor(time.Now(), a.minValid.Duration) {
 		// The agent's engine works to the profile's minimum validity; a
 		// caller asking for more resolves it with its own.
 		a.logger.Debug("credhelper: the agent's pair has less than --min-validity left; resolving directly")

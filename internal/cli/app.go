@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -68,7 +67,7 @@ type app struct {
 	backend    string
 	issuer     string
 	endpoint   string
-	minValid   time.Duration
+	minValid   config.Duration
 
 	cfg *config.File // loaded once
 	// clients, when set, shares backends and issuers between profiles
@@ -341,7 +340,7 @@ func (a *app) setup() error {
 	a.backend = cmp.Or(a.flags.Backend, a.env.Backend)
 	a.issuer = cmp.Or(a.flags.Issuer, a.env.Issuer)
 	a.endpoint = cmp.Or(a.flags.Endpoint, a.env.Endpoint)
-	a.minValid = cmpDuration(a.flags.MinValidity.Duration, a.env.MinValidity.Duration)
+	a.minValid = cmpDuration(a.flags.MinValidity, a.env.MinValidity)
 	level := slog.LevelWarn
 	if a.logLevel != "" {
 		if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
@@ -352,13 +351,13 @@ func (a *app) setup() error {
 	return nil
 }
 
-func cmpDuration(ds ...time.Duration) time.Duration {
+func cmpDuration(ds ...config.Duration) config.Duration {
 	for _, d := range ds {
-		if d != 0 {
+		if d.IsSet() {
 			return d
 		}
 	}
-	return 0
+	return config.Duration{}
 }
 
 // loadConfig reads the config file named by --config or the default path,

@@ -22,15 +22,15 @@ import (
 const DefaultMinValidity = time.Minute
 
 // MinValidity returns, per profile, what the faces subtract from a token's
-// expiry when they tell a tool how long to cache it: override when
-// positive (--min-validity), else the profile's min_validity, else
+// expiry when they tell a tool how long to cache it: override when set
+// (--min-validity, "0s" included), else the profile's min_validity, else
 // DefaultMinValidity.
-func MinValidity(cfg *config.File, override time.Duration) func(string) time.Duration {
+func MinValidity(cfg *config.File, override config.Duration) func(string) time.Duration {
 	return func(name string) time.Duration {
-		if override > 0 {
-			return override
+		if override.IsSet() {
+			return override.Duration
 		}
-		if p, err := cfg.Profile(name); err == nil && p.MinValidity.Duration > 0 {
+		if p, err := cfg.Profile(name); err == nil && p.MinValidity.IsSet() {
 			return p.MinValidity.Duration
 		}
 		return DefaultMinValidity

@@ -34,17 +34,24 @@ hosts = ["app.terraform.io"]
 		len(c) != 1 || c[0].Profile != "b" || len(k) != 1 || k[0].Profile != "b" || len(tf) != 1 || tf[0].Profile != "b" {
 		t.Errorf("rules: goauth %v cargo %v kubelet %v bazel %v terraform %v", g, c, k, bz, tf)
 	}
-	mv := MinValidity(cfg, 0)
+	mv := MinValidity(cfg, config.Duration{})
 	for name, want := range map[string]time.Duration{"a": 90 * time.Second, "b": 3 * time.Minute, "missing": DefaultMinValidity} {
 		if got := mv(name); got != want {
 			t.Errorf("MinValidity(%s) = %v, want %v", name, got, want)
 		}
 	}
-	if got := MinValidity(cfg, time.Hour)("a"); got != time.Hour {
+	if got := MinValidity(cfg, config.Duration{Duration: time.Hour})("a"); got != time.Hour {
 		t.Errorf("override: %v", got)
 	}
-	if got := MinValidity(&config.File{}, 0)("a"); got != DefaultMinValidity {
+	if got := MinValidity(&config.File{}, config.Duration{})("a"); got != DefaultMinValidity {
 		t.Errorf("empty config: %v", got)
+	}
+	var zero config.Duration // --min-validity 0s: serve until expiry
+	if err := zero.UnmarshalText([]byte("0s")); err != nil {
+		t.Fatal(err)
+	}
+	if got := MinValidity(cfg, zero)("a"); got != 0 {
+		t.Errorf("override 0s: %v, want 0", got)
 	}
 }
 
