@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -340,6 +341,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText formats the duration.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// MarshalJSON is null for an unset duration, so that a profile handed on
+// as JSON (to the background refresher) keeps unset apart from "0s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	if !d.IsSet() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(d.String())
+}
 
 // DefaultPath returns $CREDHELPER_CONFIG, else the XDG location.
 func DefaultPath() string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -440,5 +441,26 @@ template = "key={{.Token}}"
 		if err := c.s.Check(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: got %v, want an error containing %q", c.s, err, c.want)
 		}
+	}
+}
+
+// TestDurationJSON: a profile handed on as JSON (the background
+// refresher's request) keeps an unset duration unset and "0s" set.
+func TestDurationJSON(t *testing.T) {
+	var zero Duration
+	if err := zero.UnmarshalText([]byte("0s")); err != nil {
+		t.Fatal(err)
+	}
+	in := Profile{MinValidity: zero, ClockSkew: Duration{Duration: time.Second}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Profile
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !out.MinValidity.IsSet() || out.MinValidity.Duration != 0 || out.ClockSkew.Duration != time.Second || out.LeaseDuration.IsSet() || out.RefreshFloor.IsSet() {
+		t.Errorf("round trip through %s: min_validity %+v, clock_skew %v, lease %+v, refresh_floor %+v", b, out.MinValidity, out.ClockSkew, out.LeaseDuration, out.RefreshFloor)
 	}
 }

@@ -330,8 +330,15 @@ func (e *Engine) start(ctx context.Context, force bool, gen uint64) *call {
 			d = d/2 + time.Duration(rand.Int64N(int64(d)/2+1))
 			e.notBefore = e.opts.Clock.Now().Add(d)
 			e.backoff = min(e.backoff*2, e.opts.MaxRetryBackoff)
+			// Each failure is counted; a retry that fails the same way
+			// as the last one is logged at debug, so a silent issuer
+			// leaves one line per streak, not one a minute for hours.
+			level := slog.LevelInfo
+			if e.lastErr != nil && e.lastErr.Error() == err.Error() {
+				level = slog.LevelDebug
+			}
 			e.lastErr = err
-			e.opts.event(e.key, EventFailed, slog.String("error", err.Error()), slog.Duration("retry_in", d))
+			e.opts.eventAt(level, e.key, EventFailed, slog.String("error", err.Error()), slog.Duration("retry_in", d))
 			if c := e.cur.Load(); c != nil && !e.warned && e.opts.Clock.Now().Before(c.usableUntil) {
 				// Callers are still served; say so once per failure streak.
 				e.warned = true
@@ -525,7 +532,18 @@ func (e *Engine) firstWarning() bool {
 
 // event logs and counts one protocol event on key.
 func (o *Options) event(key string, ev Event, attrs ...slog.Attr) {
+	o.eventAt(eventLevel(ev), key, ev, attrs...)
+}
+
+// eventAt is event logged at level.
+func (o *Options) eventAt(level slog.Level, key string, ev Event, attrs ...slog.Attr) {
 	o.Metrics.Count(key, ev)
+	attrs = append([]slog.Attr{slog.String("key", key), slog.String("holder", o.Holder)}, attrs...)
+	o.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
+}
+
+// eventLevel is the level an event is logged at.
+func eventLevel(ev Event) slog.Level {
 	level := slog.LevelInfo
 	switch ev {
 	case EventConflict, EventCommitDeferred, EventLeaseLost, EventSpentElsewhere, EventHealed:
@@ -539,6 +557,5 @@ func (o *Options) event(key string, ev Event, attrs ...slog.Attr) {
 		// long-running process logs at info to keep the record.
 		level = slog.LevelInfo
 	}
-	attrs = append([]slog.Attr{slog.String("key", key), slog.String("holder", o.Holder)}, attrs...)
-	o.Logger.LogAttrs(context.Background(), level, "credhelper refresh: "+string(ev), attrs...)
+	return level
 }

@@ -3,10 +3,13 @@ package refresh
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/provider"
 )
 
@@ -640,4 +643,29 @@ func index(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// TestRepeatedFailureLoggedOnce: every failed refresh is counted, but a
+// retry that fails as the last one did is logged at debug, so a silent
+// issuer leaves one info line per streak.
+func TestRepeatedFailureLoggedOnce(t *testing.T) {
+	f := newFixture(t)
+	f.iss.script(notDelivered, notDelivered, notDelivered)
+	var log testexec.Buffer
+	e := f.engine("a", func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	f.expire(f.first)
+	for i := range 3 {
+		if _, err := e.Credential(ctx(t)); err == nil {
+			t.Fatalf("attempt %d: served although the issuer failed", i)
+		}
+		f.clock.Advance(time.Second) // past the retry backoff (at most 50ms)
+	}
+	mustGet(t, e)
+	info := strings.Count(log.String(), `level=INFO msg="credhelper refresh: failed"`)
+	debug := strings.Count(log.String(), `level=DEBUG msg="credhelper refresh: failed"`)
+	if n := f.metrics.get(EventFailed); n != 3 || info != 1 || debug != 2 {
+		t.Errorf("failed events counted %d, logged %d at info and %d at debug; want 3, 1, 2:\n%s", n, info, debug, log.String())
+	}
 }

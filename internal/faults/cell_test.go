@@ -691,17 +691,11 @@ func (c *cell) assess(total *fleet.Report, storeRegress []string, store []fleet.
 		if !intact {
 			c.errorf("lineage not intact: stored generation %d, broken %+v, refresh token active at the issuer %v", rec.Pair.Generation, rec.Broken, active)
 		}
-		// A heal numbers its first pair N+2, leaving N+1 to the pair a
-		// cut-off holder could not commit: one gap of one per heal.
-		gens, gaps := total.Generations(), uint64(0)
-		for i := 1; i < len(gens); i++ {
-			if d := gens[i] - gens[i-1]; d != 1 && (d != 2 || gaps >= heals) {
-				fail("I2", "served generations %v not contiguous (%d heal(s) may each skip one)", gens, heals)
-				break
-			} else if d == 2 {
-				gaps++
-			}
-		}
+		// Served generations may skip one: a generation can be committed
+		// and superseded before any caller asks (a replayed journal entry
+		// whose pair is already due is refreshed at once), and a heal
+		// numbers its pair N+2. That no issued pair was lost is I2's
+		// check above: the stored generation counts every pair minted.
 		row.Result = fmt.Sprintf("recovered; generation %d stored; %d of %d calls failed", rec.Pair.Generation, total.Errors, total.Calls)
 		if heals > 0 {
 			// Race outcome of a cell with a bootstrap: the stored pair
