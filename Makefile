@@ -18,11 +18,16 @@ include Makefile.faults
 include Makefile.model
 
 # credhelper is a small front that answers `get` from a running agent and
-# executes credhelper-full, installed beside it, for everything else.
+# executes credhelper-full, installed beside it, for everything else. Both
+# are static (CGO_ENABLED=0): nothing needs libc, a static binary starts
+# about 2 ms sooner than one the dynamic loader must set up (the front's
+# whole budget is 5 ms), and it runs on minimal hosts (kubelet nodes,
+# distroless images). Only messages that name a file's owner are affected:
+# they find the name in /etc/passwd, not through NSS, else give the uid.
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/credhelper ./cmd/credhelper
-	$(GO) build -o $(BIN)/credhelper-full ./cmd/credhelper-full
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/credhelper ./cmd/credhelper
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/credhelper-full ./cmd/credhelper-full
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -19,6 +19,7 @@ func BuildCredhelper(dir string, extra map[string]string) error {
 	}
 	for name, pkg := range pkgs {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/credhelper/credhelper/"+pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build ships them
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
 		}

@@ -172,6 +172,9 @@ func (t *tailBuffer) String() string {
 // procStat is a process's resident memory and CPU time so far, from /proc.
 type procStat struct {
 	RSSKB int64
+	// AnonKB and FileKB split RSSKB (RssAnon, RssFile): memory the
+	// process allocated, and pages of its binary and libraries mapped in.
+	AnonKB, FileKB int64
 	CPU   time.Duration // utime + stime, in clock ticks (10ms)
 	// Sched is the time its threads have run, to the nanosecond
 	// (/proc/PID/task/*/schedstat): precise enough for an idle agent.
@@ -187,10 +190,11 @@ func readProc(pid int) (procStat, error) {
 		return st, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				st.RSSKB, _ = strconv.ParseInt(f[0], 10, 64)
+		for prefix, dst := range map[string]*int64{"VmRSS:": &st.RSSKB, "RssAnon:": &st.AnonKB, "RssFile:": &st.FileKB} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				if f := strings.Fields(v); len(f) > 0 {
+					*dst, _ = strconv.ParseInt(f[0], 10, 64)
+				}
 			}
 		}
 	}

@@ -55,6 +55,11 @@ type ScaleResult struct {
 	// refreshes).
 	RSSWarmKB int64 `json:"rss_after_warmup_kb"`
 	RSSEndKB  int64 `json:"rss_end_kb"`
+	// The split of RSSEndKB: allocated memory, and file pages mapped in
+	// (the binary's code and read-only data, shared with every process
+	// that runs it and dropped first under memory pressure).
+	RSSEndAnonKB int64 `json:"rss_end_anon_kb"`
+	RSSEndFileKB int64 `json:"rss_end_file_kb"`
 	// WindowS is the measured window; CPUS the agent's utime+stime in it.
 	// The split into idle and per-refresh CPU uses the threads' schedstat
 	// run time, which has nanosecond resolution (utime+stime counts 10ms
@@ -287,7 +292,7 @@ func scaleOne(ctx context.Context, bin string, n int) (ScaleResult, error) {
 		return sr, err
 	}
 
-	sr.RSSEndKB = end.RSSKB
+	sr.RSSEndKB, sr.RSSEndAnonKB, sr.RSSEndFileKB = end.RSSKB, end.AnonKB, end.FileKB
 	sr.WindowS = endAt.Sub(warmAt).Seconds()
 	sr.CPUS = (end.CPU - warm.CPU).Seconds()
 	idleRate := (quiet.Sched - warm.Sched).Seconds() / quietAt.Sub(warmAt).Seconds()
