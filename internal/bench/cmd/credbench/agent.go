@@ -175,7 +175,7 @@ type procStat struct {
 	// AnonKB and FileKB split RSSKB (RssAnon, RssFile): memory the
 	// process allocated, and pages of its binary and libraries mapped in.
 	AnonKB, FileKB int64
-	CPU   time.Duration // utime + stime, in clock ticks (10ms)
+	CPU            time.Duration // utime + stime, in clock ticks (10ms)
 	// Sched is the time its threads have run, to the nanosecond
 	// (/proc/PID/task/*/schedstat): precise enough for an idle agent.
 	Sched time.Duration
