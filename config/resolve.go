@@ -3,10 +3,11 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"sync"
 )
 
 // Source is where a resolved setting's value came from, in rising priority.
-type Source int
+type Source uint8
 
 // Sources of settings.
 const (
@@ -34,8 +35,11 @@ type Resolved struct {
 	// Profile holds the merged settings.
 	Profile Profile
 
-	origin map[string]Source
-	file   *File
+	origin []Source // by the setting's place in settingsIn(ScopeProfile)
+	// path and lines are the file's, for messages; not the File itself,
+	// which an agent with 1,000 profiles would otherwise keep whole.
+	path  string
+	lines map[string]int
 }
 
 // Resolve merges the layers of profile name: flags and env hold what the
@@ -65,8 +69,9 @@ func (f *File) Resolve(name string, flags, env *Profile) (*Resolved, error) {
 	default:
 		return nil, &UnknownProfileError{Name: name, File: f}
 	}
-	r := &Resolved{Name: name, origin: map[string]Source{}, file: f}
-	for _, s := range settingsIn(ScopeProfile) {
+	settings := settingsIn(ScopeProfile)
+	r := &Resolved{Name: name, origin: make([]Source, len(settings)), path: f.Path, lines: f.lines}
+	for i, s := range settings {
 		dst := s.field(&r.Profile)
 		layers := []struct {
 			src Source
@@ -81,14 +86,14 @@ func (f *File) Resolve(name string, flags, env *Profile) (*Resolved, error) {
 		for _, l := range layers {
 			if l.ok && !l.v.IsZero() {
 				dst.Set(l.v)
-				r.origin[s.Path] = l.src
+				r.origin[i] = l.src
 				break
 			}
 		}
-		if _, set := r.origin[s.Path]; !set && s.Default != "" {
+		if r.origin[i] == SourceUnset && s.Default != "" {
 			if v, perr := parseText(s.kind, s.Default); perr == nil {
 				dst.Set(v)
-				r.origin[s.Path] = SourceDefault
+				r.origin[i] = SourceDefault
 			}
 		}
 	}
@@ -97,7 +102,22 @@ func (f *File) Resolve(name string, flags, env *Profile) (*Resolved, error) {
 
 // Source returns where the setting at path ("min_validity",
 // "oauth2.client_id") came from.
-func (r *Resolved) Source(path string) Source { return r.origin[path] }
+func (r *Resolved) Source(path string) Source {
+	if i, ok := profileSettingIndex()[path]; ok {
+		return r.origin[i]
+	}
+	return SourceUnset
+}
+
+// profileSettingIndex maps a profile setting's path to its place in
+// settingsIn(ScopeProfile).
+var profileSettingIndex = sync.OnceValue(func() map[string]int {
+	m := map[string]int{}
+	for i, s := range settingsIn(ScopeProfile) {
+		m[s.Path] = i
+	}
+	return m
+})
 
 // Describe names the setting at path as the user set it: "--min-validity",
 // "$CREDHELPER_MIN_VALIDITY", "min_validity in [profiles.prod]
@@ -108,7 +128,7 @@ func (r *Resolved) Describe(path string) string {
 	if !ok {
 		return path
 	}
-	switch r.origin[path] {
+	switch r.Source(path) {
 	case SourceFlag:
 		return "--" + s.Flag
 	case SourceEnv:
@@ -131,21 +151,15 @@ func (r *Resolved) written(s Setting, prefix path) string {
 		p = p.add(s.Table())
 	}
 	out := fmt.Sprintf("%s in %s", s.Key(), p.table())
-	if r.file == nil {
-		return out
-	}
-	line := 0
-	if r.file.lines != nil {
-		line = r.file.lines[p.add(s.Key()).String()]
-		if line == 0 && s.Flat != "" {
-			line = r.file.lines[prefix.add(s.Flat).String()]
-		}
+	line := r.lines[p.add(s.Key()).String()]
+	if line == 0 && s.Flat != "" {
+		line = r.lines[prefix.add(s.Flat).String()]
 	}
 	switch {
-	case r.file.Path != "" && line > 0:
-		out += fmt.Sprintf(" (%s:%d)", r.file.Path, line)
-	case r.file.Path != "":
-		out += fmt.Sprintf(" (%s)", r.file.Path)
+	case r.path != "" && line > 0:
+		out += fmt.Sprintf(" (%s:%d)", r.path, line)
+	case r.path != "":
+		out += fmt.Sprintf(" (%s)", r.path)
 	}
 	return out
 }

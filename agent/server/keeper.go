@@ -566,7 +566,53 @@ func (s *Server) releaseKick() {
 	}
 	s.kickWait = nil
 	s.kicks--
+	idle := s.kicks == 0
 	s.kickMu.Unlock()
+	if idle {
+		s.settleSoon()
+	}
+}
+
+// settleSoon schedules Options.Settled for when the keepers' refreshes
+// have been idle for settleDelay, and settleEvery after the last call.
+func (s *Server) settleSoon() {
+	if s.opts.Settled == nil {
+		return
+	}
+	s.settleMu.Lock()
+	defer s.settleMu.Unlock()
+	if s.settleOff {
+		return
+	}
+	if s.settleTimer != nil {
+		s.settleTimer.Stop()
+	}
+	delay := max(settleDelay, time.Until(s.settledAt.Add(settleEvery)))
+	s.settleTimer = time.AfterFunc(delay, func() {
+		s.kickMu.Lock()
+		busy := s.kicks > 0
+		s.kickMu.Unlock()
+		if busy {
+			return // a new round runs; its end schedules again
+		}
+		s.settleMu.Lock()
+		off := s.settleOff
+		s.settledAt = time.Now()
+		s.settleMu.Unlock()
+		if !off {
+			s.opts.Settled()
+		}
+	})
+}
+
+// stopSettle cancels a pending Settled call for good.
+func (s *Server) stopSettle() {
+	s.settleMu.Lock()
+	defer s.settleMu.Unlock()
+	s.settleOff = true
+	if s.settleTimer != nil {
+		s.settleTimer.Stop()
+	}
 }
 
 // dropKick takes a stopped keeper out of the queue and gives back what it

@@ -285,6 +285,43 @@ func TestKeeperWaitsOnChanged(t *testing.T) {
 	t.Logf("new pair taken up %v after start (published after %v)", took, ap.publishAfter)
 }
 
+// TestSettledAfterARound: once the refresh a keeper started has landed
+// and no other runs, Settled is called (the agent returns the round's
+// garbage to the system there), once, and not while a refresh runs.
+func TestSettledAfterARound(t *testing.T) {
+	var settled atomic.Int32
+	var landed atomic.Int64 // when generation 1 was taken up, UnixNano
+	ap := &announcingProvider{publishAfter: 1200 * time.Millisecond, changed: make(chan struct{})}
+	ts := startServer(t, []server.Profile{{Name: "p", Provider: ap, Keep: true}}, func(o *server.Options) {
+		o.Settled = func() {
+			if landed.Load() == 0 {
+				t.Errorf("Settled called while the round's refresh ran")
+			}
+			settled.Add(1)
+		}
+	})
+	defer ts.stop(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for landed.Load() == 0 && time.Now().Before(deadline) {
+		if st, err := ts.client().Status(context.Background()); err == nil && len(st.Profiles) == 1 && st.Profiles[0].Generation == 1 {
+			landed.Store(time.Now().UnixNano())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if landed.Load() == 0 {
+		t.Fatal("generation 1 never taken up")
+	}
+	for settled.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := settled.Load(); n != 1 {
+		t.Fatalf("Settled called %d times after the round, want 1", n)
+	}
+	if d := time.Since(time.Unix(0, landed.Load())); d < time.Second {
+		t.Errorf("Settled %v after the round ended, want about 2s of quiet first", d)
+	}
+}
+
 // TestKeeperLogsARepeatedFailureOnce: a keeper whose provider keeps
 // failing the same way warns once, not at every retry; a success says so,
 // and a new failure warns again.

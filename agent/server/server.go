@@ -69,7 +69,19 @@ type Options struct {
 	// advances its coarse reading before each call to a provider (see
 	// Clock).
 	Clock *Clock
+	// Settled, when set, is called after a round of refreshes: once the
+	// refreshes keepers started have all ended and none started for
+	// settleDelay, at most once per settleEvery. The agent returns the
+	// round's garbage to the operating system there.
+	Settled func()
 }
+
+// settleDelay is how long no keeper refresh must run before Settled is
+// called; settleEvery is the least time between two calls.
+const (
+	settleDelay = 2 * time.Second
+	settleEvery = time.Minute
+)
 
 // Server answers requests on a unix socket and keeps profiles fresh. Create
 // it with New.
@@ -91,6 +103,11 @@ type Server struct {
 	kickMu   sync.Mutex // guards kicks and kickWait
 	kicks    int        // refreshes keepers started and have not heard end
 	kickWait []*keeper  // keepers waiting for a refresh slot, oldest first
+
+	settleMu    sync.Mutex  // guards the fields below
+	settleTimer *time.Timer // pending Settled call
+	settledAt   time.Time   // last Settled call
+	settleOff   bool        // the server is shut down
 }
 
 // profileSet is the immutable set of profiles served; Update swaps it.
@@ -456,6 +473,7 @@ func (s *Server) untrack(c *conn) {
 }
 
 func (s *Server) shutdown() {
+	s.stopSettle()
 	s.mu.Lock()
 	s.down = true
 	for c := range s.conns {

@@ -382,14 +382,17 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 	if len(w.profile.Sink) > 0 {
 		protected = r.protectedPaths(cfg)
 	}
-	sinks, err := sinkSpecs(w.profile, protected)
+	sinks, err := sinkSpecs(*w.profile, protected)
 	if err != nil {
 		e.Close()
 		w.Close()
 		return nil, err
 	}
+	// Wired: the profile keeps its own settings, not the whole parsed
+	// file (1,000 profiles would each hold it; a reload reads it afresh).
+	w.cfg = nil
 	return &agentProfile{
-		w: w, e: e, plugins: usedPlugins(cfg, w.profile),
+		w: w, e: e, plugins: usedPlugins(cfg, *w.profile),
 		served: server.Profile{Name: name, Provider: e, Endpoint: w.profile.Endpoint, Keep: true, Sinks: sinks, MinValidity: minValidity},
 	}, nil
 }
@@ -585,7 +588,7 @@ func (r *agentRun) apply() error {
 			continue
 		}
 		settings := res.Profile
-		if cur != nil && reflect.DeepEqual(cur.w.profile, settings) && reflect.DeepEqual(cur.plugins, usedPlugins(cfg, settings)) {
+		if cur != nil && reflect.DeepEqual(*cur.w.profile, settings) && reflect.DeepEqual(cur.plugins, usedPlugins(cfg, settings)) {
 			next[name] = cur
 			profiles = append(profiles, cur.served)
 			continue

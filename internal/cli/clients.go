@@ -50,7 +50,7 @@ func (a *app) shareClients() {
 // added to the profile later therefore keeps clients apart until it is
 // listed here: the safe way to be wrong.
 func clientKey(s spec, w *wired) string {
-	q := w.profile
+	q := *w.profile // a copy: the fields below are cleared
 	q.Backend, q.Issuer, q.Endpoint, q.JournalDir = "", "", "", ""
 	q.MinValidity, q.RefreshFloor, q.LeaseDuration, q.IssuerTimeout, q.ClockSkew = config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}, config.Duration{}
 	q.RefreshFraction, q.UnsafeRefreshInMemory, q.Bootstrap = 0, false, config.Bootstrap{}

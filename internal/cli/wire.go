@@ -23,7 +23,7 @@ import (
 // settings, and what must be closed afterwards.
 type wired struct {
 	name     string
-	profile  config.Profile // resolved.Profile
+	profile  *config.Profile // &resolved.Profile: the settings, not a copy of them
 	resolved *config.Resolved
 	cfg      *config.File
 	backend  provider.Backend
@@ -205,7 +205,7 @@ func (a *app) wireParts(ctx context.Context, name string, withBackend bool) (*wi
 	if err != nil && !(errors.As(err, &nb) && !withBackend) {
 		return nil, err
 	}
-	w := &wired{name: r.Name, profile: r.Profile, resolved: r, cfg: cfg}
+	w := &wired{name: r.Name, profile: &r.Profile, resolved: r, cfg: cfg}
 	ok := false
 	defer func() {
 		if !ok {
