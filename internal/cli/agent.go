@@ -211,7 +211,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	socket := cmp.Or(f.socket, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
+	socket := agentSocketPath(cfg, f.socket)
 	metricsAddr := cmp.Or(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
 	if metricsAddr != "" && !strings.HasPrefix(metricsAddr, "unix:") && !provider.LoopbackAddr(metricsAddr) {
 		return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464 (readable by every local user) or unix:PATH (readable by you alone): metrics are not served to the network", metricsAddr)
@@ -328,6 +328,12 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	return nil
 }
 
+// agentSocketPath is the agent's socket: --socket, else $CREDHELPER_AGENT_SOCKET,
+// else [agent] socket, else the default.
+func agentSocketPath(cfg *config.File, flag string) string {
+	return cmp.Or(flag, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
+}
+
 // agentNames is every profile of cfg, or those --profiles names.
 func agentNames(cfg *config.File, only string) ([]string, error) {
 	names := cfg.ProfileNames()
@@ -382,7 +388,7 @@ func (r *agentRun) open(cfg *config.File, name string) (*agentProfile, error) {
 	if len(w.profile.Sink) > 0 {
 		protected = r.protectedPaths(cfg)
 	}
-	sinks, err := sinkSpecs(*w.profile, protected)
+	sinks, err := sinkSpecs(*w.profile, protected, agentSocketPath(cfg, r.f.socket))
 	if err != nil {
 		e.Close()
 		w.Close()
@@ -418,8 +424,9 @@ func usedPlugins(cfg *config.File, p config.Profile) map[string]config.Plugin {
 // sink may not overwrite what credhelper keeps (protected), nor be
 // readable by every user, nor take its template from a file another user
 // could have written.
-func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec, error) {
+func sinkSpecs(p config.Profile, protected map[string]string, socket string) ([]server.SinkSpec, error) {
 	var out []server.SinkSpec
+	dirs := sinkForbiddenDirs(p, socket)
 	for _, s := range p.Sink {
 		if err := s.Check(); err != nil {
 			return nil, usageError{err}
@@ -430,6 +437,9 @@ func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec
 		}
 		if what, ok := protected[samePathKey(expandHome(s.Path))]; ok {
 			return nil, usagef("sink %s: path is %s, which the sink would overwrite: give the sink a file of its own", s.Path, what)
+		}
+		if what, ok := dirs[samePathKey(filepath.Dir(expandHome(s.Path)))]; ok {
+			return nil, usagef("sink %s: the file would be in %s, which credhelper keeps to itself: put the sink in a directory of its own", s.Path, what)
 		}
 		spec := server.SinkSpec{
 			Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: mode,
@@ -458,6 +468,27 @@ func sinkSpecs(p config.Profile, protected map[string]string) ([]server.SinkSpec
 		out = append(out, spec)
 	}
 	return out, nil
+}
+
+// sinkForbiddenDirs are the directories credhelper keeps files of its own
+// in, by samePathKey: a sink there could take the name of one of them
+// (the socket, a journal entry, a refresher's lock) or be taken for one.
+func sinkForbiddenDirs(p config.Profile, socket string) map[string]string {
+	out := map[string]string{}
+	if socket != "" {
+		out[samePathKey(filepath.Dir(socket))] = "the agent's socket directory"
+	}
+	journal := expandHome(p.JournalDir)
+	if journal == "" {
+		journal, _ = refresh.DefaultJournalDir()
+	}
+	if journal != "" {
+		out[samePathKey(journal)] = "the journal directory"
+	}
+	if def, err := refresh.DefaultJournalDir(); err == nil {
+		out[samePathKey(filepath.Join(filepath.Dir(def), "refresher"))] = "the background refreshers' directory"
+	}
+	return out
 }
 
 // protectedPaths lists what credhelper itself keeps, which no sink may

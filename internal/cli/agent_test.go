@@ -239,6 +239,10 @@ func TestAgentSinkConfigErrors(t *testing.T) {
 		{"path = \"" + filepath.Join(dir, "p.json") + "\"", `the credential file of profile "p"`},
 		{"path = \"" + filepath.Join(dir, "p.json.lock") + "\"", `the lock of profile "p"'s credential file`},
 		{"path = \"" + cfg + "\"", "the config file"},
+		// Directories credhelper keeps its own files in.
+		{"path = \"" + filepath.Join(dir, "run", "agent.sock") + "\"", "in the agent's socket directory, which credhelper keeps to itself"},
+		{"path = \"" + filepath.Join(dir, "state", "credhelper", "journal", "x.json") + "\"", "in the journal directory"},
+		{"path = \"" + filepath.Join(dir, "state", "credhelper", "refresher", "x") + "\"", "in the background refreshers' directory"},
 	} {
 		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\n%s\n", filepath.Join(dir, "p.json"), c.sink)
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
@@ -273,6 +277,11 @@ backend = "file:DIR/r.json"
 path = "DIR/rout"
 format = "template"
 template = "{{.Nope}}"
+[profiles.j]
+backend = "file:DIR/j.json"
+journal_dir = "DIR/jj"
+[[profiles.j.sink]]
+path = "DIR/jj/entry.json"
 [profiles.ok]
 backend = "file:DIR/ok.json"
 [[profiles.ok.sink]]
@@ -287,7 +296,8 @@ mode = "0640"
 		`profile "p": sink ` + dir + `/out: mode 0644 lets others read the token`,
 		`profile "q": sink ` + dir + `/q.json: path is the credential file of profile "q"`,
 		`profile "r": agent: sink ` + dir + `/rout: template:`,
-		"3 problem(s)",
+		`profile "j": sink ` + dir + `/jj/entry.json: the file would be in the journal directory, which credhelper keeps to itself`,
+		"4 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("config check lacks %q:\n%s", want, r.stdout)

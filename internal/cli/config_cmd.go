@@ -108,7 +108,7 @@ func (a *app) checkConfig() error {
 		}
 		if len(r.Profile.Sink) > 0 {
 			// What the agent would refuse at start, for this profile only.
-			if _, err := sinkSpecs(r.Profile, (&agentRun{}).protectedPaths(cfg)); err != nil {
+			if _, err := sinkSpecs(r.Profile, (&agentRun{}).protectedPaths(cfg), agentSocketPath(cfg, "")); err != nil {
 				note(&problems, "%v", err)
 			}
 		}
