@@ -18,6 +18,11 @@ import (
 // not speak. Callers fall back to resolving the credential themselves.
 var ErrUnavailable = errors.New("agent: no agent answers")
 
+// ErrSilent reports an agent that accepted the connection but did not
+// answer a ping within AliveTimeout: stopped (SIGSTOP), hung or starved.
+// It wraps ErrUnavailable, so callers fall back; they should say so.
+var ErrSilent = errors.New("the agent did not answer")
+
 // ErrUnknownProfile reports that the agent does not serve the profile (or
 // serves another config file). Callers fall back to direct resolution.
 var ErrUnknownProfile = errors.New("agent: profile not served by the agent")
@@ -26,6 +31,13 @@ var ErrUnknownProfile = errors.New("agent: profile not served by the agent")
 // accepts at once or refuses at once; the bound only matters for an agent
 // whose accept backlog is full.
 const DefaultDialTimeout = 100 * time.Millisecond
+
+// AliveTimeout bounds the answer to the ping a client sends ahead of a
+// get or status on the same connection: a live agent answers a ping at
+// once, even while the request behind it waits for a refresh, so one that
+// does not is taken for absent (ErrSilent) instead of holding the caller
+// for the whole request timeout.
+const AliveTimeout = time.Second
 
 // DefaultRequestTimeout bounds one request when ctx has no deadline. A get
 // may wait for a refresh when the agent holds no valid pair.
@@ -112,10 +124,40 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("agent: encode request: %w", err)
 	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
+	// A ping ahead of the request, in the same write: its answer says the
+	// agent is alive before the caller waits for the request's.
+	alive := req.Op != OpPing
+	var out []byte
+	if alive {
+		out = append(out, pingLine...)
+	}
+	out = append(append(out, line...), '\n')
+	if _, err := conn.Write(out); err != nil {
 		return Response{}, fmt.Errorf("agent: send request: %w: %w", err, ErrUnavailable)
 	}
-	r, err := readResponse(bufio.NewReaderSize(conn, 4096))
+	br := bufio.NewReaderSize(conn, 4096)
+	if alive {
+		pingBy := time.Now().Add(AliveTimeout)
+		if deadline.Before(pingBy) {
+			pingBy = deadline
+		}
+		_ = conn.SetReadDeadline(pingBy)
+		if _, err := readResponse(br); err != nil {
+			if ctx.Err() != nil {
+				return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return Response{}, fmt.Errorf("agent: %s: %w within %v (stopped or hung?): %w", path, ErrSilent, AliveTimeout, ErrUnavailable)
+			}
+			return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
+		}
+		_ = conn.SetReadDeadline(deadline)
+		if ctx.Err() != nil { // cancelled while the deadline was reset
+			return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
+		}
+	}
+	r, err := readResponse(br)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
@@ -133,6 +175,12 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	}
 	return r, nil
 }
+
+// pingLine is a ping request, newline included.
+var pingLine = func() []byte {
+	b, _ := json.Marshal(Request{V: ProtocolVersion, Op: OpPing})
+	return append(b, '\n')
+}()
 
 // readResponse reads one response line of at most MaxResponse bytes.
 func readResponse(br *bufio.Reader) (Response, error) {

@@ -3,12 +3,17 @@
 package agent
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDefaultSocketPathOrder: $XDG_RUNTIME_DIR if absolute, then
@@ -77,5 +82,60 @@ func TestSquattedSocketDirectory(t *testing.T) {
 	_, err = (&Client{Path: path}).Ping(t.Context())
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ping through a squatted directory = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestSilentAgent: an agent that accepts but does not answer (stopped,
+// hung) is taken for absent within AliveTimeout, not after the request's
+// timeout; a live agent whose answer to the request itself takes longer
+// is waited for.
+func TestSilentAgent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	slowGet := make(chan bool, 1) // true: answer the ping, then the get after 1.5s
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if !<-slowGet {
+					time.Sleep(10 * time.Second) // accepted, never answers
+					return
+				}
+				br := bufio.NewReader(c)
+				for n := 0; n < 2; n++ {
+					if _, err := br.ReadBytes('\n'); err != nil {
+						return
+					}
+					if n == 1 {
+						time.Sleep(1500 * time.Millisecond)
+						fmt.Fprintf(c, "{\"v\":%d,\"token\":\"tok\",\"validUntil\":0}\n", ProtocolVersion)
+						return
+					}
+					fmt.Fprintf(c, "{\"v\":%d,\"pid\":1}\n", ProtocolVersion)
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	slowGet <- false
+	start := time.Now()
+	_, err = (&Client{Path: path}).Get(ctx, Request{Profile: "p"})
+	if !errors.Is(err, ErrSilent) || !errors.Is(err, ErrUnavailable) || time.Since(start) > AliveTimeout+time.Second {
+		t.Errorf("silent agent: %v after %v, want ErrSilent (and ErrUnavailable) after about %v", err, time.Since(start), AliveTimeout)
+	}
+	slowGet <- true
+	p, err := (&Client{Path: path}).Get(ctx, Request{Profile: "p"})
+	if err != nil || p.AuthToken != "tok" {
+		t.Errorf("live agent answering after 1.5s: %+v, %v; want its token", p, err)
 	}
 }

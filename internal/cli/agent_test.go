@@ -94,6 +94,9 @@ func TestViaAgent(t *testing.T) {
 		{name: "unknown profile falls back", profile: "q"},
 		{name: "more validity than the agent keeps falls back", tweak: func(a *app) { a.minValid = config.Duration{Duration: 2 * time.Hour} }, profile: "p", served: true},
 		{name: "agent error is final and typed", profile: "p", fail: fmt.Errorf("refresh: gone: %w", provider.ErrLineageBroken), wantOK: true, wantErr: provider.ErrLineageBroken, served: true},
+		// The agent works to the profile's min_validity; a caller with its
+		// own (--min-validity 0s) resolves by its own rule when that fails.
+		{name: "agent error with the caller's own --min-validity falls back", tweak: func(a *app) { a.minValid = zeroDuration(t) }, profile: "p", fail: fmt.Errorf("refresh: less than 1m left: %w", provider.ErrExpired), served: true},
 		{name: "endpoint checked by the agent", tweak: func(a *app) { a.endpoint = "cell-2.example.com" }, profile: "p", wantOK: true, wantErr: &provider.EndpointMismatchError{}, served: true},
 	}
 	for _, tc := range cases {
@@ -306,4 +309,14 @@ mode = "0640"
 	if r.code != 1 || strings.Contains(r.stdout, `profile "ok"`) {
 		t.Errorf("exit %d, want 1 and nothing about profile ok:\n%s", r.code, r.stdout)
 	}
+}
+
+// zeroDuration is "0s" as a flag or the environment sets it: set, zero.
+func zeroDuration(t *testing.T) config.Duration {
+	t.Helper()
+	var d config.Duration
+	if err := d.UnmarshalText([]byte("0s")); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -36,12 +36,20 @@ func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok
 		}
 	}
 	switch {
+	case errors.Is(err, agent.ErrSilent):
+		a.logger.Warn("credhelper: " + err.Error() + "; resolving directly")
+		return provider.Pair{}, false, nil
 	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrUnknownProfile):
 		if perr := agent.SocketProblem(c.Path); perr != nil {
 			// Another user may have created the socket's directory first.
 			a.logger.Warn("credhelper: " + perr.Error())
 		}
 		a.logger.Debug("credhelper: resolving directly, not through the agent", "reason", err.Error())
+		return provider.Pair{}, false, nil
+	case err != nil && a.minValid.IsSet():
+		// The agent works to the profile's min_validity; a caller who set
+		// its own (--min-validity 0s, say) is answered by its own rule.
+		a.logger.Debug("credhelper: the agent failed; resolving directly with --min-validity", "reason", err.Error())
 		return provider.Pair{}, false, nil
 	case err != nil:
 		return provider.Pair{}, true, err
