@@ -195,7 +195,7 @@ func TestAgentCommandRefuses(t *testing.T) {
 		{[]string{"agent", "--log-format", "xml"}, "--log-format"},
 		// Named on the command line, a profile that cannot be served
 		// stops the agent instead of being skipped.
-		{[]string{"agent", "--profiles", "p,bad"}, `--profiles names a profile that cannot be served (fix it, or leave it out of --profiles): profile "bad": `},
+		{[]string{"agent", "--profiles", "p,bad"}, `--profiles names a profile that cannot be served (fix it, or leave it out of --profiles): profile "bad": issuer in [profiles.bad] (` + cfg + `:5) names plugin "undefined"`},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"credhelper"}, tc.args...), strings.NewReader(""), &out, &errb)

@@ -314,6 +314,25 @@ func (v settingValue) Type() string {
 	return v.s.Type
 }
 
+// durationFlag is a command's own duration flag (not a setting) parsed as
+// settings are: "0s" is set (and zero), a negative or unitless value is
+// refused with the same words.
+type durationFlag struct{ d config.Duration }
+
+func (f *durationFlag) String() string {
+	if !f.d.IsSet() {
+		return ""
+	}
+	return f.d.String()
+}
+func (f *durationFlag) Set(x string) error {
+	if err := f.d.UnmarshalText([]byte(x)); err != nil {
+		return err
+	}
+	return nil
+}
+func (f *durationFlag) Type() string { return "duration" }
+
 // setup resolves the command settings (flag, then environment, then the
 // default), reads the profile settings given in the environment, and builds
 // the logger.

@@ -230,6 +230,22 @@ func TestGenerateAndRefreshWithDevIssuer(t *testing.T) {
 	if r := cli(t, "", "generate", be, is, "--session-token-env=DEV_SESSION"); r.code != 2 {
 		t.Fatalf("generate without --ttl/--never: exit %d, want 2", r.code)
 	}
+	// "0s" is a lifetime given, not a missing one, and never a silent
+	// "never expires".
+	for args, want := range map[string]string{
+		"--ttl=0s":         "--ttl 0s: the lifetime must be longer than zero",
+		"--ttl=0s --never": "give --ttl DURATION or --never, not both",
+		"--ttl=-5m":        `--ttl: "-5m" is negative`,
+		"--ttl=soon":       `--ttl: "soon" is not a duration`,
+	} {
+		r := cli(t, "", append([]string{"generate", be, is, "--session-token-env=DEV_SESSION"}, strings.Fields(args)...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("generate %s: exit %d, %q; want 2 and %q", args, r.code, r.stderr, want)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Fatalf("generate %s wrote %s (%v)", args, path, err)
+		}
+	}
 	if r := cli(t, "", "generate", be, is, "--session-token-env=NOT_SET_ANYWHERE", "--ttl=1h"); r.code != 2 || !strings.Contains(r.stderr, "NOT_SET_ANYWHERE") {
 		t.Fatalf("generate with an unset variable: %d %q", r.code, r.stderr)
 	}

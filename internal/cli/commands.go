@@ -346,7 +346,7 @@ func (a *app) store(ctx context.Context, w *wired, rec *provider.Record) (uint64
 func (a *app) generateCommand() *cobra.Command {
 	var (
 		sessionEnv, out, description string
-		ttl                          time.Duration
+		ttl                          durationFlag
 		never                        bool
 	)
 	cmd := &cobra.Command{
@@ -363,8 +363,13 @@ by accident.`,
   credhelper generate --issuer momento --session-token-env MOMENTO_SESSION_TOKEN --ttl 720h --backend awssm:momento/authentication-token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (ttl > 0) == never {
-				return usagef("generate: give exactly one of --ttl DURATION or --never")
+			switch {
+			case ttl.d.IsSet() && never:
+				return usagef("generate: give --ttl DURATION or --never, not both")
+			case !ttl.d.IsSet() && !never:
+				return usagef("generate: give the pair's lifetime: --ttl DURATION (such as 720h) or --never")
+			case ttl.d.IsSet() && ttl.d.Duration == 0:
+				return usagef("generate: --ttl %s: the lifetime must be longer than zero, such as 720h", ttl.d)
 			}
 			if sessionEnv == "" {
 				return usagef("generate: --session-token-env VAR is required (the session token is read from $VAR)")
@@ -389,7 +394,7 @@ by accident.`,
 			if !ok {
 				return usagef("generate: the issuer %q cannot mint pairs (OAuth2 first pairs come from a browser flow: store one with 'credhelper put')", w.profile.Issuer)
 			}
-			p, err := gen.Generate(cmd.Context(), provider.GenerateRequest{SessionToken: session, Lifetime: ttl, Never: never, Description: description})
+			p, err := gen.Generate(cmd.Context(), provider.GenerateRequest{SessionToken: session, Lifetime: ttl.d.Duration, Never: never, Description: description})
 			if err != nil {
 				return err
 			}
@@ -407,7 +412,7 @@ by accident.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&sessionEnv, "session-token-env", "", "environment variable holding the session token")
-	f.DurationVar(&ttl, "ttl", 0, "lifetime of the pair, e.g. 24h")
+	f.Var(&ttl, "ttl", "lifetime of the pair, e.g. 24h")
 	f.BoolVar(&never, "never", false, "mint a pair that never expires")
 	f.StringVar(&out, "out", "", "write the pair as JSON to this new file (created 0600) instead of storing it; \"-\" prints it")
 	f.StringVar(&description, "description", "", "description stored by the issuer")

@@ -104,7 +104,7 @@ func registry() []scheme {
 			check: checkPluginSpec,
 			openBackend: func(ctx context.Context, a *app, s spec, w *wired) (provider.Backend, string, error) {
 				name, _, _ := strings.Cut(s.rest, ":")
-				pl, err := a.openPlugin(name, w)
+				pl, err := a.openPlugin(name, "backend", w)
 				if err != nil {
 					return nil, "", err
 				}
@@ -173,7 +173,7 @@ func registry() []scheme {
 			check: checkPluginSpec,
 			openIssuer: func(ctx context.Context, a *app, s spec, w *wired) (provider.Issuer, error) {
 				name, _, _ := strings.Cut(s.rest, ":")
-				pl, err := a.openPlugin(name, w)
+				pl, err := a.openPlugin(name, "issuer", w)
 				if err != nil {
 					if !errors.As(err, new(usageError)) {
 						err = &issuerStartError{err} // its binary fails its pin or checks

@@ -232,11 +232,12 @@ func (a *app) wireParts(ctx context.Context, name string, withBackend bool) (*wi
 	return w, nil
 }
 
-// openPlugin starts the plugin [plugins.name] for profile w.
-func (a *app) openPlugin(name string, w *wired) (*plugins.Plugin, error) {
+// openPlugin starts the plugin [plugins.name] that profile w's setting
+// ("backend" or "issuer") names.
+func (a *app) openPlugin(name, setting string, w *wired) (*plugins.Plugin, error) {
 	def, ok := w.cfg.Plugins[name]
 	if !ok {
-		return nil, usagef("%s names plugin %q, which the config file does not define: add [plugins.%s] with path and sha256", w.resolved.Describe("backend"), name, name)
+		return nil, usagef("%s names plugin %q, which the config file does not define: add [plugins.%s] with path and sha256", w.resolved.Describe(setting), name, name)
 	}
 	if err := w.cfg.PluginProblems(w.name, name); err != nil {
 		return nil, usageError{err}
