@@ -138,6 +138,9 @@ func compileSink(spec SinkSpec) (*sink, error) {
 	if len(spec.Command) > 0 && spec.Command[0] == "" {
 		return nil, fmt.Errorf("agent: sink %s: the command's program is empty", spec.Path)
 	}
+	if err := checkSinkDir(spec.Path); err != nil {
+		return nil, err
+	}
 	s := &sink{spec: spec}
 	switch spec.Format {
 	case "", FormatToken, FormatJSON:
@@ -209,12 +212,7 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	defer d.Close()
 	name := filepath.Base(path)
 	if fi, err := d.Lstat("."); err == nil && sharedDir(fi) {
-		// Even sticky (as /tmp is): another user may have created the
-		// sink's name first, and the new file would keep their ownership.
-		return &fsutil.PathError{What: "sink directory", Path: d.Path(),
-			Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", modeBits(fi.Mode())),
-			Fix:     "keep sinks in a directory only you (and root) can write, such as /run/credhelper or ~/.local/state",
-			Err:     fsutil.ErrUntrusted}
+		return sharedDirError(d.Path(), fi)
 	}
 	if fi, err := d.Lstat(name); err == nil {
 		switch {
@@ -235,6 +233,30 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return d.Sync()
 	}
 	return d.WriteFile(name, data, mode)
+}
+
+// sharedDirError refuses a sink directory group or others can write,
+// even sticky (as /tmp is): another user may have created the sink's name
+// first, and the new file would keep their ownership.
+func sharedDirError(dir string, fi fs.FileInfo) error {
+	return &fsutil.PathError{What: "sink directory", Path: dir,
+		Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", modeBits(fi.Mode())),
+		Fix:     "keep sinks in a directory only you (and root) can write, such as /run/credhelper or ~/.local/state",
+		Err:     fsutil.ErrUntrusted}
+}
+
+// checkSinkDir reports, at start and reload, what every write would
+// refuse: a sink directory, or one above it, that fails the trust rule or
+// that others can write. Missing directories are fine (created 0700).
+func checkSinkDir(path string) error {
+	dir, err := fsutil.Resolve(filepath.Dir(path), sinkDirRule.What)
+	if err != nil {
+		return fmt.Errorf("agent: sink %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() && sharedDir(fi) {
+		return fmt.Errorf("agent: sink %s: %w", path, sharedDirError(dir, fi))
+	}
+	return nil
 }
 
 // modeBits is mode as chmod writes it, the sticky bit included (1777).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/credhelper/credhelper/agent/server"
 	"github.com/credhelper/credhelper/backends/file"
 	"github.com/credhelper/credhelper/internal/faults"
+	"github.com/credhelper/credhelper/internal/fsutil"
 	"github.com/credhelper/credhelper/internal/testexec"
 	"github.com/credhelper/credhelper/issuers/dev"
 	"github.com/credhelper/credhelper/issuers/momento"
@@ -426,12 +428,16 @@ func TestSinkDirectoryFaults(t *testing.T) {
 		name  string
 		fault func(dir string) (func() error, error)
 		want  string
+		// late: the fault comes after the agent started (a directory
+		// others can write is refused at start; see
+		// TestSinkDirectoryRefusedAtStart), and a new pair is written.
+		late bool
 	}{
-		{"read-only", faults.ReadOnly, "read-only file system"},
-		{"full", faults.Full, "no space left on device"},
+		{"read-only", faults.ReadOnly, "read-only file system", false},
+		{"full", faults.Full, "no space left on device", false},
 		{"writable by others", func(dir string) (func() error, error) {
 			return func() error { return os.Chmod(dir, 0o700) }, os.Chmod(dir, 0o777)
-		}, "writable by group or others"},
+		}, "writable by group or others", true},
 		// Sticky (as /tmp is) and another user's file already there: the
 		// agent would have handed the token to its owner.
 		{"sticky shared, another user's file first", func(dir string) (func() error, error) {
@@ -448,24 +454,30 @@ func TestSinkDirectoryFaults(t *testing.T) {
 				}
 				return os.Chmod(dir, 0o700)
 			}, os.Chmod(dir, 0o777|fs.ModeSticky)
-		}, "(mode 1777), so another user could create or link the sink file first"},
+		}, "(mode 1777), so another user could create or link the sink file first", true},
 		{"a link", func(dir string) (func() error, error) {
 			link := filepath.Join(dir, "token")
 			return func() error { return os.Remove(link) }, os.Symlink(filepath.Join(dir, "elsewhere"), link)
-		}, "is a symbolic link"},
+		}, "is a symbolic link", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "sinks")
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			undo, err := c.fault(dir)
-			if err != nil {
-				t.Fatal(err)
+			var undo func() error
+			fault := func() {
+				var err error
+				if undo, err = c.fault(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !c.late {
+				fault()
 			}
 			undone := false
 			defer func() {
-				if !undone {
+				if !undone && undo != nil {
 					undo()
 				}
 			}()
@@ -474,6 +486,16 @@ func TestSinkDirectoryFaults(t *testing.T) {
 			m := server.NewMetrics()
 			ts, logs := startSinkServer(t, fp, time.Second, m, server.SinkSpec{Path: filepath.Join(dir, "token")})
 			defer ts.stop(t)
+			if c.late {
+				waitFile(t, filepath.Join(dir, "token"), func(b []byte) bool { return string(b) == p.AuthToken+"\n" })
+				if err := os.Remove(filepath.Join(dir, "token")); err != nil {
+					t.Fatal(err)
+				}
+				fault()
+				p = testPair(2, time.Hour)
+				fp.set(p, nil)
+				ts.srv.Notify("p")
+			}
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				v, _ := promValue(parseProm(t, metricsText(t, m)), "credhelper_sink_write_failures_total", "profile", "p")
@@ -498,6 +520,36 @@ func TestSinkDirectoryFaults(t *testing.T) {
 			undone = true
 			waitFile(t, filepath.Join(dir, "token"), func(b []byte) bool { return string(b) == p.AuthToken+"\n" })
 		})
+	}
+}
+
+// TestSinkDirectoryRefusedAtStart: a sink directory others can write
+// (sticky or not), or under one, is refused when the agent starts (and at
+// reload, and by config check) rather than at every write.
+func TestSinkDirectoryRefusedAtStart(t *testing.T) {
+	base := t.TempDir()
+	shared, sticky := filepath.Join(base, "shared"), filepath.Join(base, "sticky")
+	for dir, mode := range map[string]fs.FileMode{shared: 0o777, sticky: 0o777 | fs.ModeSticky} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, want := range map[string]string{
+		filepath.Join(shared, "token"):           "is writable by group or others (mode 0777)",
+		filepath.Join(sticky, "token"):           "is writable by group or others (mode 1777)",
+		filepath.Join(shared, "sub", "dir", "t"): shared,
+	} {
+		_, err := server.New([]server.Profile{{Name: "p", Provider: &fakeProvider{pair: testPair(1, time.Hour)}, Keep: true,
+			Sinks: []server.SinkSpec{{Path: path}}}})
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, fsutil.ErrUntrusted) {
+			t.Errorf("sink %s: %v; want a refusal naming %q", path, err, want)
+		}
+		if _, serr := os.Stat(path); !os.IsNotExist(serr) {
+			t.Errorf("sink %s: created (%v)", path, serr)
+		}
 	}
 }
 
