@@ -211,10 +211,13 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := cfg.AgentProblems(); err != nil {
+		return usageError{err}
+	}
 	socket := agentSocketPath(cfg, f.socket)
-	metricsAddr := cmp.Or(f.metricsAddr, os.Getenv(config.EnvAgentMetricsAddr), cfg.Agent.MetricsAddr)
-	if metricsAddr != "" && !strings.HasPrefix(metricsAddr, "unix:") && !provider.LoopbackAddr(metricsAddr) {
-		return usagef("agent: --metrics-addr %q must be a loopback host:port such as 127.0.0.1:9464 (readable by every local user) or unix:PATH (readable by you alone): metrics are not served to the network", metricsAddr)
+	metricsAddr, err := agentMetricsAddr(cfg, f.metricsAddr)
+	if err != nil {
+		return err
 	}
 	cfgPath, err := absConfigPath(cfg)
 	if err != nil {
@@ -332,6 +335,27 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 // else [agent] socket, else the default.
 func agentSocketPath(cfg *config.File, flag string) string {
 	return cmp.Or(flag, os.Getenv(agent.SocketEnv), expandHome(cfg.Agent.Socket), agent.DefaultSocketPath())
+}
+
+// agentMetricsAddr is where the agent serves metrics: --metrics-addr,
+// else $CREDHELPER_AGENT_METRICS_ADDR, else [agent] metrics_addr; "" for
+// none. An address others could reach is refused, named as it was set.
+func agentMetricsAddr(cfg *config.File, flag string) (string, error) {
+	addr, from := flag, "--metrics-addr"
+	switch {
+	case addr != "":
+	case os.Getenv(config.EnvAgentMetricsAddr) != "":
+		addr, from = os.Getenv(config.EnvAgentMetricsAddr), "$"+config.EnvAgentMetricsAddr
+	default:
+		addr, from = cfg.Agent.MetricsAddr, "metrics_addr in [agent]"
+		if line := cfg.Line("agent", "metrics_addr"); cfg.Path != "" && line > 0 {
+			from += fmt.Sprintf(" (%s:%d)", cfg.Path, line)
+		}
+	}
+	if addr != "" && !strings.HasPrefix(addr, "unix:") && !provider.LoopbackAddr(addr) {
+		return "", usagef("agent: %s %q must be a loopback host:port such as 127.0.0.1:9464 (readable by every local user) or unix:PATH (readable by you alone): metrics are not served to the network", from, addr)
+	}
+	return addr, nil
 }
 
 // agentNames is every profile of cfg, or those --profiles names.

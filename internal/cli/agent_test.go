@@ -320,3 +320,36 @@ func zeroDuration(t *testing.T) config.Duration {
 	}
 	return d
 }
+
+// TestAgentSettingsInUsersWords: an [agent] setting the agent refuses is
+// named as it was set (file and line, variable, or flag), config check
+// reports it, and a problem in [agent] stops the agent instead of being
+// ignored.
+func TestAgentSettingsInUsersWords(t *testing.T) {
+	dir := isolate(t)
+	cfg := filepath.Join(dir, "config.toml")
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	write := func(agentTable string) {
+		body := agentTable + "\n[profiles.p]\nbackend = \"file:" + filepath.Join(dir, "c.json") + "\"\n"
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[agent]\nmetrics_addr = \"0.0.0.0:9464\"")
+	want := `metrics_addr in [agent] (` + cfg + `:2) "0.0.0.0:9464" must be a loopback host:port`
+	if r := cli(t, "", "agent"); r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("agent: exit %d, %q; want 2 and %q", r.code, r.stderr, want)
+	}
+	if r := cli(t, "", "config", "check"); r.code != 1 || !strings.Contains(r.stdout, want) {
+		t.Errorf("config check: exit %d, %q; want 1 and %q", r.code, r.stdout, want)
+	}
+	t.Setenv("CREDHELPER_AGENT_METRICS_ADDR", "10.0.0.1:1")
+	if r := cli(t, "", "agent"); r.code != 2 || !strings.Contains(r.stderr, `$CREDHELPER_AGENT_METRICS_ADDR "10.0.0.1:1" must be a loopback`) {
+		t.Errorf("agent with the variable: exit %d, %q", r.code, r.stderr)
+	}
+	t.Setenv("CREDHELPER_AGENT_METRICS_ADDR", "")
+	write("[agent]\nmetrics_addr = 5")
+	if r := cli(t, "", "agent"); r.code != 2 || !strings.Contains(r.stderr, "[agent] cannot be used") || !strings.Contains(r.stderr, "metrics_addr in [agent] must be a string") {
+		t.Errorf("agent with a bad [agent]: exit %d, %q; want 2 and the problem", r.code, r.stderr)
+	}
+}

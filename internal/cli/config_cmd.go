@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -116,6 +117,13 @@ func (a *app) checkConfig() error {
 			if !reads[t] && cfg.Profiles[name].HasTable(t) {
 				note(&warnings, "[profiles.%s.%s] is set, but neither its backend nor its issuer reads it", name, t)
 			}
+		}
+	}
+	if cfg.Agent.MetricsAddr != "" {
+		// What the agent would refuse of [agent] (the flag and the
+		// variable are the agent command's, not the file's).
+		if _, err := agentMetricsAddr(cfg, ""); err != nil && os.Getenv(config.EnvAgentMetricsAddr) == "" {
+			problems = append(problems, config.Problem{File: cfg.Path, Scope: "agent", Msg: message(err)})
 		}
 	}
 	for _, p := range problems {
