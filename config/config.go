@@ -204,9 +204,9 @@ type OAuth2 struct {
 type Bootstrap struct {
 	SessionTokenEnv  string   `toml:"session_token_env" help:"environment variable holding the session token for the issuer's generate call"`
 	SessionTokenFile string   `toml:"session_token_file" help:"file holding that session token"`
-	TTL              Duration `nonzero:"yes" toml:"ttl" help:"lifetime asked of a generated pair"`
+	TTL              Duration `nonzero:"yes" toml:"ttl" help:"lifetime asked of a generated pair" example:"\"720h\""`
 	Command          []string `toml:"command" help:"argv (not a shell string) of a command that prints a record as JSON" example:"[\"/usr/local/bin/mint-pair\", \"--json\"]"`
-	Timeout          Duration `nonzero:"yes" toml:"timeout" shown:"30s" help:"bound of the command or the generate call"`
+	Timeout          Duration `nonzero:"yes" toml:"timeout" shown:"30s" example:"\"30s\"" help:"bound of the command or the generate call"`
 }
 
 // Configured reports whether a bootstrap is set.

@@ -141,6 +141,10 @@ func (p path) table() string {
 		}
 		parts = append(parts, quoteKey(k))
 	}
+	if len(p) > 0 && strings.HasPrefix(p[len(p)-1], "[") {
+		// An element of an array of tables, written [[profiles.a.sink]].
+		return "[[" + strings.Join(parts, ".") + "]]"
+	}
 	return "[" + strings.Join(parts, ".") + "]"
 }
 

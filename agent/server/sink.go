@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -154,17 +155,24 @@ func compileSink(spec SinkSpec) (*sink, error) {
 	case FormatTemplate:
 		t, err := template.New(filepath.Base(spec.Path)).Option("missingkey=error").Parse(spec.Template)
 		if err != nil {
-			return nil, fmt.Errorf("agent: sink %s: template: %w", spec.Path, err)
+			return nil, fmt.Errorf("agent: sink %s: %s", spec.Path, templateProblem(err))
 		}
 		s.tmpl = t
 		sample := SinkData{Profile: "sample", Token: "sample-token", Endpoint: "cell.example.com", Expiry: "2030-01-01T00:00:00Z", ExpiryUnix: 1893456000, Generation: 1}
 		if err := t.Execute(&bytes.Buffer{}, sample); err != nil {
-			return nil, fmt.Errorf("agent: sink %s: template: %w (fields: .Profile .Token .Endpoint .Expiry .ExpiryUnix .Generation)", spec.Path, err)
+			return nil, fmt.Errorf("agent: sink %s: %s (fields: .Profile .Token .Endpoint .Expiry .ExpiryUnix .Generation)", spec.Path, templateProblem(err))
 		}
 	default:
 		return nil, fmt.Errorf("agent: sink %s: format %q: use token, env, json or template", spec.Path, spec.Format)
 	}
 	return s, nil
+}
+
+// templateProblem is a text/template error in the user's words: it
+// already starts "template: NAME:LINE:COL:", and the Go type the
+// template runs over means nothing to them.
+func templateProblem(err error) string {
+	return strings.ReplaceAll(err.Error(), " in type server.SinkData", "")
 }
 
 // render formats the pair as the file's content.

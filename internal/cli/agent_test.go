@@ -255,6 +255,9 @@ func TestAgentSinkConfigErrors(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("sink %q: exit %d, %q; want 2 and %q", c.sink, r.code, r.stderr, c.want)
 		}
+		if strings.Contains(r.stderr, "template: template:") || strings.Contains(r.stderr, "SinkData") {
+			t.Errorf("sink %q: the message is not in the user's words: %q", c.sink, r.stderr)
+		}
 	}
 }
 
