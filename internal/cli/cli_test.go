@@ -110,6 +110,17 @@ func TestPutGetStatus(t *testing.T) {
 	if _, ok := rec.Extra("rotation"); !ok {
 		t.Error("put dropped an unknown field")
 	}
+	// A valid pair under min_validity: status says what get will do.
+	r = cli(t, record("short-key", "short-refresh", time.Now().Add(30*time.Second).Unix()), "put", be)
+	if r.code != 0 {
+		t.Fatalf("third put: %s", r.stderr)
+	}
+	if r = cli(t, "", "status", be); r.code != 0 || !strings.Contains(r.stdout, "valid, but with less than min_validity (1m0s) left: get refreshes it first") {
+		t.Errorf("status of a pair with 30s left: exit %d:\n%s", r.code, r.stdout)
+	}
+	if r = cli(t, "", "status", be, "--min-validity", "10s"); !strings.Contains(r.stdout, "status:       valid\n") {
+		t.Errorf("status --min-validity 10s of a pair with 30s left:\n%s", r.stdout)
+	}
 }
 
 func TestPutRefusesBadInput(t *testing.T) {

@@ -104,6 +104,17 @@ type status struct {
 	// Refreshable reports an expired auth token whose issuer refreshes
 	// after expiry (OAuth2) and whose refresh token is not known expired.
 	Refreshable bool `json:"refreshableAfterExpiry,omitempty"`
+	// BelowMinValidity reports a valid pair with less than the profile's
+	// min_validity left: get refreshes it first, or refuses it.
+	BelowMinValidity   bool  `json:"belowMinValidity,omitempty"`
+	MinValiditySeconds int64 `json:"minValiditySeconds"`
+}
+
+// withMinValidity marks a valid pair with less than minValidity left.
+func (s status) withMinValidity(minValidity time.Duration, now time.Time, p provider.Pair) status {
+	s.MinValiditySeconds = int64(minValidity.Seconds())
+	s.BelowMinValidity = s.Valid && !p.Never() && !p.ValidFor(now, minValidity)
+	return s
 }
 
 func statusOf(p provider.Pair, rec *provider.Record, now time.Time) status {
@@ -166,6 +177,8 @@ func writeStatus(w io.Writer, key string, s status, asJSON bool) error {
 		validity = "EXPIRED, and so is its refresh token: store a new pair with 'credhelper generate' or 'credhelper put'"
 	case !s.Valid:
 		validity = "EXPIRED: store a new pair with 'credhelper generate' or 'credhelper put'"
+	case s.BelowMinValidity:
+		validity = fmt.Sprintf("valid, but with less than min_validity (%v) left: get refreshes it first, and without a refresh refuses it (--min-validity sets a lower bar)", time.Duration(s.MinValiditySeconds)*time.Second)
 	}
 	until, left := "never", "forever"
 	if s.ValidUntil != nil {
@@ -205,8 +218,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show validity, time left, generation and endpoint (never a token)",
 		Long: `status reads the stored record without refreshing it and reports its validity,
 time left, generation, endpoint, token form and fingerprint, and any refresh
-in flight. It never prints a token. The exit code is 1 if the pair has expired
-or its lineage is broken.`,
+in flight, and says when a valid pair has less than min_validity left (get
+then refreshes it first). It never prints a token. The exit code is 1 if the
+pair has expired or its lineage is broken.`,
 		Example: `  credhelper status --backend file:./cred.json
   credhelper status --profile prod --json`,
 		Args: cobra.NoArgs,
@@ -225,7 +239,7 @@ or its lineage is broken.`,
 				return err
 			}
 			now := time.Now()
-			s := statusOf(rec.Pair, rec, now)
+			s := statusOf(rec.Pair, rec, now).withMinValidity(w.profile.MinValidity.Duration, now, rec.Pair)
 			if w.issuer != nil {
 				s = s.withPolicy(provider.PolicyOf(w.issuer), now)
 			}
