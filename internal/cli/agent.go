@@ -303,7 +303,7 @@ func (a *app) runAgent(ctx context.Context, f agentFlags) (err error) {
 	t0 := time.Now()
 	srv.Warm(wctx)
 	cancel()
-	a.logger.Info("agent: profiles warmed", slog.Int("profiles", len(names)), slog.Duration("took", time.Since(t0)))
+	a.logger.Info("agent: profiles warmed", slog.Int("profiles", len(profiles)), slog.Duration("took", time.Since(t0)))
 	// Warming (and each reload) leaves garbage that a long-lived, mostly
 	// idle process would otherwise keep resident until the heap doubled:
 	// collect it and return the pages now.
