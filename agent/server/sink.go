@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,8 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -49,6 +50,9 @@ type SinkSpec struct {
 	// Template is the text/template source for FormatTemplate, executed
 	// over SinkData.
 	Template string
+	// TemplateName names the template in its errors (the template file's
+	// name); default "inline" (the template setting).
+	TemplateName string
 	// EnvVars names the variables of FormatEnv; default
 	// envexec.DefaultVars().
 	EnvVars envexec.Vars
@@ -153,7 +157,7 @@ func compileSink(spec SinkSpec) (*sink, error) {
 			return nil, fmt.Errorf("agent: sink %s: %w", spec.Path, err)
 		}
 	case FormatTemplate:
-		t, err := template.New(filepath.Base(spec.Path)).Option("missingkey=error").Parse(spec.Template)
+		t, err := template.New(cmp.Or(spec.TemplateName, "inline")).Option("missingkey=error").Parse(spec.Template)
 		if err != nil {
 			return nil, fmt.Errorf("agent: sink %s: %s", spec.Path, templateProblem(err))
 		}
@@ -172,8 +176,11 @@ func compileSink(spec SinkSpec) (*sink, error) {
 // already starts "template: NAME:LINE:COL:", and the Go type the
 // template runs over means nothing to them.
 func templateProblem(err error) string {
-	return strings.ReplaceAll(err.Error(), " in type server.SinkData", "")
+	return goType.ReplaceAllString(err.Error(), "")
 }
+
+// goType is text/template's " in type T" (server.SinkData, string).
+var goType = regexp.MustCompile(` in type [\w.*\[\]]+`)
 
 // render formats the pair as the file's content.
 func (s *sink) render(d SinkData) ([]byte, error) {
@@ -249,7 +256,7 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 func sharedDirError(dir string, fi fs.FileInfo) error {
 	return &fsutil.PathError{What: "sink directory", Path: dir,
 		Problem: fmt.Sprintf("is writable by group or others (mode %04o), so another user could create or link the sink file first", modeBits(fi.Mode())),
-		Fix:     "keep sinks in a directory only you (and root) can write, such as /run/credhelper or ~/.local/state",
+		Fix:     "keep sinks in a directory only you (and root) can write, such as one under $XDG_RUNTIME_DIR or ~/.local/state",
 		Err:     fsutil.ErrUntrusted}
 }
 

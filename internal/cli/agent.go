@@ -450,67 +450,97 @@ func usedPlugins(cfg *config.File, p config.Profile) map[string]config.Plugin {
 // could have written.
 func sinkSpecs(p config.Profile, protected map[string]string, socket string) ([]server.SinkSpec, error) {
 	var out []server.SinkSpec
+	var problems []error // one per sink, so config check lists them all
 	dirs := sinkForbiddenDirs(p, socket)
 	for _, s := range p.Sink {
-		if err := s.Check(); err != nil {
-			return nil, usageError{err}
-		}
-		mode, _ := s.FileMode() // checked
-		if mode&0o027 != 0 {
-			return nil, usagef("sink %s: mode %04o lets others read the token or group members change it: use 0600, or 0640 for a reader in the file's group", s.Path, mode)
-		}
-		if what, ok := protected[samePathKey(expandHome(s.Path))]; ok {
-			return nil, usagef("sink %s: path is %s, which the sink would overwrite: give the sink a file of its own", s.Path, what)
-		}
-		if what, ok := dirs[samePathKey(filepath.Dir(expandHome(s.Path)))]; ok {
-			return nil, usagef("sink %s: the file would be in %s, which credhelper keeps to itself: put the sink in a directory of its own", s.Path, what)
-		}
-		spec := server.SinkSpec{
-			Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: mode,
-			Command: s.Command, CommandTimeout: s.CommandTimeout.Duration, Remove: s.OnExpiry == config.SinkExpiryRemove,
-		}
-		if s.Format == config.SinkEnv {
-			spec.EnvVars = envexec.DefaultVars()
-			if p.Env.TokenVar != "" {
-				spec.EnvVars.Token = p.Env.TokenVar
-			}
-			if p.Env.EndpointVar != "" {
-				spec.EnvVars.Endpoint = p.Env.EndpointVar
-			}
-			spec.EnvVars.Expiry = p.Env.ExpiryVar
-		}
-		if s.TemplateFile != "" {
-			b, err := fsutil.ReadFile(expandHome(s.TemplateFile), fsutil.Rule{What: "sink template file", MaxSize: 1 << 20})
-			if err != nil {
-				return nil, usagef("sink %s: template_file: %v", s.Path, err)
-			}
-			spec.Template = string(b)
-		}
-		if err := spec.Check(); err != nil {
-			return nil, usageError{err}
+		spec, err := sinkSpec(p, s, protected, dirs)
+		if err != nil {
+			problems = append(problems, err)
+			continue
 		}
 		out = append(out, spec)
+	}
+	if len(problems) > 0 {
+		return nil, usageError{errors.Join(problems...)}
 	}
 	return out, nil
 }
 
-// sinkForbiddenDirs are the directories credhelper keeps files of its own
-// in, by samePathKey: a sink there could take the name of one of them
-// (the socket, a journal entry, a refresher's lock) or be taken for one.
-func sinkForbiddenDirs(p config.Profile, socket string) map[string]string {
-	out := map[string]string{}
+// sinkSpec is one [[sink]] entry as the server's spec, or why the agent
+// refuses it.
+func sinkSpec(p config.Profile, s config.Sink, protected map[string]string, dirs forbiddenDirs) (server.SinkSpec, error) {
+	if err := s.Check(); err != nil {
+		return server.SinkSpec{}, usageError{err}
+	}
+	mode, _ := s.FileMode() // checked
+	if mode&0o027 != 0 {
+		return server.SinkSpec{}, usagef("sink %s: mode %04o lets others read the token or group members change it: use 0600, or 0640 for a reader in the file's group", s.Path, mode)
+	}
+	if what, ok := protected[samePathKey(expandHome(s.Path))]; ok {
+		return server.SinkSpec{}, usagef("sink %s: path is %s, which the sink would overwrite: give the sink a file of its own", s.Path, what)
+	}
+	sinkDir := samePathKey(filepath.Dir(expandHome(s.Path)))
+	if what, ok := dirs.direct[sinkDir]; ok {
+		return server.SinkSpec{}, usagef("sink %s: the file would be in %s, which credhelper keeps to itself: put the sink in a directory of its own", s.Path, what)
+	}
+	for dir := sinkDir; ; dir = filepath.Dir(dir) {
+		if what, ok := dirs.tree[dir]; ok {
+			return server.SinkSpec{}, usagef("sink %s: the file would be in %s, which credhelper keeps to itself: put the sink in a directory of its own", s.Path, what)
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	spec := server.SinkSpec{
+		Path: expandHome(s.Path), Format: s.Format, Template: s.Template, Mode: mode,
+		Command: s.Command, CommandTimeout: s.CommandTimeout.Duration, Remove: s.OnExpiry == config.SinkExpiryRemove,
+	}
+	if s.Format == config.SinkEnv {
+		spec.EnvVars = envexec.DefaultVars()
+		if p.Env.TokenVar != "" {
+			spec.EnvVars.Token = p.Env.TokenVar
+		}
+		if p.Env.EndpointVar != "" {
+			spec.EnvVars.Endpoint = p.Env.EndpointVar
+		}
+		spec.EnvVars.Expiry = p.Env.ExpiryVar
+	}
+	if s.TemplateFile != "" {
+		b, err := fsutil.ReadFile(expandHome(s.TemplateFile), fsutil.Rule{What: "sink template file", MaxSize: 1 << 20})
+		if err != nil {
+			return server.SinkSpec{}, usagef("sink %s: template_file: %v", s.Path, err)
+		}
+		spec.Template, spec.TemplateName = string(b), filepath.Base(s.TemplateFile)
+	}
+	if err := spec.Check(); err != nil {
+		return server.SinkSpec{}, usageError{err}
+	}
+	return spec, nil
+}
+
+// forbiddenDirs are where credhelper keeps files of its own, by
+// samePathKey: no sink may be directly in a direct one (the agent's socket
+// directory, which may be a directory of other uses, such as the home
+// directory for --socket ~/agent.sock: a sink there could take the
+// socket's name), nor anywhere under a tree one (the journal and the
+// background refreshers' directories, credhelper's alone: a sink there
+// could take an entry's or a lock's name, or be taken for an entry).
+type forbiddenDirs struct{ direct, tree map[string]string }
+
+func sinkForbiddenDirs(p config.Profile, socket string) forbiddenDirs {
+	out := forbiddenDirs{direct: map[string]string{}, tree: map[string]string{}}
 	if socket != "" {
-		out[samePathKey(filepath.Dir(socket))] = "the agent's socket directory"
+		out.direct[samePathKey(filepath.Dir(socket))] = "the agent's socket directory"
 	}
 	journal := expandHome(p.JournalDir)
 	if journal == "" {
 		journal, _ = refresh.DefaultJournalDir()
 	}
 	if journal != "" {
-		out[samePathKey(journal)] = "the journal directory"
+		out.tree[samePathKey(journal)] = "the journal directory"
 	}
 	if def, err := refresh.DefaultJournalDir(); err == nil {
-		out[samePathKey(filepath.Join(filepath.Dir(def), "refresher"))] = "the background refreshers' directory"
+		out.tree[samePathKey(filepath.Join(filepath.Dir(def), "refresher"))] = "the background refreshers' directory"
 	}
 	return out
 }

@@ -246,6 +246,7 @@ func TestAgentSinkConfigErrors(t *testing.T) {
 		{"path = \"" + filepath.Join(dir, "run", "agent.sock") + "\"", "in the agent's socket directory, which credhelper keeps to itself"},
 		{"path = \"" + filepath.Join(dir, "state", "credhelper", "journal", "x.json") + "\"", "in the journal directory"},
 		{"path = \"" + filepath.Join(dir, "state", "credhelper", "refresher", "x") + "\"", "in the background refreshers' directory"},
+		{"path = \"" + filepath.Join(dir, "state", "credhelper", "journal", "sub", "x") + "\"", "in the journal directory"},
 	} {
 		body := fmt.Sprintf("[profiles.p]\nbackend = \"file:%s\"\n[[profiles.p.sink]]\n%s\n", filepath.Join(dir, "p.json"), c.sink)
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
@@ -288,6 +289,10 @@ backend = "file:DIR/j.json"
 journal_dir = "DIR/jj"
 [[profiles.j.sink]]
 path = "DIR/jj/entry.json"
+[[profiles.j.sink]]
+path = "DIR/jout"
+format = "template"
+template_file = "DIR/j.tmpl"
 [profiles.ok]
 backend = "file:DIR/ok.json"
 [[profiles.ok.sink]]
@@ -297,13 +302,19 @@ mode = "0640"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "j.tmpl"), []byte("x={{.Token}}\ny={{.Expiry.Foo}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := cli(t, "", "config", "check")
 	for _, want := range []string{
 		`profile "p": sink ` + dir + `/out: mode 0644 lets others read the token`,
 		`profile "q": sink ` + dir + `/q.json: path is the credential file of profile "q"`,
 		`profile "r": agent: sink ` + dir + `/rout: template:`,
 		`profile "j": sink ` + dir + `/jj/entry.json: the file would be in the journal directory, which credhelper keeps to itself`,
-		"4 problem(s)",
+		// Every broken sink of a profile, not the first only; a template
+		// file's error names the template file, and no Go type.
+		`profile "j": agent: sink ` + dir + `/jout: template: j.tmpl:2:11: executing "j.tmpl" at <.Expiry.Foo>: can't evaluate field Foo (fields:`,
+		"5 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("config check lacks %q:\n%s", want, r.stdout)

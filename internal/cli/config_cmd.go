@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -110,7 +111,14 @@ func (a *app) checkConfig() error {
 		if len(r.Profile.Sink) > 0 {
 			// What the agent would refuse at start, for this profile only.
 			if _, err := sinkSpecs(r.Profile, (&agentRun{}).protectedPaths(cfg), agentSocketPath(cfg, "")); err != nil {
-				note(&problems, "%v", err)
+				var joined interface{ Unwrap() []error }
+				if errors.As(err, &joined) {
+					for _, e := range joined.Unwrap() { // one per sink
+						note(&problems, "%v", e)
+					}
+				} else {
+					note(&problems, "%v", err)
+				}
 			}
 		}
 		for _, t := range []string{"aws", "vault", "oauth2"} {
@@ -134,7 +142,7 @@ func (a *app) checkConfig() error {
 	}
 	switch {
 	case len(problems) > 0:
-		fmt.Fprintf(a.stdout, "%s: %d problem(s), %d warning(s); a profile with a problem cannot be used, the others can\n", cfg.Path, len(problems), len(warnings))
+		fmt.Fprintf(a.stdout, "%s: %d problem(s), %d warning(s); a profile with a problem cannot be used, the others can (a problem in [agent] stops the agent)\n", cfg.Path, len(problems), len(warnings))
 		return exitStatus(1)
 	case len(warnings) > 0:
 		fmt.Fprintf(a.stdout, "%s: no problems, %d warning(s), %d profile(s)\n", cfg.Path, len(warnings), len(cfg.Profiles))
