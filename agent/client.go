@@ -126,9 +126,9 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	}
 	// A ping ahead of the request, in the same write: its answer says the
 	// agent is alive before the caller waits for the request's.
-	alive := req.Op != OpPing
+	ping := req.Op == OpPing
 	var out []byte
-	if alive {
+	if !ping {
 		out = append(out, pingLine...)
 	}
 	out = append(append(out, line...), '\n')
@@ -136,33 +136,35 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("agent: send request: %w: %w", err, ErrUnavailable)
 	}
 	br := bufio.NewReaderSize(conn, 4096)
-	if alive {
-		pingBy := time.Now().Add(AliveTimeout)
-		if deadline.Before(pingBy) {
-			pingBy = deadline
-		}
-		_ = conn.SetReadDeadline(pingBy)
-		if _, err := readResponse(br); err != nil {
-			if ctx.Err() != nil {
-				return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return Response{}, fmt.Errorf("agent: %s: %w within %v (stopped or hung?): %w", path, ErrSilent, AliveTimeout, ErrUnavailable)
-			}
-			return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
-		}
-		_ = conn.SetReadDeadline(deadline)
-		if ctx.Err() != nil { // cancelled while the deadline was reset
-			return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
-		}
+	// The first answer, the ping's, within AliveTimeout.
+	pingBy := time.Now().Add(AliveTimeout)
+	if deadline.Before(pingBy) {
+		pingBy = deadline
 	}
-	r, err := readResponse(br)
+	_ = conn.SetReadDeadline(pingBy)
+	first, err := readResponse(br)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return Response{}, &silentError{path: path}
+		}
 		return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
+	}
+	r := first
+	if !ping {
+		_ = conn.SetReadDeadline(deadline)
+		if ctx.Err() != nil { // cancelled while the deadline was reset
+			return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
+		}
+		if r, err = readResponse(br); err != nil {
+			if ctx.Err() != nil {
+				return Response{}, fmt.Errorf("agent: waiting for the agent: %w", ctx.Err())
+			}
+			return Response{}, fmt.Errorf("%w: %w", err, ErrUnavailable)
+		}
 	}
 	if r.Error != "" {
 		switch r.Kind {
@@ -175,6 +177,25 @@ func (c *Client) do(ctx context.Context, req Request) (Response, error) {
 	}
 	return r, nil
 }
+
+// SilentEnv is set by the credhelper front, for the credhelper-full it
+// executes, to the socket of an agent that did not answer it (ErrSilent):
+// the full binary then does not wait for that agent a second time.
+// credhelper-full removes it from its environment at start.
+const SilentEnv = "CREDHELPER_INTERNAL_AGENT_SILENT"
+
+// Silent returns the ErrSilent error for the agent at path.
+func Silent(path string) error { return &silentError{path: path} }
+
+// silentError is ErrSilent for the agent at path; it is ErrUnavailable
+// too.
+type silentError struct{ path string }
+
+func (e *silentError) Error() string {
+	return fmt.Sprintf("the agent at %s did not answer within %v (stopped or hung?)", e.path, AliveTimeout)
+}
+
+func (e *silentError) Is(target error) bool { return target == ErrSilent || target == ErrUnavailable }
 
 // pingLine is a ping request, newline included.
 var pingLine = func() []byte {

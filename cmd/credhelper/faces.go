@@ -206,6 +206,7 @@ func fromAgent(cfg *config.File, cfgPath string, profiles []string, wait time.Du
 		// The config file moves the socket, unless an agent answers at the
 		// default one (credhelper-full tries that first too).
 		if _, err := c.Ping(context.Background()); err != nil {
+			noteSilent(err, c.Path)
 			c.Path = expandHome(cfg.Agent.Socket)
 		}
 	}
@@ -215,6 +216,7 @@ func fromAgent(cfg *config.File, cfgPath string, profiles []string, wait time.Du
 	for _, name := range profiles {
 		p, err := c.Get(ctx, agent.Request{Profile: name, Endpoint: os.Getenv("CREDHELPER_ENDPOINT"), Config: cfgPath})
 		if err != nil || p.AuthToken == "" {
+			noteSilent(err, c.Path)
 			return nil, false
 		}
 		pairs[name] = p

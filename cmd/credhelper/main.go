@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,7 +100,17 @@ func fastGet(args []string) (token string, ok bool) {
 	c := agent.Client{Path: agent.SocketPath()}
 	p, err := c.Get(ctx, agent.Request{Profile: profile, Endpoint: os.Getenv(config.EnvEndpoint), Config: cfg})
 	if err != nil || p.AuthToken == "" {
+		noteSilent(err, c.Path)
 		return "", false
 	}
 	return p.AuthToken, true
+}
+
+// noteSilent tells credhelper-full, through its environment, that the
+// agent at path did not answer, so it warns and resolves directly instead
+// of waiting for it again.
+func noteSilent(err error, path string) {
+	if errors.Is(err, agent.ErrSilent) {
+		_ = os.Setenv(agent.SilentEnv, path)
+	}
 }

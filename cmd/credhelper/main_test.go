@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
@@ -129,5 +131,44 @@ func TestFrontExecsFull(t *testing.T) {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "credhelper-full") {
 		t.Fatalf("without credhelper-full: err %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestFrontSilentAgent: an agent that accepts but does not answer holds
+// the front about agent.AliveTimeout, and the front tells credhelper-full
+// (through agent.SilentEnv) not to wait for it again.
+func TestFrontSilentAgent(t *testing.T) {
+	dir := t.TempDir()
+	front := filepath.Join(dir, "credhelper")
+	if out, err := exec.Command("go", "build", "-o", front, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	stand := filepath.Join(dir, "credhelper-full")
+	os.WriteFile(stand, []byte("#!/bin/sh\necho \"full $* silent=$"+agent.SilentEnv+"\"\n"), 0o755)
+	t.Setenv(agent.SocketEnv, sock)
+	t.Setenv("CREDHELPER_CONFIG", filepath.Join(dir, "config.toml"))
+	t.Setenv("CREDHELPER_FULL", "")
+	start := time.Now()
+	out, err := exec.Command(front, "get").Output()
+	if err != nil || string(out) != "full get silent="+sock+"\n" {
+		t.Fatalf("front get with a silent agent = %q, %v; want credhelper-full told the agent is silent", out, err)
+	}
+	if d := time.Since(start); d > agent.AliveTimeout+2*time.Second {
+		t.Errorf("the front waited %v for a silent agent, want about %v", d, agent.AliveTimeout)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/credhelper/credhelper/config"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/credhelper/credhelper/config"
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
@@ -365,5 +366,32 @@ func TestAgentSettingsInUsersWords(t *testing.T) {
 	write("[agent]\nmetrics_addr = 5")
 	if r := cli(t, "", "agent"); r.code != 2 || !strings.Contains(r.stderr, "[agent] cannot be used") || !strings.Contains(r.stderr, "metrics_addr in [agent] must be a string") {
 		t.Errorf("agent with a bad [agent]: exit %d, %q; want 2 and the problem", r.code, r.stderr)
+	}
+}
+
+// TestSilentAgentNote: told by the front that the agent did not answer,
+// credhelper-full warns once, resolves directly without asking it again,
+// and removes the note from its environment (so a command it runs does
+// not inherit it).
+func TestSilentAgentNote(t *testing.T) {
+	dir := isolate(t)
+	sock := filepath.Join(dir, "nobody-answers.sock") // nothing listens: asking would fail differently
+	cfg := filepath.Join(dir, "config.toml")
+	body := "[profiles.default]\nbackend = \"file:" + filepath.Join(dir, "c.json") + "\"\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CREDHELPER_CONFIG", cfg)
+	t.Setenv(agent.SocketEnv, sock)
+	if r := cli(t, record(secretKey, secretRefresh, 0), "put"); r.code != 0 {
+		t.Fatalf("put: %s", r.stderr)
+	}
+	t.Setenv(agent.SilentEnv, sock)
+	r := cli(t, "", "get")
+	if r.code != 0 || r.stdout != secretKey+"\n" || strings.Count(r.stderr, "did not answer within") != 1 {
+		t.Errorf("get after the front found the agent silent: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if v, ok := os.LookupEnv(agent.SilentEnv); ok {
+		t.Errorf("$%s still set (%q): a command credhelper runs would inherit it", agent.SilentEnv, v)
 	}
 }

@@ -24,14 +24,20 @@ func (a *app) viaAgent(ctx context.Context, profile string) (p provider.Pair, ok
 	}
 	req := agent.Request{Profile: profile, Endpoint: a.endpoint, Config: a.agentConfigPath()}
 	c := agent.Client{Path: agent.SocketPath()}
-	p, err = c.Get(ctx, req)
+	get := func() (provider.Pair, error) {
+		if c.Path == a.agentSilent {
+			return provider.Pair{}, agent.Silent(c.Path) // the front waited for it already
+		}
+		return c.Get(ctx, req)
+	}
+	p, err = get()
 	if errors.Is(err, agent.ErrUnavailable) && os.Getenv(agent.SocketEnv) == "" {
 		// The config file may move the socket. Reading it costs nothing
 		// extra: direct resolution, which comes next, reads it anyway.
 		if cfg, cerr := a.loadConfig(); cerr == nil && cfg.Agent.Socket != "" {
 			if alt := expandHome(cfg.Agent.Socket); alt != c.Path {
 				c.Path = alt
-				p, err = c.Get(ctx, req)
+				p, err = get()
 			}
 		}
 	}

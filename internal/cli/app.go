@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/config"
 	"github.com/credhelper/credhelper/internal/facerules"
 )
@@ -68,6 +69,9 @@ type app struct {
 	issuer     string
 	endpoint   string
 	minValid   config.Duration
+	// agentSilent is the socket of an agent the front found silent
+	// (agent.SilentEnv): not asked again.
+	agentSilent string
 
 	cfg *config.File // loaded once
 	// clients, when set, shares backends and issuers between profiles
@@ -104,6 +108,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // main runs args: a face chosen by the program's name, or the command tree.
 func (a *app) main(ctx context.Context, args []string) int {
+	// Before anything that could start a process: the front's note is
+	// for this process alone.
+	if silent, ok := os.LookupEnv(agent.SilentEnv); ok {
+		a.agentSilent = silent
+		_ = os.Unsetenv(agent.SilentEnv)
+	}
 	if code, ok := a.dispatchByName(ctx, args); ok {
 		return code
 	}
