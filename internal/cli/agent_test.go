@@ -355,7 +355,7 @@ func TestAgentSettingsInUsersWords(t *testing.T) {
 	if r := cli(t, "", "agent"); r.code != 2 || !strings.Contains(r.stderr, want) {
 		t.Errorf("agent: exit %d, %q; want 2 and %q", r.code, r.stderr, want)
 	}
-	if r := cli(t, "", "config", "check"); r.code != 1 || !strings.Contains(r.stdout, want) {
+	if r := cli(t, "", "config", "check"); r.code != 1 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "a problem in [agent] stops the agent") {
 		t.Errorf("config check: exit %d, %q; want 1 and %q", r.code, r.stdout, want)
 	}
 	t.Setenv("CREDHELPER_AGENT_METRICS_ADDR", "10.0.0.1:1")

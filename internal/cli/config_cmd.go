@@ -142,7 +142,14 @@ func (a *app) checkConfig() error {
 	}
 	switch {
 	case len(problems) > 0:
-		fmt.Fprintf(a.stdout, "%s: %d problem(s), %d warning(s); a profile with a problem cannot be used, the others can (a problem in [agent] stops the agent)\n", cfg.Path, len(problems), len(warnings))
+		summary := "a profile with a problem cannot be used, the others can"
+		for _, p := range problems {
+			if p.Scope == "agent" {
+				summary += "; a problem in [agent] stops the agent"
+				break
+			}
+		}
+		fmt.Fprintf(a.stdout, "%s: %d problem(s), %d warning(s); %s\n", cfg.Path, len(problems), len(warnings), summary)
 		return exitStatus(1)
 	case len(warnings) > 0:
 		fmt.Fprintf(a.stdout, "%s: no problems, %d warning(s), %d profile(s)\n", cfg.Path, len(warnings), len(cfg.Profiles))
