@@ -46,6 +46,7 @@ var kindCodes = map[provider.Kind]codes.Code{
 	provider.KindInvalidRecord:    codes.InvalidArgument,
 	provider.KindInvalidToken:     codes.InvalidArgument,
 	provider.KindPermission:       codes.PermissionDenied,
+	provider.KindNoIssuer:         codes.FailedPrecondition,
 	provider.KindUnsupported:      codes.Unimplemented,
 	provider.KindNotDelivered:     codes.Unavailable,
 	provider.KindDeadlineExceeded: codes.DeadlineExceeded,

@@ -39,6 +39,9 @@ var (
 	ErrNotDelivered = errors.New("request not delivered")
 	// ErrUnsupported reports an optional capability an implementation lacks.
 	ErrUnsupported = errors.New("operation not supported")
+	// ErrNoIssuer reports a pair due for refresh where no issuer is
+	// configured; it wraps ErrUnsupported.
+	ErrNoIssuer = fmt.Errorf("no issuer configured: %w", ErrUnsupported)
 	// ErrPermission reports access denied by a backend or issuer; it is
 	// permanent until a person changes a policy.
 	ErrPermission = errors.New("permission denied")

@@ -98,13 +98,16 @@ func TestNotDeliveredInsideTransient(t *testing.T) {
 }
 
 func TestSentinelsDistinct(t *testing.T) {
+	// A sentinel may refine one other, listed here: it is that one too
+	// (its kind comes first in kinds.go, the more telling).
+	refines := map[string]string{"ErrNoIssuer": "ErrUnsupported"}
 	for name, err := range sentinels {
 		msg := err.Error()
 		if msg == "" || msg != strings.ToLower(msg) || strings.ContainsAny(msg, "\n.") {
 			t.Errorf("%s text %q: want a non-empty lowercase phrase", name, msg)
 		}
 		for other, oerr := range sentinels {
-			if other != name && errors.Is(err, oerr) {
+			if other != name && errors.Is(err, oerr) && refines[name] != other {
 				t.Errorf("errors.Is(%s, %s) = true, want false", name, other)
 			}
 		}

@@ -23,6 +23,7 @@ const (
 	KindInvalidToken     Kind = "invalid_token"
 	KindReadOnly         Kind = "read_only"
 	KindConflict         Kind = "conflict"
+	KindNoIssuer         Kind = "no_issuer"
 	KindUnsupported      Kind = "unsupported"
 	KindNotDelivered     Kind = "not_delivered"
 	KindDeadlineExceeded Kind = "deadline_exceeded"
@@ -45,6 +46,7 @@ var kinds = [...]struct {
 	{KindInvalidToken, ErrInvalidToken},
 	{KindReadOnly, ErrReadOnly},
 	{KindConflict, ErrConflict},
+	{KindNoIssuer, ErrNoIssuer},
 	{KindUnsupported, ErrUnsupported},
 	{KindNotDelivered, ErrNotDelivered},
 	{KindDeadlineExceeded, context.DeadlineExceeded},

@@ -31,6 +31,7 @@ var sentinels = map[string]error{
 	"ErrInvalidToken":    provider.ErrInvalidToken,
 	"ErrNotDelivered":    provider.ErrNotDelivered,
 	"ErrUnsupported":     provider.ErrUnsupported,
+	"ErrNoIssuer":        provider.ErrNoIssuer,
 	"ErrPermission":      provider.ErrPermission,
 }
 

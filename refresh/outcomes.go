@@ -95,8 +95,9 @@ func (e *ReadOnlyError) Error() string {
 func (e *ReadOnlyError) Unwrap() error { return provider.ErrReadOnly }
 
 // ErrNoIssuer reports a pair due for refresh by an engine that has no
-// issuer. It wraps provider.ErrUnsupported.
-var ErrNoIssuer = fmt.Errorf("no issuer configured: %w", provider.ErrUnsupported)
+// issuer: provider.ErrNoIssuer, which wraps provider.ErrUnsupported and
+// crosses the agent and plugin boundaries as its own kind.
+var ErrNoIssuer = provider.ErrNoIssuer
 
 // errNoIssuer explains a due refresh without an issuer.
 func (pr *protocol) errNoIssuer(p provider.Pair) error {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credhelper/credhelper/config"
+	"github.com/credhelper/credhelper/refresh"
 
 	"github.com/credhelper/credhelper/agent"
 	"github.com/credhelper/credhelper/agent/server"
@@ -95,6 +96,8 @@ func TestViaAgent(t *testing.T) {
 		{name: "unknown profile falls back", profile: "q"},
 		{name: "more validity than the agent keeps falls back", tweak: func(a *app) { a.minValid = config.Duration{Duration: 2 * time.Hour} }, profile: "p", served: true},
 		{name: "agent error is final and typed", profile: "p", fail: fmt.Errorf("refresh: gone: %w", provider.ErrLineageBroken), wantOK: true, wantErr: provider.ErrLineageBroken, served: true},
+		// Its own kind, so the command's hint (pass --issuer ...) applies.
+		{name: "no issuer crosses the agent as itself", profile: "p", fail: fmt.Errorf("refresh: due: %w", refresh.ErrNoIssuer), wantOK: true, wantErr: refresh.ErrNoIssuer, served: true},
 		// The agent works to the profile's min_validity; a caller with its
 		// own (--min-validity 0s) resolves by its own rule when that fails.
 		{name: "agent error with the caller's own --min-validity falls back", tweak: func(a *app) { a.minValid = zeroDuration(t) }, profile: "p", fail: fmt.Errorf("refresh: less than 1m left: %w", provider.ErrExpired), served: true},
