@@ -6,7 +6,7 @@
 //
 // Errors: a plugin reports a failure as a gRPC status whose details hold a
 // google.rpc.ErrorInfo with domain "credhelper.plugin.v1", reason the
-// primary error kind (NOT_FOUND, CONFLICT, READ_ONLY, REFRESH_REJECTED,
+// primary error kind (NOT_FOUND, CONFLICT, READ_ONLY, REFRESH_REJECTED, NO_ISSUER,
 // PERMISSION, INVALID_RECORD, INVALID_TOKEN, EXPIRED, LINEAGE_BROKEN,
 // UNSUPPORTED, NOT_DELIVERED, DEADLINE_EXCEEDED, CANCELED or UNKNOWN) and
 // metadata "kinds" (every kind the error carries, comma separated) and
