@@ -153,9 +153,6 @@ func Reserve(path string) (*Reservation, error) {
 	return &Reservation{path: path, lock: lock}, nil
 }
 
-// Path returns the reserved socket path.
-func (r *Reservation) Path() string { return r.path }
-
 // Release gives the path up without listening; a no-op after Listen.
 func (r *Reservation) Release() {
 	if r.lock != nil {
