@@ -333,8 +333,7 @@ func (d *decoder) object(scope string, p path, m map[string]any, dst reflect.Val
 			}
 			fv.Set(out)
 		default:
-			s := Setting{Path: key, Type: typeName(f.Type), Example: f.Tag.Get("example"), Default: f.Tag.Get("default"), Positive: f.Tag.Get("nonzero") == "yes", kind: f.Type}
-			d.value(scope, p.add(key), s, val, fv)
+			d.value(scope, p.add(key), fieldSetting(f, key), val, fv)
 		}
 	}
 }

@@ -290,6 +290,19 @@ func LookupFlag(name string) (Setting, bool) {
 // settingsOf reads the leaf settings of struct type t, descending into
 // tables (but not into arrays of tables, whose entries are settings of
 // their own tables).
+// fieldSetting is what a struct field's tags say of the setting at path:
+// its type, help, defaults, flag, variable, flat key, example and whether
+// it must be positive (tag nonzero:"yes").
+func fieldSetting(f reflect.StructField, path string) Setting {
+	return Setting{
+		Path: path, Type: typeName(f.Type),
+		Help: f.Tag.Get("help"), Default: f.Tag.Get("default"), Shown: f.Tag.Get("shown"),
+		Flag: f.Tag.Get("flag"), Env: f.Tag.Get("env"), Flat: f.Tag.Get("flat"), Example: f.Tag.Get("example"),
+		Positive: f.Tag.Get("nonzero") == "yes",
+		kind:     f.Type,
+	}
+}
+
 func settingsOf(scope Scope, t reflect.Type) []Setting {
 	var out []Setting
 	var walk func(t reflect.Type, prefix string, index []int, inherit bool, whole string)
@@ -316,13 +329,8 @@ func settingsOf(scope Scope, t reflect.Type) []Setting {
 				walk(f.Type, prefix+key+".", idx, inh, w)
 				continue
 			}
-			s := Setting{
-				Scope: scope, Path: prefix + key, Type: typeName(f.Type),
-				Help: f.Tag.Get("help"), Default: f.Tag.Get("default"), Shown: f.Tag.Get("shown"),
-				Flag: f.Tag.Get("flag"), Env: f.Tag.Get("env"), Flat: f.Tag.Get("flat"), Example: f.Tag.Get("example"),
-				Positive: f.Tag.Get("nonzero") == "yes",
-				index:    idx, inherit: inh, whole: whole, kind: f.Type,
-			}
+			s := fieldSetting(f, prefix+key)
+			s.Scope, s.index, s.inherit, s.whole = scope, idx, inh, whole
 			if s.Env == "" && s.Flag != "" {
 				s.Env = EnvPrefix + strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_"))
 			}

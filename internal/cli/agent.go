@@ -532,15 +532,12 @@ func sinkForbiddenDirs(p config.Profile, socket string) forbiddenDirs {
 	if socket != "" {
 		out.direct[samePathKey(filepath.Dir(socket))] = "the agent's socket directory"
 	}
-	journal := expandHome(p.JournalDir)
-	if journal == "" {
-		journal, _ = refresh.DefaultJournalDir()
-	}
-	if journal != "" {
+	def, _ := refresh.DefaultJournalDir() // "" when there is no state directory
+	if journal := cmp.Or(expandHome(p.JournalDir), def); journal != "" {
 		out.tree[samePathKey(journal)] = "the journal directory"
 	}
-	if def, err := refresh.DefaultJournalDir(); err == nil {
-		out.tree[samePathKey(filepath.Join(filepath.Dir(def), "refresher"))] = "the background refreshers' directory"
+	if dir, err := refresherPath(); err == nil {
+		out.tree[samePathKey(dir)] = "the background refreshers' directory"
 	}
 	return out
 }

@@ -335,13 +335,8 @@ func (f *durationFlag) String() string {
 	}
 	return f.d.String()
 }
-func (f *durationFlag) Set(x string) error {
-	if err := f.d.UnmarshalText([]byte(x)); err != nil {
-		return err
-	}
-	return nil
-}
-func (f *durationFlag) Type() string { return "duration" }
+func (f *durationFlag) Set(x string) error { return f.d.UnmarshalText([]byte(x)) }
+func (f *durationFlag) Type() string       { return "duration" }
 
 // setup resolves the command settings (flag, then environment, then the
 // default), reads the profile settings given in the environment, and builds

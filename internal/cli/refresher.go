@@ -54,11 +54,21 @@ const refresherLogLimit = 1 << 20
 // locks, outcomes and log: a directory of this user's under the state
 // directory, held to the local-state trust rule.
 func refresherDir() (*fsutil.Dir, error) {
-	j, err := refresh.DefaultJournalDir()
+	path, err := refresherPath()
 	if err != nil {
 		return nil, err
 	}
-	return fsutil.MkdirAll(filepath.Join(filepath.Dir(j), "refresher"), fsutil.Rule{What: "refresher directory", Mine: true})
+	return fsutil.MkdirAll(path, fsutil.Rule{What: "refresher directory", Mine: true})
+}
+
+// refresherPath is the refreshers' directory: "refresher" beside the
+// default journal directory.
+func refresherPath() (string, error) {
+	j, err := refresh.DefaultJournalDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(j), "refresher"), nil
 }
 
 // refresherFile is what a refresher's status and log must be.
